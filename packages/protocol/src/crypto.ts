@@ -1,0 +1,120 @@
+/**
+ * Node identity and message signing. Ed25519 through WebCrypto, so the same
+ * code runs in Node and in a browser tab (a browser agent is a node too).
+ */
+
+import type { webcrypto } from 'node:crypto';
+
+// Type-only: the runtime object is globalThis.crypto, present in Node and browsers.
+export type CryptoKey = webcrypto.CryptoKey;
+const subtle = globalThis.crypto.subtle;
+const ED25519 = { name: 'Ed25519' } as const;
+
+export interface NodeKeyPair {
+  /** Hex of the 32-byte raw public key; this is the node id. */
+  readonly publicKeyHex: string;
+  readonly privateKey: CryptoKey;
+  /** PKCS#8 DER of the private key, for storing in the agent's key file. */
+  readonly pkcs8: Uint8Array;
+}
+
+export async function generateNodeKey(): Promise<NodeKeyPair> {
+  const pair = (await subtle.generateKey(ED25519, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const raw = new Uint8Array(await subtle.exportKey('raw', pair.publicKey));
+  const pkcs8 = new Uint8Array(await subtle.exportKey('pkcs8', pair.privateKey));
+  return { publicKeyHex: toHex(raw), privateKey: pair.privateKey, pkcs8 };
+}
+
+/** Restores a key pair from its PKCS#8 bytes (the public key is re-derived). */
+export async function importNodeKey(pkcs8: Uint8Array): Promise<NodeKeyPair> {
+  const privateKey = await subtle.importKey('pkcs8', pkcs8, ED25519, true, ['sign']);
+  // WebCrypto cannot derive a public key directly; the JWK export carries it.
+  const jwk = await subtle.exportKey('jwk', privateKey);
+  if (typeof jwk.x !== 'string') throw new Error('key file does not hold an Ed25519 key');
+  return { publicKeyHex: toHex(fromBase64Url(jwk.x)), privateKey, pkcs8 };
+}
+
+export async function sign(key: CryptoKey, data: Uint8Array): Promise<string> {
+  return toHex(new Uint8Array(await subtle.sign(ED25519, key, data)));
+}
+
+const verifyKeys = new Map<string, Promise<CryptoKey>>();
+
+export async function verify(publicKeyHex: string, signatureHex: string, data: Uint8Array): Promise<boolean> {
+  if (!/^[0-9a-f]{64}$/.test(publicKeyHex) || !/^[0-9a-f]{128}$/.test(signatureHex)) return false;
+  let key = verifyKeys.get(publicKeyHex);
+  if (key === undefined) {
+    key = subtle.importKey('raw', fromHex(publicKeyHex), ED25519, false, ['verify']);
+    if (verifyKeys.size > 10_000) verifyKeys.clear();
+    verifyKeys.set(publicKeyHex, key);
+  }
+  try {
+    return await subtle.verify(ED25519, await key, fromHex(signatureHex), data);
+  } catch {
+    return false;
+  }
+}
+
+export async function sha256Hex(data: Uint8Array): Promise<string> {
+  return toHex(new Uint8Array(await subtle.digest('SHA-256', data)));
+}
+
+export function randomHex(bytes: number): string {
+  return toHex(globalThis.crypto.getRandomValues(new Uint8Array(bytes)));
+}
+
+/**
+ * Canonical JSON: object keys sorted, no whitespace, undefined members dropped.
+ * What gets signed is always canonicalJson of a plain-data value, so both sides
+ * produce the same bytes regardless of key order on the wire.
+ */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value === 'number' || typeof value === 'boolean' || typeof value === 'string') {
+    if (typeof value === 'number' && !Number.isFinite(value)) throw new TypeError('cannot sign a non-finite number');
+    return JSON.stringify(value);
+  }
+  if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonicalJson(v))).join(',')}]`;
+  if (typeof value === 'object') {
+    const obj = value as Record<string, unknown>;
+    const keys = Object.keys(obj).filter((k) => obj[k] !== undefined).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
+  }
+  throw new TypeError(`cannot sign a value of type ${typeof value}`);
+}
+
+const encoder = new TextEncoder();
+export function utf8(text: string): Uint8Array {
+  return encoder.encode(text);
+}
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+export function toHex(bytes: Uint8Array): string {
+  let out = '';
+  for (const b of bytes) out += HEX[b];
+  return out;
+}
+
+export function fromHex(hex: string): Uint8Array {
+  if (hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) throw new TypeError('invalid hex');
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+function fromBase64Url(text: string): Uint8Array {
+  return base64ToBytes(text.replace(/-/g, '+').replace(/_/g, '/'));
+}
+
+export function bytesToBase64(bytes: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+
+export function base64ToBytes(text: string): Uint8Array {
+  const padded = text + '='.repeat((4 - (text.length % 4)) % 4);
+  const bin = atob(padded);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}

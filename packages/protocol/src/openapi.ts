@@ -1,0 +1,59 @@
+import { z } from 'zod';
+import * as S from './schemas.js';
+import { PROTOCOL_VERSION } from './schemas.js';
+
+interface RouteDoc {
+  method: 'get' | 'post';
+  path: string;
+  summary: string;
+  body?: z.ZodType;
+  bodyMedia?: string;
+  query?: z.ZodObject;
+  response: z.ZodType | { media: string; description: string };
+  status?: number;
+}
+
+/** Every public HTTP route. The coordinator registers exactly these. */
+export const ROUTES: readonly RouteDoc[] = [
+  { method: 'get', path: '/healthz', summary: 'Liveness and store health', response: z.object({ ok: z.boolean() }) },
+  { method: 'get', path: '/metrics', summary: 'Prometheus metrics', response: { media: 'text/plain', description: 'Prometheus text exposition' } },
+  { method: 'get', path: '/openapi.json', summary: 'This document', response: { media: 'application/json', description: 'OpenAPI 3.1' } },
+  { method: 'get', path: '/v1/info', summary: 'Coordinator version and settings', response: S.InfoView },
+  { method: 'post', path: '/v1/modules', summary: 'Upload a WebAssembly module; it is validated and fuel-instrumented once', body: z.string().describe('raw module bytes'), bodyMedia: 'application/wasm', response: S.ModuleInfo, status: 201 },
+  { method: 'get', path: '/v1/modules/{hash}', summary: 'Module metadata by uploaded or instrumented hash', response: S.ModuleInfo },
+  { method: 'get', path: '/v1/modules/{hash}/instrumented', summary: 'The instrumented module agents run', response: { media: 'application/wasm', description: 'module bytes' } },
+  { method: 'post', path: '/v1/jobs', summary: 'Submit a job (idempotent with Idempotency-Key)', body: S.SubmitJobBody, response: S.JobView, status: 201 },
+  { method: 'get', path: '/v1/jobs', summary: 'List jobs, newest first', query: S.JobsQuery, response: S.JobList },
+  { method: 'get', path: '/v1/jobs/{id}', summary: 'One job with its progress counts', response: S.JobView },
+  { method: 'post', path: '/v1/jobs/{id}/cancel', summary: 'Cancel a job; queued and leased tasks are cancelled', response: S.JobView },
+  { method: 'get', path: '/v1/jobs/{id}/results', summary: 'Task results in index order, paged', query: S.ResultsQuery, response: S.ResultsPage },
+  { method: 'get', path: '/v1/jobs/{id}/events', summary: 'Live progress as server-sent events (progress…, end)', response: { media: 'text/event-stream', description: 'JobEvent per `data:` line' } },
+  { method: 'get', path: '/v1/nodes', summary: 'Known agents and their state', response: S.NodeList },
+];
+
+function schema(t: z.ZodType): unknown {
+  return z.toJSONSchema(t, { target: 'openapi-3.0', unrepresentable: 'any', io: 'input' });
+}
+
+export function openApiDocument(version: string): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const r of ROUTES) {
+    const op: Record<string, unknown> = { summary: r.summary, operationId: `${r.method}${r.path.replace(/[^a-zA-Z]+(.)?/g, (_m, c: string | undefined) => (c ?? '').toUpperCase())}` };
+    const params = [...r.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
+    if (r.query) {
+      for (const [name, t] of Object.entries(r.query.shape)) params.push({ name, in: 'query', required: false, schema: schema(t as z.ZodType) as { type: string } });
+    }
+    if (params.length) op.parameters = params;
+    if (r.body) op.requestBody = { required: true, content: { [r.bodyMedia ?? 'application/json']: { schema: r.bodyMedia ? { type: 'string', format: 'binary' } : schema(r.body) } } };
+    const ok = 'media' in r.response
+      ? { description: r.response.description, content: { [r.response.media]: {} } }
+      : { description: 'OK', content: { 'application/json': { schema: schema(r.response) } } };
+    op.responses = { [String(r.status ?? 200)]: ok, default: { description: 'Error', content: { 'application/json': { schema: schema(S.ErrorBody) } } } };
+    (paths[r.path] ??= {})[r.method] = op;
+  }
+  return {
+    openapi: '3.1.0',
+    info: { title: 'idlemesh coordinator', version, description: `Protocol v${PROTOCOL_VERSION}. Agents connect by WebSocket at /v1/agent.` },
+    paths,
+  };
+}

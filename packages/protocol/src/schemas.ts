@@ -1,0 +1,282 @@
+/**
+ * Wire schemas: every HTTP body and WebSocket message, version 1.
+ * Objects are strict: unknown fields are refused, so a typo never passes
+ * silently. The OpenAPI document is generated from these (see openapi.ts).
+ */
+import { z } from 'zod';
+
+export const PROTOCOL_VERSION = 1;
+
+export const Hash = z.string().regex(/^[0-9a-f]{64}$/, 'a lowercase hex sha256');
+export const NodeId = z.string().regex(/^[0-9a-f]{64}$/, 'a lowercase hex ed25519 public key');
+export const JobId = z.string().regex(/^job_[0-9a-z]{20,40}$/, 'a job id such as job_…');
+export const Base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'base64');
+export const TaskId = z.string().regex(/^job_[0-9a-z]{20,40}\/\d+$/, 'jobId/index');
+const Millis = z.number().int().nonnegative();
+
+export const WireErrorSchema = z.object({
+  code: z.string(),
+  message: z.string(),
+  retryable: z.boolean(),
+  retryAfterMs: z.number().int().nonnegative().optional(),
+  details: z.unknown().optional(),
+});
+export const ErrorBody = z.object({ error: WireErrorSchema });
+
+// ---- Modules -------------------------------------------------------------
+
+export const ModuleAbi = z.enum(['idlemesh/1', 'wasi_snapshot_preview1']);
+export type ModuleAbi = z.infer<typeof ModuleAbi>;
+
+export const ModuleInfo = z.strictObject({
+  hash: Hash.describe('sha256 of the module as uploaded'),
+  instrumentedHash: Hash.describe('sha256 of the fuel-instrumented module that agents run'),
+  size: z.number().int(),
+  instrumentedSize: z.number().int(),
+  abi: ModuleAbi,
+  memory: z.strictObject({ initialPages: z.number().int(), maxPages: z.number().int() }),
+  createdAt: Millis,
+});
+export type ModuleInfo = z.infer<typeof ModuleInfo>;
+
+// ---- Jobs ----------------------------------------------------------------
+
+export const Runtime = z.enum(['wasm']);
+export type Runtime = z.infer<typeof Runtime>;
+
+export const JobLimits = z.strictObject({
+  fuel: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).describe('fuel per task (1 EU = 1e9 fuel)'),
+  memoryMb: z.number().int().min(1).max(4096).describe('linear memory cap per task'),
+  timeoutMs: z.number().int().min(10).max(3_600_000).describe('wall-clock backstop per task'),
+  outputBytes: z.number().int().min(0).max(64 * 1024 * 1024).describe('max output per task'),
+});
+export type JobLimits = z.infer<typeof JobLimits>;
+
+export const Requirements = z.strictObject({
+  minMemoryMb: z.number().int().nonnegative().optional(),
+  minCores: z.number().int().nonnegative().optional(),
+});
+export type Requirements = z.infer<typeof Requirements>;
+
+export const SubmitJobBody = z.strictObject({
+  module: Hash.describe('hash of an uploaded module (POST /v1/modules)'),
+  runtime: Runtime.default('wasm'),
+  name: z.string().max(200).optional(),
+  inputs: z.array(Base64).min(1).max(1_000_000).describe('one base64 input per task'),
+  limits: JobLimits.partial().optional(),
+  bid: z.number().int().nonnegative().optional().describe('max msat per EU the buyer pays'),
+  maxAttempts: z.number().int().min(1).max(20).optional(),
+  retryBackoffMs: z.number().int().min(0).max(3_600_000).optional(),
+  priority: z.number().int().min(1).max(100).optional().describe('fair-share weight'),
+  requirements: Requirements.optional(),
+  idempotencyKey: z.string().min(1).max(200).optional(),
+});
+export type SubmitJobBody = z.input<typeof SubmitJobBody>;
+
+export const JobState = z.enum(['queued', 'running', 'completed', 'cancelled']);
+export type JobState = z.infer<typeof JobState>;
+
+export const JobCounts = z.strictObject({
+  total: z.number().int(),
+  queued: z.number().int(),
+  leased: z.number().int(),
+  succeeded: z.number().int(),
+  failed: z.number().int(),
+  cancelled: z.number().int(),
+});
+export type JobCounts = z.infer<typeof JobCounts>;
+
+export const JobView = z.strictObject({
+  id: JobId,
+  name: z.string().optional(),
+  state: JobState,
+  module: Hash,
+  runtime: Runtime,
+  limits: JobLimits,
+  bid: z.number().int(),
+  maxAttempts: z.number().int(),
+  retryBackoffMs: z.number().int(),
+  priority: z.number().int(),
+  requirements: Requirements,
+  counts: JobCounts,
+  fuelUsed: z.number().int().describe('fuel of accepted results, summed'),
+  createdAt: Millis,
+  updatedAt: Millis,
+  finishedAt: Millis.optional(),
+});
+export type JobView = z.infer<typeof JobView>;
+
+export const JobList = z.strictObject({ jobs: z.array(JobView) });
+
+export const TaskState = z.enum(['queued', 'leased', 'succeeded', 'failed', 'cancelled']);
+export type TaskState = z.infer<typeof TaskState>;
+
+export const TaskResultView = z.strictObject({
+  index: z.number().int(),
+  state: TaskState,
+  output: Base64.optional(),
+  fuel: z.number().int().optional(),
+  error: WireErrorSchema.optional(),
+  attempts: z.number().int(),
+  nodeId: NodeId.optional(),
+  finishedAt: Millis.optional(),
+});
+export type TaskResultView = z.infer<typeof TaskResultView>;
+
+export const ResultsPage = z.strictObject({
+  results: z.array(TaskResultView),
+  next: z.number().int().nullable().describe('pass as ?after= for the next page; null at the end'),
+});
+export type ResultsPage = z.infer<typeof ResultsPage>;
+
+export const ResultsQuery = z.strictObject({
+  after: z.coerce.number().int().min(-1).default(-1),
+  limit: z.coerce.number().int().min(1).max(10_000).default(1000),
+  state: TaskState.optional(),
+});
+export const JobsQuery = z.strictObject({
+  state: JobState.optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+/** Server-sent events on GET /v1/jobs/:id/events. */
+export const JobEvent = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('progress'), job: JobView }),
+  z.strictObject({ type: z.literal('end'), job: JobView }),
+]);
+export type JobEvent = z.infer<typeof JobEvent>;
+
+// ---- Nodes ---------------------------------------------------------------
+
+export const Gpu = z.strictObject({ name: z.string().max(200), memoryMb: z.number().int().nonnegative() });
+
+export const Capabilities = z.strictObject({
+  runtimes: z.array(Runtime).min(1),
+  cores: z.number().int().min(1).max(4096),
+  memoryMb: z.number().int().min(1),
+  arch: z.string().max(32),
+  os: z.string().max(32),
+  gpus: z.array(Gpu).max(64),
+  maxTasks: z.number().int().min(1).max(1024).describe('tasks run at once'),
+  benchmark: z.strictObject({ fuelPerSec: z.number().nonnegative() }).describe('calibration score'),
+  agentVersion: z.string().max(64),
+  name: z.string().max(200).optional(),
+});
+export type Capabilities = z.infer<typeof Capabilities>;
+
+export const NodeState = z.enum(['online', 'paused', 'draining', 'offline']);
+export type NodeState = z.infer<typeof NodeState>;
+
+export const NodeView = z.strictObject({
+  id: NodeId,
+  state: NodeState,
+  pauseReason: z.string().optional(),
+  capabilities: Capabilities,
+  running: z.number().int(),
+  completed: z.number().int(),
+  failed: z.number().int(),
+  firstSeen: Millis,
+  lastSeen: Millis,
+});
+export type NodeView = z.infer<typeof NodeView>;
+export const NodeList = z.strictObject({ nodes: z.array(NodeView) });
+
+export const InfoView = z.strictObject({
+  name: z.literal('idlemesh'),
+  version: z.string(),
+  protocol: z.number().int(),
+  coordinatorId: z.string(),
+  store: z.string(),
+  durability: z.string(),
+  leaseMs: z.number().int(),
+  heartbeatMs: z.number().int(),
+});
+export type InfoView = z.infer<typeof InfoView>;
+
+// ---- WebSocket: coordinator -> agent ---------------------------------------
+
+export const LeasedTask = z.strictObject({
+  taskId: TaskId,
+  jobId: JobId,
+  index: z.number().int().nonnegative(),
+  attempt: z.number().int().min(1),
+  runtime: Runtime,
+  module: Hash.describe('instrumented module hash; fetch GET /v1/modules/:hash/instrumented'),
+  input: Base64,
+  limits: JobLimits,
+  leaseExpiresAt: Millis,
+});
+export type LeasedTask = z.infer<typeof LeasedTask>;
+
+export const ResultAck = z.strictObject({
+  taskId: TaskId,
+  attempt: z.number().int(),
+  status: z.enum(['accepted', 'duplicate', 'rejected']),
+  error: WireErrorSchema.optional(),
+});
+export type ResultAck = z.infer<typeof ResultAck>;
+
+export const ServerMessage = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('hello'), v: z.number().int(), challenge: z.string(), serverTime: Millis, coordinatorId: z.string() }),
+  z.strictObject({ type: z.literal('welcome'), nodeId: NodeId, leaseMs: z.number().int(), heartbeatMs: z.number().int(), serverTime: Millis }),
+  z.strictObject({ type: z.literal('lease'), tasks: z.array(LeasedTask) }),
+  z.strictObject({ type: z.literal('ack'), batch: z.string(), results: z.array(ResultAck) }),
+  z.strictObject({ type: z.literal('revoke'), taskIds: z.array(TaskId), reason: z.string() }),
+  z.strictObject({ type: z.literal('error'), error: WireErrorSchema, ref: z.string().optional() }),
+]);
+export type ServerMessage = z.infer<typeof ServerMessage>;
+
+// ---- WebSocket: agent -> coordinator ---------------------------------------
+
+/** The fields every signed agent message carries around its body. */
+const signedEnvelope = {
+  nodeId: NodeId,
+  nonce: z.string().regex(/^[0-9a-f]{32}$/, '16 random bytes, hex'),
+  ts: Millis.describe('signer clock, ms since epoch'),
+  sig: z.string().regex(/^[0-9a-f]{128}$/, 'ed25519 signature, hex'),
+};
+
+export const AuthBody = z.strictObject({
+  v: z.number().int(),
+  challenge: z.string().max(128),
+  capabilities: Capabilities,
+});
+export type AuthBody = z.infer<typeof AuthBody>;
+
+export const TaskOutcome = z.strictObject({
+  taskId: TaskId,
+  attempt: z.number().int().min(1),
+  ok: z.boolean(),
+  output: Base64.optional(),
+  fuel: z.number().int().nonnegative(),
+  error: z.strictObject({ code: z.string().max(64), message: z.string().max(2000) }).optional(),
+  startedAt: Millis,
+  endedAt: Millis,
+});
+export type TaskOutcome = z.infer<typeof TaskOutcome>;
+
+export const ResultsBody = z.strictObject({ results: z.array(TaskOutcome).min(1).max(10_000) });
+export type ResultsBody = z.infer<typeof ResultsBody>;
+
+export const AgentState = z.enum(['active', 'paused', 'draining']);
+export type AgentState = z.infer<typeof AgentState>;
+
+export const AgentMessage = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('auth'), body: AuthBody, ...signedEnvelope }),
+  z.strictObject({ type: z.literal('results'), body: ResultsBody, ...signedEnvelope }),
+  z.strictObject({ type: z.literal('credit'), n: z.number().int().min(0).max(100_000) }),
+  z.strictObject({ type: z.literal('heartbeat'), state: AgentState, reason: z.string().max(200).optional(), running: z.number().int().nonnegative() }),
+  z.strictObject({
+    type: z.literal('release'),
+    tasks: z.array(z.strictObject({ taskId: TaskId, attempt: z.number().int() })).max(100_000),
+    reason: z.string().max(200),
+  }),
+]);
+export type AgentMessage = z.infer<typeof AgentMessage>;
+export type SignedType = 'auth' | 'results';
+export type SignedMessage = Extract<AgentMessage, { type: SignedType }>;
+
+/** Largest WebSocket message a coordinator accepts from an agent. */
+export const MAX_AGENT_MESSAGE_BYTES = 64 * 1024 * 1024;
+/** Signed messages older or newer than this (ms) are refused as stale. */
+export const MAX_CLOCK_SKEW_MS = 5 * 60 * 1000;

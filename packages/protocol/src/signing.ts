@@ -1,0 +1,36 @@
+import { canonicalJson, randomHex, sign, utf8, verify } from './crypto.js';
+import type { NodeKeyPair } from './crypto.js';
+import { ImError } from './errors.js';
+import { MAX_CLOCK_SKEW_MS, PROTOCOL_VERSION } from './schemas.js';
+import type { SignedMessage, SignedType } from './schemas.js';
+
+/** The exact bytes a signed agent message commits to. */
+export function signingBytes(type: SignedType, body: unknown, nodeId: string, nonce: string, ts: number): Uint8Array {
+  return utf8(canonicalJson({ v: PROTOCOL_VERSION, type, body, nodeId, nonce, ts }));
+}
+
+export async function signMessage<T extends SignedType>(
+  key: NodeKeyPair,
+  type: T,
+  body: Extract<SignedMessage, { type: T }>['body'],
+  now: number,
+): Promise<Extract<SignedMessage, { type: T }>> {
+  const nonce = randomHex(16);
+  const sig = await sign(key.privateKey, signingBytes(type, body, key.publicKeyHex, nonce, now));
+  return { type, body, nodeId: key.publicKeyHex, nonce, ts: now, sig } as Extract<SignedMessage, { type: T }>;
+}
+
+/**
+ * Checks signature and freshness. Replay (a nonce seen before) is the
+ * caller's check, since only it knows which nonces it has seen.
+ */
+export async function verifyMessage(msg: SignedMessage, now: number, expectedNodeId?: string): Promise<void> {
+  if (expectedNodeId !== undefined && msg.nodeId !== expectedNodeId) {
+    throw new ImError('IM_BAD_SIGNATURE', 'message is signed by a different node than the connection');
+  }
+  if (Math.abs(now - msg.ts) > MAX_CLOCK_SKEW_MS) {
+    throw new ImError('IM_STALE_TIMESTAMP', undefined, { details: { skewMs: now - msg.ts, maxSkewMs: MAX_CLOCK_SKEW_MS } });
+  }
+  const ok = await verify(msg.nodeId, msg.sig, signingBytes(msg.type, msg.body, msg.nodeId, msg.nonce, msg.ts));
+  if (!ok) throw new ImError('IM_BAD_SIGNATURE');
+}
