@@ -1,0 +1,82 @@
+import { join } from 'node:path';
+import { z } from 'zod';
+import { ImError } from '@idlemesh/protocol';
+
+/** Everything a coordinator can be told. Defaults live in resolveCoordinatorOptions only. */
+export const CoordinatorOptionsSchema = z.strictObject({
+  host: z.string().min(1),
+  port: z.number().int().min(0).max(65535),
+  /** Where the SQLite file and instrumented-module cache live. */
+  dataDir: z.string().min(1),
+  /** `sqlite` (file in dataDir), `sqlite:/path/file.db`, or later `postgres://…`. */
+  store: z.string().min(1),
+  /** SQLite synchronous mode: NORMAL survives a process crash (WAL); FULL survives power loss. */
+  sqliteSynchronous: z.enum(['NORMAL', 'FULL']),
+  leaseMs: z.number().int().min(100).max(3_600_000),
+  heartbeatMs: z.number().int().min(50).max(600_000),
+  sweepMs: z.number().int().min(10).max(60_000),
+  bodyLimitBytes: z.number().int().min(1024),
+  moduleLimitBytes: z.number().int().min(1024),
+  maxMemoryMb: z.number().int().min(1).max(4096),
+  /** Tasks per lease message at most. */
+  leaseBatch: z.number().int().min(1).max(10_000),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  coordinatorId: z.string().min(1).max(64),
+});
+export type CoordinatorOptions = z.infer<typeof CoordinatorOptionsSchema>;
+export type CoordinatorOptionsInput = Partial<CoordinatorOptions>;
+
+const ENV: Record<string, keyof CoordinatorOptions> = {
+  IDLEMESH_HOST: 'host',
+  IDLEMESH_PORT: 'port',
+  IDLEMESH_DATA_DIR: 'dataDir',
+  IDLEMESH_STORE: 'store',
+  IDLEMESH_SQLITE_SYNCHRONOUS: 'sqliteSynchronous',
+  IDLEMESH_LEASE_MS: 'leaseMs',
+  IDLEMESH_HEARTBEAT_MS: 'heartbeatMs',
+  IDLEMESH_LOG_LEVEL: 'logLevel',
+};
+const NUMERIC = new Set<keyof CoordinatorOptions>(['port', 'leaseMs', 'heartbeatMs', 'sweepMs', 'bodyLimitBytes', 'moduleLimitBytes', 'maxMemoryMb', 'leaseBatch']);
+
+/**
+ * Layers defaults → config file object → environment → explicit options
+ * (flags). The only place that reads process.env for the coordinator.
+ */
+export function resolveCoordinatorOptions(
+  flags: CoordinatorOptionsInput = {},
+  opts: { env?: NodeJS.ProcessEnv; file?: Record<string, unknown> } = {},
+): CoordinatorOptions {
+  const env = opts.env ?? process.env;
+  const dataDir = flags.dataDir ?? (env.IDLEMESH_DATA_DIR as string | undefined) ?? (opts.file?.dataDir as string | undefined) ?? join(process.cwd(), '.idlemesh');
+  const defaults: CoordinatorOptions = {
+    host: '127.0.0.1',
+    port: 7070,
+    dataDir,
+    store: 'sqlite',
+    sqliteSynchronous: 'NORMAL',
+    leaseMs: 15_000,
+    heartbeatMs: 5_000,
+    sweepMs: 500,
+    bodyLimitBytes: 64 * 1024 * 1024,
+    moduleLimitBytes: 32 * 1024 * 1024,
+    maxMemoryMb: 4096,
+    leaseBatch: 512,
+    logLevel: 'info',
+    coordinatorId: 'local',
+  };
+  const fromEnv: Record<string, unknown> = {};
+  for (const [name, key] of Object.entries(ENV)) {
+    const v = env[name];
+    if (v !== undefined && v !== '') fromEnv[key] = NUMERIC.has(key) ? Number(v) : v;
+  }
+  const merged = { ...defaults, ...(opts.file ?? {}), ...fromEnv, ...stripUndefined(flags) };
+  const parsed = CoordinatorOptionsSchema.safeParse(merged);
+  if (!parsed.success) {
+    throw new ImError('IM_CONFIG_INVALID', `invalid coordinator configuration: ${z.prettifyError(parsed.error)}`, { details: parsed.error.issues });
+  }
+  return parsed.data;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
