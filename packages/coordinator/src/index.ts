@@ -1,14 +1,8 @@
 export { resolveCoordinatorOptions, CoordinatorOptionsSchema } from './config.js';
 export type { CoordinatorOptions, CoordinatorOptionsInput } from './config.js';
-
-export interface RunningCoordinator {
-  /** Base URL, e.g. http://127.0.0.1:7070 */
-  readonly url: string;
-  readonly port: number;
-  close(): Promise<void>;
-}
-
-// Placeholder until the server lands; the signature is the contract.
-export async function startCoordinator(_opts: import('./config.js').CoordinatorOptions): Promise<RunningCoordinator> {
-  throw new Error('not implemented yet');
-}
+export { startCoordinator } from './server/index.js';
+export type { RunningCoordinator } from './server/index.js';
+export { schedule, eligible } from './scheduler/index.js';
+export type { SchedAgent, SchedJob, Assignment } from './scheduler/index.js';
+export { openStore, SqliteStore } from './store/index.js';
+export type { Store } from './store/index.js';

@@ -1,0 +1,330 @@
+import {
+  DEFAULT_LIMITS,
+  DEFAULT_MAX_ATTEMPTS,
+  DEFAULT_RETRY_BACKOFF_MS,
+  ImError,
+  WASM_PAGE_BYTES,
+  base64ToBytes,
+  bytesToBase64,
+  canonicalJson,
+  errorFrom,
+  newJobId,
+  sha256Hex,
+  taskId,
+  utf8,
+} from '@idlemesh/protocol';
+import type { Capabilities, JobLimits, JobView, LeasedTask, ModuleInfo, ServerMessage, TaskResultView } from '@idlemesh/protocol';
+import { SubmitJobBody } from '@idlemesh/protocol';
+import type { z } from 'zod';
+import { instrumentModule } from '@idlemesh/runtime';
+import type { CoordinatorOptions } from './config.js';
+import type { Metrics } from './metrics.js';
+import { ProgressHub } from './progress.js';
+import { schedule } from './scheduler/index.js';
+import type { JobRecord, Store, StoredModule, TaskRow } from './store/index.js';
+
+export interface Logger {
+  info(obj: object | string, msg?: string): void;
+  warn(obj: object | string, msg?: string): void;
+  error(obj: object | string, msg?: string): void;
+  debug(obj: object | string, msg?: string): void;
+}
+
+/** One connected, authenticated agent as the dispatcher sees it. */
+export interface AgentSession {
+  readonly nodeId: string;
+  capabilities: Capabilities;
+  credit: number;
+  state: 'active' | 'paused' | 'draining';
+  send(msg: ServerMessage): void;
+}
+
+/**
+ * The coordinator's state machine between the transport (HTTP, WebSocket)
+ * and the store: submits jobs, runs the scheduler, grants leases, takes
+ * results. Transport code calls in; it never touches the store itself.
+ */
+export class Core {
+  readonly sessions = new Map<string, AgentSession>();
+  readonly progress: ProgressHub;
+  private dispatching = false;
+  private dispatchAgain = false;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweeping = false;
+  private lastNoncePurge = 0;
+  private closed = false;
+
+  constructor(
+    readonly store: Store,
+    readonly opts: CoordinatorOptions,
+    readonly metrics: Metrics,
+    readonly log: Logger,
+    readonly now: () => number = Date.now,
+  ) {
+    this.progress = new ProgressHub((id) => store.getJob(id));
+  }
+
+  start(): void {
+    this.sweepTimer = setInterval(() => void this.sweep(), this.opts.sweepMs);
+    this.sweepTimer.unref();
+  }
+
+  isClosing(): boolean {
+    return this.closed;
+  }
+
+  stop(): void {
+    this.closed = true;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.progress.close();
+  }
+
+  // ---- modules -------------------------------------------------------------
+
+  async uploadModule(bytes: Uint8Array): Promise<{ info: ModuleInfo; created: boolean }> {
+    if (bytes.byteLength > this.opts.moduleLimitBytes) throw new ImError('IM_WASM_TOO_LARGE');
+    const hash = await sha256Hex(bytes);
+    const existing = await this.store.getModule(hash);
+    if (existing) return { info: moduleInfo(existing), created: false };
+    const inst = await instrumentModule(bytes, { maxMemoryMb: this.opts.maxMemoryMb });
+    const m: StoredModule = {
+      hash,
+      instrumentedHash: await sha256Hex(inst.bytes),
+      abi: inst.abi,
+      size: bytes.byteLength,
+      instrumentedSize: inst.bytes.byteLength,
+      initialPages: inst.memory.initialPages,
+      maxPages: inst.memory.maxPages,
+      bytes,
+      instrumented: inst.bytes,
+      createdAt: this.now(),
+    };
+    await this.store.putModule(m);
+    this.log.info({ module: hash, abi: m.abi, size: m.size }, 'module instrumented');
+    return { info: moduleInfo(m), created: true };
+  }
+
+  async getModule(hash: string): Promise<StoredModule> {
+    const m = await this.store.getModule(hash);
+    if (!m) throw new ImError('IM_MODULE_NOT_FOUND', undefined, { details: { hash } });
+    return m;
+  }
+
+  // ---- jobs ------------------------------------------------------------------
+
+  async submitJob(caller: string, body: z.output<typeof SubmitJobBody>, headerKey: string | undefined): Promise<{ job: JobView; created: boolean }> {
+    const key = headerKey ?? body.idempotencyKey;
+    if (headerKey !== undefined && body.idempotencyKey !== undefined && headerKey !== body.idempotencyKey) {
+      throw new ImError('IM_VALIDATION', 'Idempotency-Key header and idempotencyKey field differ');
+    }
+    const module = await this.getModule(body.module);
+    const limits: JobLimits = {
+      fuel: body.limits?.fuel ?? DEFAULT_LIMITS.fuel,
+      memoryMb: body.limits?.memoryMb ?? DEFAULT_LIMITS.memoryMb,
+      timeoutMs: body.limits?.timeoutMs ?? DEFAULT_LIMITS.timeoutMs,
+      outputBytes: body.limits?.outputBytes ?? DEFAULT_LIMITS.outputBytes,
+    };
+    const neededMb = Math.ceil((module.initialPages * WASM_PAGE_BYTES) / (1024 * 1024));
+    if (neededMb > limits.memoryMb) {
+      throw new ImError('IM_WASM_MEMORY_LIMIT', `the module needs ${neededMb} MiB at start but the job allows ${limits.memoryMb} MiB`);
+    }
+    const { idempotencyKey: _k, ...rest } = body;
+    const requestHash = await sha256Hex(utf8(canonicalJson({ ...rest, module: module.hash })));
+    const now = this.now();
+    const inputs = body.inputs.map((b) => base64ToBytes(b));
+    const result = await this.store.createJob(
+      {
+        id: newJobId(now),
+        caller,
+        ...(key !== undefined ? { idempotencyKey: key } : {}),
+        requestHash,
+        ...(body.name !== undefined ? { name: body.name } : {}),
+        module: module.hash,
+        instrumentedModule: module.instrumentedHash,
+        runtime: body.runtime,
+        limits,
+        bid: body.bid ?? 0,
+        maxAttempts: body.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+        retryBackoffMs: body.retryBackoffMs ?? DEFAULT_RETRY_BACKOFF_MS,
+        priority: body.priority ?? 1,
+        requirements: body.requirements ?? {},
+        createdAt: now,
+      },
+      inputs,
+    );
+    if (result.created) {
+      this.metrics.jobsSubmitted.inc();
+      this.log.info({ job: result.job.id, tasks: inputs.length, caller }, 'job submitted');
+      this.kick();
+    }
+    return { job: jobView(result.job), created: result.created };
+  }
+
+  async getJob(id: string): Promise<JobView> {
+    const job = await this.store.getJob(id);
+    if (!job) throw new ImError('IM_NOT_FOUND', `no job ${id}`);
+    return jobView(job);
+  }
+
+  async cancelJob(id: string): Promise<JobView> {
+    const r = await this.store.cancelJob(id, this.now());
+    if (!r) throw new ImError('IM_NOT_FOUND', `no job ${id}`);
+    const byNode = new Map<string, string[]>();
+    for (const t of r.revoked) {
+      const list = byNode.get(t.nodeId) ?? [];
+      list.push(taskId(t.jobId, t.index));
+      byNode.set(t.nodeId, list);
+    }
+    for (const [nodeId, ids] of byNode) {
+      const s = this.sessions.get(nodeId);
+      if (s) {
+        s.send({ type: 'revoke', taskIds: ids, reason: 'job cancelled' });
+        s.credit += ids.length; // the agent frees those slots without reporting
+      }
+    }
+    this.progress.notify([id]);
+    this.kick();
+    return jobView(r.job);
+  }
+
+  // ---- dispatch ----------------------------------------------------------------
+
+  /** Asks for a dispatch round soon; rounds never overlap, and requests while one runs coalesce. */
+  kick(): void {
+    if (this.closed) return;
+    if (this.dispatching) {
+      this.dispatchAgain = true;
+      return;
+    }
+    this.dispatching = true;
+    setImmediate(() => void this.dispatchLoop());
+  }
+
+  private async dispatchLoop(): Promise<void> {
+    try {
+      do {
+        this.dispatchAgain = false;
+        const leased = await this.dispatchOnce();
+        if (leased > 0) this.dispatchAgain = true;
+      } while (this.dispatchAgain && !this.closed);
+    } catch (err) {
+      this.log.error({ err }, 'dispatch failed');
+    } finally {
+      this.dispatching = false;
+    }
+  }
+
+  private async dispatchOnce(): Promise<number> {
+    const agents = [...this.sessions.values()].filter((s) => s.state === 'active' && s.credit > 0);
+    if (agents.length === 0) return 0;
+    const now = this.now();
+    const jobs = await this.store.runnableJobs(now);
+    if (jobs.length === 0) return 0;
+    const plan = schedule(
+      agents.map((a) => ({ id: a.nodeId, free: a.credit, runtimes: a.capabilities.runtimes, memoryMb: a.capabilities.memoryMb, cores: a.capabilities.cores })),
+      jobs,
+      { maxPerAgent: this.opts.leaseBatch },
+    );
+    if (plan.length === 0) return 0;
+    const claimed = await this.store.claimTasks(plan.map((p) => ({ jobId: p.jobId, nodeId: p.agentId, count: p.count })), now, this.opts.leaseMs);
+    const byNode = new Map<string, LeasedTask[]>();
+    for (const t of claimed) {
+      const list = byNode.get(t.nodeId) ?? [];
+      list.push({
+        taskId: taskId(t.jobId, t.index),
+        jobId: t.jobId,
+        index: t.index,
+        attempt: t.attempt,
+        runtime: t.runtime,
+        module: t.instrumentedModule,
+        input: bytesToBase64(t.input),
+        limits: t.limits,
+        leaseExpiresAt: t.leaseExpiresAt,
+      });
+      byNode.set(t.nodeId, list);
+    }
+    for (const [nodeId, tasks] of byNode) {
+      const s = this.sessions.get(nodeId);
+      if (!s) continue; // gone meanwhile: the lease expires and comes back
+      s.credit -= tasks.length;
+      s.send({ type: 'lease', tasks });
+    }
+    this.metrics.tasksLeased.inc(claimed.length);
+    this.progress.notify(new Set(claimed.map((t) => t.jobId)));
+    return claimed.length;
+  }
+
+  // ---- results and leases -------------------------------------------------------
+
+  notifyJobs(jobs: Iterable<string>): void {
+    this.progress.notify(jobs);
+  }
+
+  private async sweep(): Promise<void> {
+    if (this.sweeping || this.closed) return;
+    this.sweeping = true;
+    try {
+      const now = this.now();
+      const r = await this.store.expireLeases(now, errorFrom('IM_LEASE_EXPIRED'));
+      if (r.requeued + r.failed > 0) {
+        this.metrics.leasesExpired.inc(r.requeued + r.failed);
+        this.log.warn({ requeued: r.requeued, failed: r.failed }, 'leases expired');
+        this.progress.notify(r.jobs);
+      }
+      if (now - this.lastNoncePurge > 60_000) {
+        this.lastNoncePurge = now;
+        await this.store.purgeNonces(now);
+      }
+      // Also picks up tasks whose retry backoff has passed.
+      this.kick();
+    } catch (err) {
+      this.log.error({ err }, 'sweep failed');
+    } finally {
+      this.sweeping = false;
+    }
+  }
+}
+
+export function moduleInfo(m: StoredModule): ModuleInfo {
+  return {
+    hash: m.hash,
+    instrumentedHash: m.instrumentedHash,
+    size: m.size,
+    instrumentedSize: m.instrumentedSize,
+    abi: m.abi,
+    memory: { initialPages: m.initialPages, maxPages: m.maxPages },
+    createdAt: m.createdAt,
+  };
+}
+
+export function jobView(j: JobRecord): JobView {
+  const v: JobView = {
+    id: j.id,
+    state: j.state,
+    module: j.module,
+    runtime: j.runtime,
+    limits: j.limits,
+    bid: j.bid,
+    maxAttempts: j.maxAttempts,
+    retryBackoffMs: j.retryBackoffMs,
+    priority: j.priority,
+    requirements: j.requirements,
+    counts: j.counts,
+    fuelUsed: j.fuelUsed,
+    createdAt: j.createdAt,
+    updatedAt: j.updatedAt,
+  };
+  if (j.name !== undefined) v.name = j.name;
+  if (j.finishedAt !== undefined) v.finishedAt = j.finishedAt;
+  return v;
+}
+
+export function resultView(t: TaskRow): TaskResultView {
+  const v: TaskResultView = { index: t.index, state: t.state, attempts: t.attempt };
+  if (t.output !== undefined && t.state === 'succeeded') v.output = bytesToBase64(t.output);
+  if (t.fuel !== undefined) v.fuel = t.fuel;
+  if (t.error !== undefined && t.state !== 'succeeded') v.error = t.error;
+  if (t.nodeId !== undefined) v.nodeId = t.nodeId;
+  if (t.finishedAt !== undefined) v.finishedAt = t.finishedAt;
+  return v;
+}

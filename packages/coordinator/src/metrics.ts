@@ -1,0 +1,24 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** One registry per coordinator, so several can run in one process (tests). */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'idlemesh_process_' });
+  return {
+    registry,
+    jobsSubmitted: new Counter({ name: 'idlemesh_jobs_submitted_total', help: 'Jobs accepted by the API', registers: [registry] }),
+    tasksLeased: new Counter({ name: 'idlemesh_tasks_leased_total', help: 'Task leases granted', registers: [registry] }),
+    taskOutcomes: new Counter({ name: 'idlemesh_task_outcomes_total', help: 'Results received from agents, by status', labelNames: ['status'], registers: [registry] }),
+    leasesExpired: new Counter({ name: 'idlemesh_leases_expired_total', help: 'Leases that came back because their agent went away', registers: [registry] }),
+    leasesReleased: new Counter({ name: 'idlemesh_leases_released_total', help: 'Leases handed back by agents (pause, drain)', registers: [registry] }),
+    agentsConnected: new Gauge({ name: 'idlemesh_agents_connected', help: 'Authenticated agent connections', registers: [registry] }),
+    wsMessages: new Counter({ name: 'idlemesh_ws_messages_total', help: 'WebSocket messages from agents, by type', labelNames: ['type'], registers: [registry] }),
+    protocolErrors: new Counter({ name: 'idlemesh_protocol_errors_total', help: 'Refused agent messages, by error code', labelNames: ['code'], registers: [registry] }),
+    resultBatch: new Histogram({ name: 'idlemesh_result_batch_size', help: 'Results per signed batch', buckets: [1, 4, 16, 64, 256, 1024], registers: [registry] }),
+    httpDuration: new Histogram({
+      name: 'idlemesh_http_request_duration_seconds', help: 'HTTP request latency', labelNames: ['route', 'method', 'status'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5], registers: [registry],
+    }),
+  };
+}
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,214 @@
+import type { WebSocket } from 'ws';
+import {
+  AgentMessage,
+  ImError,
+  MAX_CLOCK_SKEW_MS,
+  PROTOCOL_VERSION,
+  base64ToBytes,
+  errorFrom,
+  parseTaskId,
+  randomHex,
+  verifyMessage,
+} from '@idlemesh/protocol';
+import type { Capabilities, ServerMessage, SignedMessage } from '@idlemesh/protocol';
+import type { AgentSession, Core } from '../core.js';
+import type { Outcome } from '../store/index.js';
+
+const AUTH_TIMEOUT_MS = 10_000;
+
+/**
+ * One agent's WebSocket: challenge → signed auth → leases, results,
+ * heartbeats. Anything malformed is answered with an `error` message and the
+ * connection carries on, except before authentication, where it is closed.
+ */
+export function handleAgentSocket(core: Core, socket: WebSocket, remote: string): void {
+  const challenge = randomHex(16);
+  let session: (AgentSession & { closed: boolean }) | undefined;
+  // Messages are handled one at a time, in order, so a results batch is
+  // committed before the credit that follows it is spent.
+  let chain: Promise<void> = Promise.resolve();
+
+  const send = (msg: ServerMessage): void => {
+    if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(msg));
+  };
+  const refuse = (err: ImError, ref?: string): void => {
+    core.metrics.protocolErrors.inc({ code: err.code });
+    send({ type: 'error', error: err.toWire(), ...(ref !== undefined ? { ref } : {}) });
+  };
+
+  const authTimer = setTimeout(() => {
+    if (!session) {
+      refuse(new ImError('IM_UNAUTHORIZED', 'no auth message within 10 s'));
+      socket.close(1008, 'auth timeout');
+    }
+  }, AUTH_TIMEOUT_MS);
+
+  send({ type: 'hello', v: PROTOCOL_VERSION, challenge, serverTime: core.now(), coordinatorId: core.opts.coordinatorId });
+
+  socket.on('message', (data, isBinary) => {
+    chain = chain.then(() => onMessage(data as Buffer, isBinary)).catch((err: unknown) => {
+      if (err instanceof ImError) refuse(err);
+      else {
+        core.log.error({ err, node: session?.nodeId }, 'agent message failed');
+        refuse(new ImError('IM_INTERNAL'));
+      }
+    });
+  });
+
+  socket.on('close', () => {
+    clearTimeout(authTimer);
+    chain = chain.then(() => onClose()).catch((err: unknown) => core.log.error({ err }, 'agent close failed'));
+  });
+  socket.on('error', (err) => core.log.warn({ err: err.message, remote }, 'agent socket error'));
+
+  async function onMessage(data: Buffer, isBinary: boolean): Promise<void> {
+    let raw: unknown;
+    try {
+      if (isBinary) throw new Error('binary frames are not used by protocol v1');
+      raw = JSON.parse(data.toString('utf8'));
+    } catch (err) {
+      throw new ImError('IM_BAD_REQUEST', `message is not JSON: ${(err as Error).message}`);
+    }
+    const parsed = AgentMessage.safeParse(raw);
+    if (!parsed.success) {
+      const unknown = parsed.error.issues.some((i) => i.code === 'unrecognized_keys');
+      throw new ImError(unknown ? 'IM_UNKNOWN_FIELD' : 'IM_VALIDATION', `invalid ${typeof raw === 'object' && raw && 'type' in raw ? String((raw as { type: unknown }).type) : ''} message`, {
+        details: parsed.error.issues.slice(0, 10),
+      });
+    }
+    const msg = parsed.data;
+    core.metrics.wsMessages.inc({ type: msg.type });
+
+    if (!session) {
+      if (msg.type !== 'auth') {
+        refuse(new ImError('IM_UNAUTHORIZED', 'authenticate first'));
+        socket.close(1008, 'unauthenticated');
+        return;
+      }
+      try {
+        await authenticate(msg);
+      } catch (err) {
+        if (err instanceof ImError) refuse(err);
+        socket.close(1008, 'auth failed');
+        throw err instanceof ImError ? new ImError(err.code, err.message) : err;
+      }
+      return;
+    }
+
+    switch (msg.type) {
+      case 'auth':
+        throw new ImError('IM_CONFLICT', 'already authenticated');
+      case 'credit':
+        session.credit += msg.n;
+        core.kick();
+        return;
+      case 'heartbeat':
+        await heartbeat(msg.state, msg.reason);
+        return;
+      case 'release': {
+        const refs = msg.tasks.map((t) => ({ ...parseTaskId(t.taskId), attempt: t.attempt }));
+        const r = await core.store.releaseTasks(session.nodeId, refs, core.now());
+        core.metrics.leasesReleased.inc(r.released);
+        core.log.info({ node: short(session.nodeId), released: r.released, reason: msg.reason }, 'leases handed back');
+        core.notifyJobs(r.jobs);
+        core.kick();
+        return;
+      }
+      case 'results':
+        await results(msg);
+        return;
+    }
+  }
+
+  async function checkSigned(msg: SignedMessage): Promise<void> {
+    const now = core.now();
+    await verifyMessage(msg, now, session?.nodeId);
+    if (!(await core.store.useNonce(msg.nodeId, msg.nonce, now + 2 * MAX_CLOCK_SKEW_MS))) {
+      throw new ImError('IM_REPLAYED', undefined, { details: { nonce: msg.nonce } });
+    }
+  }
+
+  async function authenticate(msg: Extract<SignedMessage, { type: 'auth' }>): Promise<void> {
+    if (msg.body.v !== PROTOCOL_VERSION) throw new ImError('IM_PROTOCOL_VERSION', `coordinator speaks protocol v${PROTOCOL_VERSION}, agent v${msg.body.v}`);
+    if (msg.body.challenge !== challenge) throw new ImError('IM_REPLAYED', 'auth does not answer this connection\'s challenge');
+    await checkSigned(msg);
+    clearTimeout(authTimer);
+    const caps: Capabilities = msg.body.capabilities;
+    const now = core.now();
+    await core.store.upsertNode(msg.nodeId, caps, now);
+    const previous = core.sessions.get(msg.nodeId);
+    session = { nodeId: msg.nodeId, capabilities: caps, credit: 0, state: 'active', send, closed: false };
+    core.sessions.set(msg.nodeId, session);
+    // A reconnect replaces the old socket; the node's leases stay valid.
+    if (previous) core.log.info({ node: short(msg.nodeId) }, 'agent reconnected, replacing old connection');
+    core.metrics.agentsConnected.set(core.sessions.size);
+    await core.store.extendLeases(msg.nodeId, now, core.opts.leaseMs);
+    send({ type: 'welcome', nodeId: msg.nodeId, leaseMs: core.opts.leaseMs, heartbeatMs: core.opts.heartbeatMs, serverTime: now });
+    core.log.info({ node: short(msg.nodeId), remote, cores: caps.cores, maxTasks: caps.maxTasks, name: caps.name }, 'agent connected');
+  }
+
+  async function heartbeat(state: AgentSession['state'], reason: string | undefined): Promise<void> {
+    if (!session) return;
+    const now = core.now();
+    await core.store.extendLeases(session.nodeId, now, core.opts.leaseMs);
+    if (state !== session.state) {
+      core.log.info({ node: short(session.nodeId), from: session.state, to: state, reason }, 'agent state');
+      session.state = state;
+      if (state !== 'active') session.credit = 0;
+      await core.store.setNodeState(session.nodeId, state === 'active' ? 'online' : state, reason, now);
+      if (state === 'active') core.kick();
+    }
+  }
+
+  async function results(msg: Extract<SignedMessage, { type: 'results' }>): Promise<void> {
+    if (!session) return;
+    await checkSigned(msg);
+    const outcomes: Outcome[] = msg.body.results.map((r) => {
+      const { jobId, index } = parseTaskId(r.taskId);
+      const o: Outcome = { jobId, index, attempt: r.attempt, ok: r.ok, fuel: r.fuel };
+      if (r.ok) o.output = base64ToBytes(r.output ?? '');
+      else {
+        const code = r.error?.code ?? 'IM_AGENT_ERROR';
+        const known = errorFrom('IM_AGENT_ERROR');
+        o.error = { code, message: r.error?.message ?? known.message, retryable: ['IM_TIMEOUT', 'IM_AGENT_ERROR'].includes(code) };
+      }
+      return o;
+    });
+    const r = await core.store.completeTasks(session.nodeId, outcomes, core.now());
+    core.metrics.resultBatch.observe(outcomes.length);
+    for (const s of r.statuses) core.metrics.taskOutcomes.inc({ status: s });
+    send({
+      type: 'ack',
+      batch: msg.nonce,
+      results: msg.body.results.map((o, i) => {
+        const status = r.statuses[i] ?? 'rejected';
+        return status === 'rejected'
+          ? { taskId: o.taskId, attempt: o.attempt, status, error: errorFrom('IM_LEASE_LOST') }
+          : { taskId: o.taskId, attempt: o.attempt, status };
+      }),
+    });
+    core.notifyJobs(r.jobs);
+    core.kick();
+  }
+
+  async function onClose(): Promise<void> {
+    if (!session || core.sessions.get(session.nodeId) !== session) return;
+    core.sessions.delete(session.nodeId);
+    core.metrics.agentsConnected.set(core.sessions.size);
+    const now = core.now();
+    await core.store.setNodeState(session.nodeId, 'offline', undefined, now);
+    if (core.isClosing()) return;
+    // The agent is gone: what it held goes back to the queue now rather than at lease expiry.
+    const r = await core.store.failNodeLeases(session.nodeId, now, errorFrom('IM_LEASE_EXPIRED', 'the agent disconnected while holding the lease'));
+    core.log.info({ node: short(session.nodeId), requeued: r.requeued, failed: r.failed }, 'agent disconnected');
+    if (r.requeued + r.failed > 0) {
+      core.metrics.leasesExpired.inc(r.requeued + r.failed);
+      core.notifyJobs(r.jobs);
+      core.kick();
+    }
+  }
+}
+
+function short(id: string): string {
+  return id.slice(0, 12);
+}

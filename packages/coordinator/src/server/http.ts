@@ -1,0 +1,172 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import {
+  ImError,
+  JobsQuery,
+  ResultsQuery,
+  SubmitJobBody,
+  openApiDocument,
+  sha256Hex,
+  utf8,
+} from '@idlemesh/protocol';
+import type { InfoView, JobEvent, NodeView } from '@idlemesh/protocol';
+import { jobView, moduleInfo, resultView } from '../core.js';
+import type { Core } from '../core.js';
+
+export const VERSION = '0.1.0';
+
+/** Parses with a strict schema; unknown fields and bad values become stable error codes. */
+export function parse<T extends z.ZodType>(schema: T, value: unknown, where: string): z.output<T> {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  const unknown = r.error.issues.find((i) => i.code === 'unrecognized_keys');
+  if (unknown) {
+    throw new ImError('IM_UNKNOWN_FIELD', `unknown field(s) in ${where}: ${(unknown as { keys: string[] }).keys.join(', ')}`, { details: r.error.issues.slice(0, 20) });
+  }
+  throw new ImError('IM_VALIDATION', `invalid ${where}: ${z.prettifyError(r.error).slice(0, 500)}`, { details: r.error.issues.slice(0, 20) });
+}
+
+/** Who is asking: scopes idempotency keys. API keys with roles arrive with governance. */
+async function callerOf(req: FastifyRequest): Promise<string> {
+  const auth = req.headers.authorization;
+  if (!auth) return 'anonymous';
+  const m = /^Bearer\s+(\S+)$/i.exec(auth);
+  if (!m?.[1]) throw new ImError('IM_UNAUTHORIZED', 'Authorization must be "Bearer <key>"');
+  return `key:${(await sha256Hex(utf8(m[1]))).slice(0, 32)}`;
+}
+
+const IdParam = z.strictObject({ id: z.string().min(1).max(100) });
+const HashParam = z.strictObject({ hash: z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 hex') });
+
+export function registerRoutes(app: FastifyInstance, core: Core): void {
+  app.get('/healthz', async (_req, reply) => {
+    const ok = await core.store.ping().catch(() => false);
+    return reply.code(ok ? 200 : 503).send({ ok });
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', core.metrics.registry.contentType);
+    return core.metrics.registry.metrics();
+  });
+
+  app.get('/openapi.json', async () => openApiDocument(VERSION));
+
+  app.get('/v1/info', async (): Promise<InfoView> => ({
+    name: 'idlemesh',
+    version: VERSION,
+    protocol: 1,
+    coordinatorId: core.opts.coordinatorId,
+    store: core.store.kind,
+    durability: core.store.durability,
+    leaseMs: core.opts.leaseMs,
+    heartbeatMs: core.opts.heartbeatMs,
+  }));
+
+  app.post('/v1/modules', async (req, reply) => {
+    if (!(req.body instanceof Buffer)) throw new ImError('IM_UNSUPPORTED_MEDIA_TYPE', 'send the module as application/wasm');
+    const bytes = new Uint8Array(req.body.buffer, req.body.byteOffset, req.body.byteLength);
+    const { info, created } = await core.uploadModule(bytes);
+    return reply.code(created ? 201 : 200).send(info);
+  });
+
+  app.get('/v1/modules/:hash', async (req) => {
+    const { hash } = parse(HashParam, req.params, 'path');
+    return moduleInfo(await core.getModule(hash));
+  });
+
+  app.get('/v1/modules/:hash/instrumented', async (req, reply) => {
+    const { hash } = parse(HashParam, req.params, 'path');
+    const m = await core.getModule(hash);
+    return reply
+      .header('content-type', 'application/wasm')
+      .header('x-idlemesh-abi', m.abi)
+      .header('x-idlemesh-hash', m.instrumentedHash)
+      .header('cache-control', 'public, max-age=31536000, immutable')
+      .send(Buffer.from(m.instrumented));
+  });
+
+  app.post('/v1/jobs', async (req, reply) => {
+    const body = parse(SubmitJobBody, req.body, 'job');
+    const header = req.headers['idempotency-key'];
+    if (Array.isArray(header)) throw new ImError('IM_VALIDATION', 'one Idempotency-Key header at most');
+    if (header !== undefined && (header.length === 0 || header.length > 200)) throw new ImError('IM_VALIDATION', 'Idempotency-Key must be 1–200 characters');
+    const { job, created } = await core.submitJob(await callerOf(req), body, header);
+    return reply.code(created ? 201 : 200).send(job);
+  });
+
+  app.get('/v1/jobs', async (req) => {
+    const q = parse(JobsQuery, req.query, 'query');
+    const jobs = await core.store.listJobs(q.state ? { state: q.state, limit: q.limit } : { limit: q.limit });
+    return { jobs: jobs.map(jobView) };
+  });
+
+  app.get('/v1/jobs/:id', async (req) => core.getJob(parse(IdParam, req.params, 'path').id));
+
+  app.post('/v1/jobs/:id/cancel', async (req) => core.cancelJob(parse(IdParam, req.params, 'path').id));
+
+  app.get('/v1/jobs/:id/results', async (req) => {
+    const { id } = parse(IdParam, req.params, 'path');
+    const q = parse(ResultsQuery, req.query, 'query');
+    await core.getJob(id);
+    const rows = await core.store.getResults(id, q.state ? { after: q.after, limit: q.limit, state: q.state } : { after: q.after, limit: q.limit });
+    const last = rows.at(-1);
+    return { results: rows.map(resultView), next: rows.length === q.limit && last ? last.index : null };
+  });
+
+  app.get('/v1/jobs/:id/events', async (req, reply) => streamEvents(core, parse(IdParam, req.params, 'path').id, req, reply));
+
+  app.get('/v1/nodes', async () => {
+    const nodes = await core.store.listNodes();
+    return {
+      nodes: nodes.map((n): NodeView => {
+        const live = core.sessions.get(n.id);
+        const v: NodeView = {
+          id: n.id,
+          state: live ? (live.state === 'active' ? 'online' : live.state) : 'offline',
+          capabilities: n.capabilities,
+          running: n.running,
+          completed: n.completed,
+          failed: n.failed,
+          firstSeen: n.firstSeen,
+          lastSeen: n.lastSeen,
+        };
+        if (n.pauseReason !== undefined && live && live.state !== 'active') v.pauseReason = n.pauseReason;
+        return v;
+      }),
+    };
+  });
+}
+
+async function streamEvents(core: Core, id: string, req: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const first = await core.getJob(id);
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+  const write = (e: JobEvent): void => {
+    res.write(`event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
+  };
+  const finished = (s: string): boolean => s === 'completed' || s === 'cancelled';
+  if (finished(first.state)) {
+    write({ type: 'end', job: first });
+    res.end();
+    return;
+  }
+  write({ type: 'progress', job: first });
+  const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+  const stop = core.progress.watch(id, (job, final) => {
+    write({ type: final ? 'end' : 'progress', job: jobView(job) });
+    if (final) close();
+  });
+  function close(): void {
+    clearInterval(keepAlive);
+    stop();
+    if (!res.writableEnded) res.end();
+  }
+  req.raw.on('close', close);
+  // The job may have finished between the first read and the watch.
+  const now = await core.getJob(id);
+  if (finished(now.state)) {
+    write({ type: 'end', job: now });
+    close();
+  }
+}

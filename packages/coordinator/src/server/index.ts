@@ -1,0 +1,92 @@
+import Fastify from 'fastify';
+import type { FastifyError } from 'fastify';
+import websocket from '@fastify/websocket';
+import { ImError, MAX_AGENT_MESSAGE_BYTES } from '@idlemesh/protocol';
+import type { CoordinatorOptions } from '../config.js';
+import { Core } from '../core.js';
+import { createMetrics } from '../metrics.js';
+import { openStore } from '../store/index.js';
+import type { Store } from '../store/index.js';
+import { handleAgentSocket } from './agents.js';
+import { registerRoutes } from './http.js';
+
+export interface RunningCoordinator {
+  /** Base URL, e.g. http://127.0.0.1:7070 */
+  readonly url: string;
+  readonly port: number;
+  readonly store: Store;
+  close(): Promise<void>;
+}
+
+const FASTIFY_ERRORS: Record<string, ImError['code']> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'IM_BODY_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'IM_UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'IM_BAD_REQUEST',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'IM_BAD_REQUEST',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'IM_BAD_REQUEST',
+};
+
+export async function startCoordinator(opts: CoordinatorOptions): Promise<RunningCoordinator> {
+  const store = await openStore(opts.store, opts.dataDir, { synchronous: opts.sqliteSynchronous });
+  const app = Fastify({
+    logger: opts.logLevel === 'silent' ? false : { level: opts.logLevel },
+    disableRequestLogging: true,
+    bodyLimit: opts.bodyLimitBytes,
+    forceCloseConnections: true,
+    return503OnClosing: true,
+  });
+  const metrics = createMetrics();
+  const core = new Core(store, opts, metrics, app.log);
+
+  app.addContentTypeParser(['application/wasm', 'application/octet-stream'], { parseAs: 'buffer', bodyLimit: opts.moduleLimitBytes }, (_req, body, done) => {
+    done(null, body);
+  });
+  app.setErrorHandler((err: FastifyError | ImError, req, reply) => {
+    let e: ImError;
+    if (err instanceof ImError) e = err;
+    else if (err.code && FASTIFY_ERRORS[err.code]) e = new ImError(FASTIFY_ERRORS[err.code] ?? 'IM_BAD_REQUEST', err.message);
+    else if (err instanceof SyntaxError || err.statusCode === 400) e = new ImError('IM_BAD_REQUEST', err.message);
+    else {
+      req.log.error({ err }, 'unhandled error');
+      e = new ImError('IM_INTERNAL');
+    }
+    if (e.retryAfterMs !== undefined) reply.header('retry-after', Math.ceil(e.retryAfterMs / 1000));
+    return reply.code(e.status).send({ error: e.toWire() });
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const e = new ImError('IM_ROUTE_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0] ?? ''}`);
+    return reply.code(404).send({ error: e.toWire() });
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    metrics.httpDuration.observe(
+      { route: req.routeOptions.url ?? 'unknown', method: req.method, status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+  });
+
+  await app.register(websocket, { options: { maxPayload: MAX_AGENT_MESSAGE_BYTES, perMessageDeflate: false } });
+  app.register(async (scoped) => {
+    scoped.get('/v1/agent', { websocket: true }, (socket, req) => handleAgentSocket(core, socket, req.ip));
+  });
+  registerRoutes(app, core);
+
+  await app.listen({ host: opts.host, port: opts.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : opts.port;
+  const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+  core.start();
+  app.log.info({ url: `http://${host}:${port}`, store: store.durability, dataDir: opts.dataDir }, 'coordinator listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${host}:${port}`,
+    port,
+    store,
+    close: () =>
+      (closing ??= (async () => {
+        core.stop();
+        await app.close();
+        await store.close();
+      })()),
+  };
+}

@@ -1,0 +1,86 @@
+/**
+ * Numbered migrations. Append only: never edit a migration that has shipped;
+ * add the next number. Each runs in its own transaction.
+ */
+export const SQLITE_MIGRATIONS: readonly string[] = [
+  // 1: jobs, tasks, nodes, modules, nonces
+  `
+  CREATE TABLE modules (
+    hash TEXT PRIMARY KEY,
+    instrumented_hash TEXT NOT NULL UNIQUE,
+    abi TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    instrumented_size INTEGER NOT NULL,
+    initial_pages INTEGER NOT NULL,
+    max_pages INTEGER NOT NULL,
+    bytes BLOB NOT NULL,
+    instrumented BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  CREATE TABLE jobs (
+    id TEXT PRIMARY KEY,
+    caller TEXT NOT NULL,
+    idem_key TEXT,
+    request_hash TEXT NOT NULL,
+    name TEXT,
+    module TEXT NOT NULL,
+    instrumented_module TEXT NOT NULL,
+    runtime TEXT NOT NULL,
+    limits TEXT NOT NULL,
+    bid INTEGER NOT NULL,
+    max_attempts INTEGER NOT NULL,
+    retry_backoff_ms INTEGER NOT NULL,
+    priority INTEGER NOT NULL,
+    requirements TEXT NOT NULL,
+    state TEXT NOT NULL,
+    total INTEGER NOT NULL,
+    queued INTEGER NOT NULL,
+    leased INTEGER NOT NULL DEFAULT 0,
+    succeeded INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    cancelled INTEGER NOT NULL DEFAULT 0,
+    fuel_used INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    finished_at INTEGER
+  );
+  CREATE UNIQUE INDEX jobs_idempotency ON jobs (caller, idem_key) WHERE idem_key IS NOT NULL;
+  CREATE INDEX jobs_active ON jobs (state) WHERE state IN ('queued', 'running');
+  CREATE TABLE tasks (
+    job_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    input BLOB NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0,
+    available_at INTEGER NOT NULL DEFAULT 0,
+    node_id TEXT,
+    lease_expires INTEGER,
+    output BLOB,
+    fuel INTEGER,
+    error TEXT,
+    finished_at INTEGER,
+    PRIMARY KEY (job_id, idx)
+  ) WITHOUT ROWID;
+  CREATE INDEX tasks_queued ON tasks (job_id, idx) WHERE state = 'queued';
+  CREATE INDEX tasks_lease_expiry ON tasks (lease_expires) WHERE state = 'leased';
+  CREATE INDEX tasks_node ON tasks (node_id) WHERE state = 'leased';
+  CREATE TABLE nodes (
+    id TEXT PRIMARY KEY,
+    capabilities TEXT NOT NULL,
+    state TEXT NOT NULL,
+    pause_reason TEXT,
+    completed INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL
+  );
+  CREATE TABLE nonces (
+    node_id TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (node_id, nonce)
+  ) WITHOUT ROWID;
+  CREATE INDEX nonces_expiry ON nonces (expires_at);
+  `,
+];

@@ -1,0 +1,491 @@
+import Database from 'better-sqlite3';
+import type { Capabilities, JobState, TaskState, WireError } from '@idlemesh/protocol';
+import { ImError } from '@idlemesh/protocol';
+import { SQLITE_MIGRATIONS } from './migrations.js';
+import type {
+  Claim,
+  ClaimedTask,
+  ExpiryReport,
+  JobRecord,
+  NewJob,
+  NodeRecord,
+  Outcome,
+  OutcomeStatus,
+  RunnableJob,
+  Store,
+  StoredModule,
+  TaskRef,
+  TaskRow,
+} from './types.js';
+
+type Row = Record<string, unknown>;
+
+interface Delta {
+  queued: number;
+  leased: number;
+  succeeded: number;
+  failed: number;
+  cancelled: number;
+  fuel: number;
+}
+
+const RETRYABLE_TASK_ERRORS = new Set(['IM_TIMEOUT', 'IM_AGENT_ERROR', 'IM_LEASE_EXPIRED']);
+
+/** Whether a failed attempt may be tried again (on another lease) rather than failing the task. */
+export function isRetryableTaskError(code: string): boolean {
+  return RETRYABLE_TASK_ERRORS.has(code);
+}
+
+/**
+ * The embedded store: one SQLite file in WAL mode. better-sqlite3 is
+ * synchronous, so each method is one transaction that runs to completion
+ * before any other; that is what makes at-most-once acceptance simple here.
+ */
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite';
+  readonly durability: string;
+  private readonly db: Database.Database;
+  private prepared: ReturnType<SqliteStore['prepare']> | undefined;
+
+  constructor(path: string, opts: { synchronous?: 'NORMAL' | 'FULL' } = {}) {
+    const sync = opts.synchronous ?? 'NORMAL';
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${sync}`);
+    this.db.pragma('busy_timeout = 5000');
+    this.db.pragma('foreign_keys = ON');
+    this.durability = `sqlite WAL synchronous=${sync}`;
+  }
+
+  private get s(): ReturnType<SqliteStore['prepare']> {
+    return (this.prepared ??= this.prepare());
+  }
+
+  async migrate(): Promise<void> {
+    this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
+    const done = new Set((this.db.prepare('SELECT version FROM schema_migrations').all() as Row[]).map((r) => Number(r.version)));
+    SQLITE_MIGRATIONS.forEach((sql, i) => {
+      const version = i + 1;
+      if (done.has(version)) return;
+      this.db.transaction(() => {
+        this.db.exec(sql);
+        this.db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(version, Date.now());
+      }).immediate();
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  async ping(): Promise<boolean> {
+    return this.db.prepare('SELECT 1 AS ok').get() !== undefined;
+  }
+
+  private prepare() {
+    const db = this.db;
+    return {
+      insertModule: db.prepare(`INSERT OR IGNORE INTO modules (hash, instrumented_hash, abi, size, instrumented_size, initial_pages, max_pages, bytes, instrumented, created_at)
+        VALUES (@hash, @instrumentedHash, @abi, @size, @instrumentedSize, @initialPages, @maxPages, @bytes, @instrumented, @createdAt)`),
+      getModule: db.prepare('SELECT * FROM modules WHERE hash = ? OR instrumented_hash = ?'),
+      insertJob: db.prepare(`INSERT INTO jobs (id, caller, idem_key, request_hash, name, module, instrumented_module, runtime, limits, bid, max_attempts,
+        retry_backoff_ms, priority, requirements, state, total, queued, created_at, updated_at)
+        VALUES (@id, @caller, @idem_key, @request_hash, @name, @module, @instrumented_module, @runtime, @limits, @bid, @max_attempts,
+        @retry_backoff_ms, @priority, @requirements, 'queued', @total, @total, @created_at, @created_at)`),
+      insertTask: db.prepare('INSERT INTO tasks (job_id, idx, state, input) VALUES (?, ?, \'queued\', ?)'),
+      jobById: db.prepare('SELECT * FROM jobs WHERE id = ?'),
+      jobByKey: db.prepare('SELECT * FROM jobs WHERE caller = ? AND idem_key = ?'),
+      runnable: db.prepare(`SELECT id, runtime, queued, leased, priority, created_at, limits, requirements FROM jobs
+        WHERE state IN ('queued', 'running') AND queued > 0 ORDER BY created_at`),
+      claim: db.prepare(`UPDATE tasks SET state = 'leased', attempt = attempt + 1, node_id = @node, lease_expires = @expires
+        WHERE job_id = @job AND idx IN (
+          SELECT idx FROM tasks WHERE job_id = @job AND state = 'queued' AND available_at <= @now ORDER BY idx LIMIT @n)
+        RETURNING idx, attempt, input`),
+      extend: db.prepare(`UPDATE tasks SET lease_expires = @expires WHERE node_id = @node AND state = 'leased' AND lease_expires < @expires`),
+      succeed: db.prepare(`UPDATE tasks SET state = 'succeeded', output = @output, fuel = @fuel, error = NULL, finished_at = @now, lease_expires = NULL
+        WHERE job_id = @job AND idx = @idx AND state = 'leased' AND node_id = @node AND attempt = @attempt`),
+      fail: db.prepare(`UPDATE tasks SET
+          state = CASE WHEN @retryable = 1 AND failures + 1 < @maxAttempts THEN 'queued' ELSE 'failed' END,
+          available_at = @now + @backoff * (1 << MIN(failures, 20)),
+          failures = failures + 1, fuel = @fuel, error = @error, lease_expires = NULL,
+          finished_at = CASE WHEN @retryable = 1 AND failures + 1 < @maxAttempts THEN NULL ELSE @now END
+        WHERE job_id = @job AND idx = @idx AND state = 'leased' AND node_id = @node AND attempt = @attempt
+        RETURNING state`),
+      taskState: db.prepare('SELECT state, attempt, node_id FROM tasks WHERE job_id = ? AND idx = ?'),
+      release: db.prepare(`UPDATE tasks SET state = 'queued', lease_expires = NULL
+        WHERE job_id = @job AND idx = @idx AND state = 'leased' AND node_id = @node AND attempt = @attempt`),
+      leasesOfNode: db.prepare(`SELECT job_id, idx, attempt, node_id FROM tasks WHERE node_id = ? AND state = 'leased'`),
+      expired: db.prepare(`SELECT job_id, idx, attempt, node_id FROM tasks WHERE state = 'leased' AND lease_expires < ? LIMIT 10000`),
+      bump: db.prepare(`UPDATE jobs SET queued = queued + @queued, leased = leased + @leased, succeeded = succeeded + @succeeded,
+        failed = failed + @failed, cancelled = cancelled + @cancelled, fuel_used = fuel_used + @fuel, updated_at = @now WHERE id = @id`),
+      settleState: db.prepare(`UPDATE jobs SET
+          state = CASE WHEN state = 'cancelled' THEN 'cancelled' WHEN queued + leased = 0 THEN 'completed'
+                       WHEN leased > 0 OR succeeded + failed > 0 THEN 'running' ELSE 'queued' END,
+          finished_at = CASE WHEN queued + leased = 0 AND finished_at IS NULL THEN @now ELSE finished_at END
+        WHERE id = @id`),
+      cancelTasks: db.prepare(`UPDATE tasks SET state = 'cancelled', finished_at = @now, lease_expires = NULL
+        WHERE job_id = @job AND state IN ('queued', 'leased')`),
+      leasedOfJob: db.prepare(`SELECT idx, attempt, node_id FROM tasks WHERE job_id = ? AND state = 'leased'`),
+      results: db.prepare(`SELECT job_id, idx, state, attempt, failures, node_id, output, fuel, error, finished_at FROM tasks
+        WHERE job_id = @job AND idx > @after ORDER BY idx LIMIT @limit`),
+      resultsByState: db.prepare(`SELECT job_id, idx, state, attempt, failures, node_id, output, fuel, error, finished_at FROM tasks
+        WHERE job_id = @job AND idx > @after AND state = @state ORDER BY idx LIMIT @limit`),
+      upsertNode: db.prepare(`INSERT INTO nodes (id, capabilities, state, first_seen, last_seen) VALUES (@id, @caps, 'online', @now, @now)
+        ON CONFLICT (id) DO UPDATE SET capabilities = @caps, state = 'online', pause_reason = NULL, last_seen = @now`),
+      nodeState: db.prepare('UPDATE nodes SET state = @state, pause_reason = @reason, last_seen = @now WHERE id = @id'),
+      nodeStats: db.prepare('UPDATE nodes SET completed = completed + @completed, failed = failed + @failed, last_seen = @now WHERE id = @id'),
+      nodes: db.prepare(`SELECT n.*, (SELECT COUNT(*) FROM tasks t WHERE t.node_id = n.id AND t.state = 'leased') AS running
+        FROM nodes n ORDER BY n.last_seen DESC`),
+      useNonce: db.prepare('INSERT OR IGNORE INTO nonces (node_id, nonce, expires_at) VALUES (?, ?, ?)'),
+      purgeNonces: db.prepare('DELETE FROM nonces WHERE expires_at < ?'),
+    };
+  }
+
+  async putModule(m: StoredModule): Promise<void> {
+    this.s.insertModule.run({ ...m, bytes: Buffer.from(m.bytes), instrumented: Buffer.from(m.instrumented) });
+  }
+
+  async getModule(hash: string): Promise<StoredModule | undefined> {
+    const r = this.s.getModule.get(hash, hash) as Row | undefined;
+    if (!r) return undefined;
+    return {
+      hash: String(r.hash),
+      instrumentedHash: String(r.instrumented_hash),
+      abi: r.abi as StoredModule['abi'],
+      size: Number(r.size),
+      instrumentedSize: Number(r.instrumented_size),
+      initialPages: Number(r.initial_pages),
+      maxPages: Number(r.max_pages),
+      bytes: new Uint8Array(r.bytes as Buffer),
+      instrumented: new Uint8Array(r.instrumented as Buffer),
+      createdAt: Number(r.created_at),
+    };
+  }
+
+  async createJob(job: NewJob, inputs: readonly Uint8Array[]): Promise<{ job: JobRecord; created: boolean }> {
+    const s = this.s;
+    return this.db.transaction(() => {
+      if (job.idempotencyKey !== undefined) {
+        const existing = s.jobByKey.get(job.caller, job.idempotencyKey) as Row | undefined;
+        if (existing) {
+          if (existing.request_hash !== job.requestHash) {
+            throw new ImError('IM_IDEMPOTENCY_CONFLICT', undefined, { details: { jobId: existing.id } });
+          }
+          return { job: toJob(existing), created: false };
+        }
+      }
+      s.insertJob.run({
+        id: job.id,
+        caller: job.caller,
+        idem_key: job.idempotencyKey ?? null,
+        request_hash: job.requestHash,
+        name: job.name ?? null,
+        module: job.module,
+        instrumented_module: job.instrumentedModule,
+        runtime: job.runtime,
+        limits: JSON.stringify(job.limits),
+        bid: job.bid,
+        max_attempts: job.maxAttempts,
+        retry_backoff_ms: job.retryBackoffMs,
+        priority: job.priority,
+        requirements: JSON.stringify(job.requirements),
+        total: inputs.length,
+        created_at: job.createdAt,
+      });
+      inputs.forEach((input, i) => s.insertTask.run(job.id, i, Buffer.from(input.buffer, input.byteOffset, input.byteLength)));
+      return { job: toJob(s.jobById.get(job.id) as Row), created: true };
+    }).immediate();
+  }
+
+  async getJob(id: string): Promise<JobRecord | undefined> {
+    const r = this.s.jobById.get(id) as Row | undefined;
+    return r ? toJob(r) : undefined;
+  }
+
+  async listJobs(q: { state?: JobState; limit: number }): Promise<JobRecord[]> {
+    const rows = q.state
+      ? this.db.prepare('SELECT * FROM jobs WHERE state = ? ORDER BY created_at DESC, id DESC LIMIT ?').all(q.state, q.limit)
+      : this.db.prepare('SELECT * FROM jobs ORDER BY created_at DESC, id DESC LIMIT ?').all(q.limit);
+    return (rows as Row[]).map(toJob);
+  }
+
+  async cancelJob(id: string, now: number): Promise<{ job: JobRecord; revoked: Array<TaskRef & { nodeId: string }> } | undefined> {
+    const s = this.s;
+    return this.db.transaction(() => {
+      const row = s.jobById.get(id) as Row | undefined;
+      if (!row) return undefined;
+      if (row.state === 'completed' || row.state === 'cancelled') return { job: toJob(row), revoked: [] };
+      const revoked = (s.leasedOfJob.all(id) as Row[]).map((r) => ({
+        jobId: id, index: Number(r.idx), attempt: Number(r.attempt), nodeId: String(r.node_id),
+      }));
+      const cancelled = s.cancelTasks.run({ job: id, now }).changes;
+      const fixed = { ...zero(), cancelled, queued: -Number(row.queued), leased: -Number(row.leased) };
+      s.bump.run({ id, now, ...fixed });
+      this.db.prepare(`UPDATE jobs SET state = 'cancelled', finished_at = ? WHERE id = ?`).run(now, id);
+      return { job: toJob(s.jobById.get(id) as Row), revoked };
+    }).immediate();
+  }
+
+  async runnableJobs(_now: number): Promise<RunnableJob[]> {
+    return (this.s.runnable.all() as Row[]).map((r) => ({
+      id: String(r.id),
+      runtime: r.runtime as RunnableJob['runtime'],
+      queued: Number(r.queued),
+      leased: Number(r.leased),
+      priority: Number(r.priority),
+      createdAt: Number(r.created_at),
+      memoryMb: (JSON.parse(String(r.limits)) as { memoryMb: number }).memoryMb,
+      requirements: JSON.parse(String(r.requirements)) as RunnableJob['requirements'],
+    }));
+  }
+
+  async claimTasks(claims: readonly Claim[], now: number, leaseMs: number): Promise<ClaimedTask[]> {
+    const s = this.s;
+    const expires = now + leaseMs;
+    return this.db.transaction(() => {
+      const out: ClaimedTask[] = [];
+      for (const c of claims) {
+        if (c.count <= 0) continue;
+        const job = s.jobById.get(c.jobId) as Row | undefined;
+        if (!job || job.state === 'cancelled' || job.state === 'completed') continue;
+        const rows = s.claim.all({ node: c.nodeId, expires, job: c.jobId, now, n: c.count }) as Row[];
+        if (rows.length === 0) continue;
+        const limits = JSON.parse(String(job.limits)) as ClaimedTask['limits'];
+        for (const r of rows) {
+          out.push({
+            jobId: c.jobId,
+            index: Number(r.idx),
+            attempt: Number(r.attempt),
+            nodeId: c.nodeId,
+            input: new Uint8Array(r.input as Buffer),
+            leaseExpiresAt: expires,
+            instrumentedModule: String(job.instrumented_module),
+            runtime: job.runtime as ClaimedTask['runtime'],
+            limits,
+          });
+        }
+        s.bump.run({ id: c.jobId, now, ...zero(), queued: -rows.length, leased: rows.length });
+        s.settleState.run({ id: c.jobId, now });
+      }
+      return out;
+    }).immediate();
+  }
+
+  async extendLeases(nodeId: string, now: number, leaseMs: number): Promise<number> {
+    return this.s.extend.run({ node: nodeId, expires: now + leaseMs }).changes;
+  }
+
+  async completeTasks(nodeId: string, outcomes: readonly Outcome[], now: number): Promise<{ statuses: OutcomeStatus[]; jobs: Set<string> }> {
+    const s = this.s;
+    return this.db.transaction(() => {
+      const deltas = new Map<string, Delta>();
+      const jobs = new Map<string, Row | undefined>();
+      let completed = 0;
+      let failed = 0;
+      const statuses = outcomes.map((o): OutcomeStatus => {
+        const key = { job: o.jobId, idx: o.index, node: nodeId, attempt: o.attempt };
+        let job = jobs.get(o.jobId);
+        if (!jobs.has(o.jobId)) jobs.set(o.jobId, (job = s.jobById.get(o.jobId) as Row | undefined));
+        if (!job) return 'rejected';
+        const d = deltaOf(deltas, o.jobId);
+        if (o.ok) {
+          const output = o.output ?? new Uint8Array();
+          if (s.succeed.run({ ...key, output: Buffer.from(output.buffer, output.byteOffset, output.byteLength), fuel: o.fuel, now }).changes === 1) {
+            d.leased--;
+            d.succeeded++;
+            d.fuel += o.fuel;
+            completed++;
+            return 'accepted';
+          }
+        } else {
+          const code = o.error?.code ?? 'IM_AGENT_ERROR';
+          const r = s.fail.get({
+            ...key,
+            retryable: isRetryableTaskError(code) ? 1 : 0,
+            maxAttempts: Number(job.max_attempts),
+            backoff: Number(job.retry_backoff_ms),
+            fuel: o.fuel,
+            error: JSON.stringify(o.error ?? { code, message: 'no error given', retryable: true }),
+            now,
+          }) as Row | undefined;
+          if (r) {
+            d.leased--;
+            if (r.state === 'queued') d.queued++;
+            else d.failed++;
+            failed++;
+            return 'accepted';
+          }
+        }
+        const cur = s.taskState.get(o.jobId, o.index) as Row | undefined;
+        if (cur && (cur.state === 'succeeded' || cur.state === 'failed') && Number(cur.attempt) === o.attempt && cur.node_id === nodeId) return 'duplicate';
+        return 'rejected';
+      });
+      this.applyDeltas(deltas, now);
+      if (completed + failed > 0) s.nodeStats.run({ id: nodeId, completed, failed, now });
+      return { statuses, jobs: new Set(deltas.keys()) };
+    }).immediate();
+  }
+
+  async releaseTasks(nodeId: string, tasks: readonly TaskRef[], now: number): Promise<{ released: number; jobs: Set<string> }> {
+    const s = this.s;
+    return this.db.transaction(() => {
+      const deltas = new Map<string, Delta>();
+      let released = 0;
+      for (const t of tasks) {
+        if (s.release.run({ job: t.jobId, idx: t.index, node: nodeId, attempt: t.attempt }).changes === 1) {
+          const d = deltaOf(deltas, t.jobId);
+          d.leased--;
+          d.queued++;
+          released++;
+        }
+      }
+      this.applyDeltas(deltas, now);
+      return { released, jobs: new Set(deltas.keys()) };
+    }).immediate();
+  }
+
+  async failNodeLeases(nodeId: string, now: number, error: WireError): Promise<ExpiryReport> {
+    return this.failLeases(this.s.leasesOfNode.all(nodeId) as Row[], now, error);
+  }
+
+  async expireLeases(now: number, error: WireError): Promise<ExpiryReport> {
+    return this.failLeases(this.s.expired.all(now) as Row[], now, error);
+  }
+
+  private failLeases(rows: Row[], now: number, error: WireError): ExpiryReport {
+    if (rows.length === 0) return { requeued: 0, failed: 0, jobs: new Set() };
+    const byNode = new Map<string, Outcome[]>();
+    for (const r of rows) {
+      const list = byNode.get(String(r.node_id)) ?? [];
+      list.push({ jobId: String(r.job_id), index: Number(r.idx), attempt: Number(r.attempt), ok: false, fuel: 0, error });
+      byNode.set(String(r.node_id), list);
+    }
+    return this.db.transaction(() => {
+      let requeued = 0;
+      let failed = 0;
+      const jobs = new Set<string>();
+      for (const [nodeId, outcomes] of byNode) {
+        for (const o of outcomes) {
+          const job = this.s.jobById.get(o.jobId) as Row;
+          const r = this.s.fail.get({
+            job: o.jobId, idx: o.index, node: nodeId, attempt: o.attempt, retryable: 1,
+            maxAttempts: Number(job.max_attempts), backoff: Number(job.retry_backoff_ms), fuel: 0, error: JSON.stringify(error), now,
+          }) as Row | undefined;
+          if (!r) continue;
+          const d = zero();
+          d.leased = -1;
+          if (r.state === 'queued') { d.queued = 1; requeued++; } else { d.failed = 1; failed++; }
+          this.s.bump.run({ id: o.jobId, now, ...d });
+          jobs.add(o.jobId);
+        }
+        this.s.nodeStats.run({ id: nodeId, completed: 0, failed: outcomes.length, now });
+      }
+      for (const id of jobs) this.s.settleState.run({ id, now });
+      return { requeued, failed, jobs };
+    }).immediate();
+  }
+
+  private applyDeltas(deltas: Map<string, Delta>, now: number): void {
+    for (const [id, d] of deltas) {
+      this.s.bump.run({ id, now, ...d });
+      this.s.settleState.run({ id, now });
+    }
+  }
+
+  async getResults(jobId: string, q: { after: number; limit: number; state?: TaskState }): Promise<TaskRow[]> {
+    const rows = (q.state
+      ? this.s.resultsByState.all({ job: jobId, after: q.after, limit: q.limit, state: q.state })
+      : this.s.results.all({ job: jobId, after: q.after, limit: q.limit })) as Row[];
+    return rows.map((r) => {
+      const t: TaskRow = {
+        jobId: String(r.job_id),
+        index: Number(r.idx),
+        state: r.state as TaskState,
+        attempt: Number(r.attempt),
+        failures: Number(r.failures),
+      };
+      if (r.node_id !== null) t.nodeId = String(r.node_id);
+      if (r.output !== null) t.output = new Uint8Array(r.output as Buffer);
+      if (r.fuel !== null) t.fuel = Number(r.fuel);
+      if (r.error !== null) t.error = JSON.parse(String(r.error)) as WireError;
+      if (r.finished_at !== null) t.finishedAt = Number(r.finished_at);
+      return t;
+    });
+  }
+
+  async upsertNode(id: string, capabilities: Capabilities, now: number): Promise<void> {
+    this.s.upsertNode.run({ id, caps: JSON.stringify(capabilities), now });
+  }
+
+  async setNodeState(id: string, state: NodeRecord['state'], reason: string | undefined, now: number): Promise<void> {
+    this.s.nodeState.run({ id, state, reason: reason ?? null, now });
+  }
+
+  async listNodes(): Promise<NodeRecord[]> {
+    return (this.s.nodes.all() as Row[]).map((r) => {
+      const n: NodeRecord = {
+        id: String(r.id),
+        state: r.state as NodeRecord['state'],
+        capabilities: JSON.parse(String(r.capabilities)) as Capabilities,
+        running: Number(r.running),
+        completed: Number(r.completed),
+        failed: Number(r.failed),
+        firstSeen: Number(r.first_seen),
+        lastSeen: Number(r.last_seen),
+      };
+      if (r.pause_reason !== null) n.pauseReason = String(r.pause_reason);
+      return n;
+    });
+  }
+
+  async useNonce(nodeId: string, nonce: string, expiresAt: number): Promise<boolean> {
+    return this.s.useNonce.run(nodeId, nonce, expiresAt).changes === 1;
+  }
+
+  async purgeNonces(now: number): Promise<number> {
+    return this.s.purgeNonces.run(now).changes;
+  }
+}
+
+function zero(): Delta {
+  return { queued: 0, leased: 0, succeeded: 0, failed: 0, cancelled: 0, fuel: 0 };
+}
+
+function deltaOf(map: Map<string, Delta>, id: string): Delta {
+  let d = map.get(id);
+  if (!d) map.set(id, (d = zero()));
+  return d;
+}
+
+function toJob(r: Row): JobRecord {
+  const job: JobRecord = {
+    id: String(r.id),
+    caller: String(r.caller),
+    requestHash: String(r.request_hash),
+    module: String(r.module),
+    instrumentedModule: String(r.instrumented_module),
+    runtime: r.runtime as JobRecord['runtime'],
+    limits: JSON.parse(String(r.limits)) as JobRecord['limits'],
+    bid: Number(r.bid),
+    maxAttempts: Number(r.max_attempts),
+    retryBackoffMs: Number(r.retry_backoff_ms),
+    priority: Number(r.priority),
+    requirements: JSON.parse(String(r.requirements)) as JobRecord['requirements'],
+    createdAt: Number(r.created_at),
+    state: r.state as JobState,
+    counts: {
+      total: Number(r.total),
+      queued: Number(r.queued),
+      leased: Number(r.leased),
+      succeeded: Number(r.succeeded),
+      failed: Number(r.failed),
+      cancelled: Number(r.cancelled),
+    },
+    fuelUsed: Number(r.fuel_used),
+    updatedAt: Number(r.updated_at),
+  };
+  if (r.idem_key !== null) job.idempotencyKey = String(r.idem_key);
+  if (r.name !== null) job.name = String(r.name);
+  if (r.finished_at !== null) job.finishedAt = Number(r.finished_at);
+  return job;
+}

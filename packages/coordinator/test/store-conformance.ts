@@ -1,0 +1,290 @@
+/**
+ * The store conformance suite: every Store implementation (SQLite now,
+ * PostgreSQL next) must pass exactly these tests.
+ */
+import { describe, it, beforeEach, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { ImError, errorFrom, newJobId } from '@idlemesh/protocol';
+import type { Capabilities } from '@idlemesh/protocol';
+import type { NewJob, Store } from '../src/store/index.js';
+
+const CAPS: Capabilities = {
+  runtimes: ['wasm'], cores: 2, memoryMb: 1024, arch: 'x64', os: 'linux', gpus: [], maxTasks: 2,
+  benchmark: { fuelPerSec: 1e9 }, agentVersion: 'test',
+};
+const NODE_A = 'a'.repeat(64);
+const NODE_B = 'b'.repeat(64);
+
+let seq = 0;
+function job(over: Partial<NewJob> = {}): NewJob {
+  return {
+    id: newJobId(1_700_000_000_000 + seq++),
+    caller: 'anonymous',
+    requestHash: 'h'.repeat(64),
+    module: '1'.repeat(64),
+    instrumentedModule: '2'.repeat(64),
+    runtime: 'wasm',
+    limits: { fuel: 1000, memoryMb: 16, timeoutMs: 1000, outputBytes: 1024 },
+    bid: 0,
+    maxAttempts: 3,
+    retryBackoffMs: 100,
+    priority: 1,
+    requirements: {},
+    createdAt: 1000,
+    ...over,
+  };
+}
+const inputs = (n: number): Uint8Array[] => Array.from({ length: n }, (_, i) => new TextEncoder().encode(`in-${i}`));
+
+/** Recounts a job's tasks from their rows and compares with its counters. */
+async function assertCountsMatch(store: Store, jobId: string): Promise<void> {
+  const j = await store.getJob(jobId);
+  assert.ok(j);
+  const rows = await store.getResults(jobId, { after: -1, limit: 100_000 });
+  const actual = { total: rows.length, queued: 0, leased: 0, succeeded: 0, failed: 0, cancelled: 0 };
+  for (const r of rows) actual[r.state]++;
+  assert.deepEqual(j.counts, actual, `counts of ${jobId}`);
+  const done = actual.queued + actual.leased === 0;
+  if (j.state !== 'cancelled') assert.equal(j.state === 'completed', done, `state of ${jobId} is ${j.state}`);
+}
+
+export function storeConformance(name: string, open: () => Promise<Store>): void {
+  describe(`store conformance: ${name}`, () => {
+    let store: Store;
+    beforeEach(async () => {
+      store = await open();
+      await store.upsertNode(NODE_A, CAPS, 1000);
+      await store.upsertNode(NODE_B, CAPS, 1000);
+    });
+    afterEach(async () => store.close());
+
+    it('migrates idempotently and answers ping', async () => {
+      await store.migrate();
+      assert.equal(await store.ping(), true);
+    });
+
+    it('stores modules by uploaded and instrumented hash', async () => {
+      const m = {
+        hash: 'c'.repeat(64), instrumentedHash: 'd'.repeat(64), abi: 'idlemesh/1' as const, size: 3, instrumentedSize: 4,
+        initialPages: 1, maxPages: 2, bytes: new Uint8Array([1, 2, 3]), instrumented: new Uint8Array([1, 2, 3, 4]), createdAt: 5,
+      };
+      await store.putModule(m);
+      await store.putModule(m); // idempotent
+      assert.deepEqual((await store.getModule(m.hash))?.instrumented, m.instrumented);
+      assert.equal((await store.getModule(m.instrumentedHash))?.hash, m.hash);
+      assert.equal(await store.getModule('e'.repeat(64)), undefined);
+    });
+
+    it('creates jobs with tasks and honours idempotency keys per caller', async () => {
+      const j = job({ idempotencyKey: 'k1' });
+      const a = await store.createJob(j, inputs(3));
+      assert.equal(a.created, true);
+      assert.equal(a.job.counts.total, 3);
+      assert.equal(a.job.counts.queued, 3);
+      assert.equal(a.job.state, 'queued');
+      const again = await store.createJob({ ...j, id: newJobId(2e12) }, inputs(3));
+      assert.equal(again.created, false);
+      assert.equal(again.job.id, j.id);
+      await assert.rejects(store.createJob({ ...j, id: newJobId(2e12), requestHash: 'x'.repeat(64) }, inputs(3)),
+        (e: unknown) => e instanceof ImError && e.code === 'IM_IDEMPOTENCY_CONFLICT');
+      const other = await store.createJob({ ...j, id: newJobId(2e12), caller: 'someone-else' }, inputs(1));
+      assert.equal(other.created, true);
+      assert.equal((await store.listJobs({ limit: 10 })).length, 2);
+    });
+
+    it('claims in index order, counts attempts, and accepts a result at most once', async () => {
+      const j = job();
+      await store.createJob(j, inputs(5));
+      const claimed = await store.claimTasks([{ jobId: j.id, nodeId: NODE_A, count: 3 }], 2000, 10_000);
+      assert.deepEqual(claimed.map((t) => [t.index, t.attempt]), [[0, 1], [1, 1], [2, 1]]);
+      assert.equal(new TextDecoder().decode(claimed[1]?.input), 'in-1');
+      assert.equal(claimed[0]?.leaseExpiresAt, 12_000);
+      await assertCountsMatch(store, j.id);
+      assert.equal((await store.getJob(j.id))?.state, 'running');
+
+      const out = { jobId: j.id, index: 0, attempt: 1, ok: true, output: new Uint8Array([9]), fuel: 42 };
+      assert.deepEqual((await store.completeTasks(NODE_A, [out], 2100)).statuses, ['accepted']);
+      assert.deepEqual((await store.completeTasks(NODE_A, [out], 2200)).statuses, ['duplicate']);
+      assert.deepEqual((await store.completeTasks(NODE_B, [{ ...out, index: 1 }], 2200)).statuses, ['rejected'], 'wrong node');
+      assert.deepEqual((await store.completeTasks(NODE_A, [{ ...out, index: 1, attempt: 2 }], 2200)).statuses, ['rejected'], 'wrong attempt');
+      assert.deepEqual((await store.completeTasks(NODE_A, [{ ...out, index: 4 }], 2200)).statuses, ['rejected'], 'never leased');
+      const j2 = await store.getJob(j.id);
+      assert.equal(j2?.counts.succeeded, 1);
+      assert.equal(j2?.fuelUsed, 42);
+      await assertCountsMatch(store, j.id);
+      const [r0] = await store.getResults(j.id, { after: -1, limit: 1 });
+      assert.deepEqual(r0?.output, new Uint8Array([9]));
+      assert.equal(r0?.nodeId, NODE_A);
+    });
+
+    it('completes a job when every task is terminal', async () => {
+      const j = job();
+      await store.createJob(j, inputs(2));
+      const c = await store.claimTasks([{ jobId: j.id, nodeId: NODE_A, count: 10 }], 2000, 10_000);
+      assert.equal(c.length, 2);
+      await store.completeTasks(NODE_A, c.map((t) => ({ jobId: t.jobId, index: t.index, attempt: t.attempt, ok: true, output: new Uint8Array(), fuel: 1 })), 3000);
+      const done = await store.getJob(j.id);
+      assert.equal(done?.state, 'completed');
+      assert.equal(done?.finishedAt, 3000);
+      assert.equal((await store.runnableJobs(3000)).length, 0);
+    });
+
+    it('fails task faults at once and retries infrastructure errors with backoff up to maxAttempts', async () => {
+      const j = job({ maxAttempts: 2, retryBackoffMs: 100 });
+      await store.createJob(j, inputs(2));
+      await store.claimTasks([{ jobId: j.id, nodeId: NODE_A, count: 2 }], 1000, 10_000);
+      const fault = { jobId: j.id, index: 0, attempt: 1, ok: false, fuel: 1000, error: errorFrom('IM_FUEL_EXHAUSTED') };
+      const flaky = { jobId: j.id, index: 1, attempt: 1, ok: false, fuel: 0, error: errorFrom('IM_TIMEOUT') };
+      assert.deepEqual((await store.completeTasks(NODE_A, [fault, flaky], 1000)).statuses, ['accepted', 'accepted']);
+      let rows = await store.getResults(j.id, { after: -1, limit: 10 });
+      assert.equal(rows[0]?.state, 'failed');
+      assert.equal(rows[0]?.error?.code, 'IM_FUEL_EXHAUSTED');
+      assert.equal(rows[1]?.state, 'queued');
+      // In backoff: not claimable before 1000 + 100.
+      assert.equal((await store.claimTasks([{ jobId: j.id, nodeId: NODE_B, count: 5 }], 1050, 10_000)).length, 0);
+      const again = await store.claimTasks([{ jobId: j.id, nodeId: NODE_B, count: 5 }], 1100, 10_000);
+      assert.deepEqual(again.map((t) => [t.index, t.attempt]), [[1, 2]]);
+      await store.completeTasks(NODE_B, [{ ...flaky, attempt: 2 }], 1200);
+      rows = await store.getResults(j.id, { after: -1, limit: 10 });
+      assert.equal(rows[1]?.state, 'failed', 'second failure exhausts maxAttempts=2');
+      assert.equal(rows[1]?.error?.code, 'IM_TIMEOUT');
+      assert.equal((await store.getJob(j.id))?.state, 'completed');
+      await assertCountsMatch(store, j.id);
+    });
+
+    it('hands leases back without counting a failure; the old attempt can no longer report', async () => {
+      const j = job({ maxAttempts: 1 });
+      await store.createJob(j, inputs(2));
+      const c = await store.claimTasks([{ jobId: j.id, nodeId: NODE_A, count: 2 }], 1000, 10_000);
+      const r = await store.releaseTasks(NODE_A, c.map((t) => ({ jobId: t.jobId, index: t.index, attempt: t.attempt })), 1100);
+      assert.equal(r.released, 2);
+      assert.ok(r.jobs.has(j.id));
+      assert.equal((await store.releaseTasks(NODE_A, [{ jobId: j.id, index: 0, attempt: 1 }], 1100)).released, 0, 'second release is a no-op');
+      const c2 = await store.claimTasks([{ jobId: j.id, nodeId: NODE_B, count: 2 }], 1200, 10_000);
+      assert.deepEqual(c2.map((t) => t.attempt), [2, 2]);
+      assert.deepEqual((await store.completeTasks(NODE_A, [{ jobId: j.id, index: 0, attempt: 1, ok: true, fuel: 1 }], 1300)).statuses, ['rejected']);
+      await assertCountsMatch(store, j.id);
+    });
+
+    it('expires leases and fails a vanished node\'s leases, requeueing until attempts run out', async () => {
+      const j = job({ maxAttempts: 2, retryBackoffMs: 0 });
+      await store.createJob(j, inputs(3));
+      await store.claimTasks([{ jobId: j.id, nodeId: NODE_A, count: 2 }], 1000, 500);
+      await store.claimTasks([{ jobId: j.id, nodeId: NODE_B, count: 1 }], 1000, 5000);
+      assert.equal(await store.extendLeases(NODE_B, 1000, 10_000), 1);
+      const r = await store.expireLeases(1600, errorFrom('IM_LEASE_EXPIRED'));
+      assert.equal(r.requeued, 2);
+      assert.equal(r.failed, 0);
+      assert.equal((await store.expireLeases(1600, errorFrom('IM_LEASE_EXPIRED'))).requeued, 0, 'expiry is idempotent');
+      const f = await store.failNodeLeases(NODE_B, 1700, errorFrom('IM_LEASE_EXPIRED'));
+      assert.equal(f.requeued, 1);
+      const c = await store.claimTasks([{ jobId: j.id, nodeId: NODE_A, count: 3 }], 1800, 100);
+      assert.equal(c.length, 3);
+      const r2 = await store.expireLeases(2000, errorFrom('IM_LEASE_EXPIRED'));
+      assert.equal(r2.failed, 3, 'second loss exhausts maxAttempts=2');
+      const rows = await store.getResults(j.id, { after: -1, limit: 10 });
+      assert.ok(rows.every((x) => x.state === 'failed' && x.error?.code === 'IM_LEASE_EXPIRED'));
+      await assertCountsMatch(store, j.id);
+      const nodes = await store.listNodes();
+      assert.ok((nodes.find((n) => n.id === NODE_A)?.failed ?? 0) >= 2);
+    });
+
+    it('cancels a job: queued and leased tasks stop, live leases are reported for revocation', async () => {
+      const j = job();
+      await store.createJob(j, inputs(4));
+      await store.claimTasks([{ jobId: j.id, nodeId: NODE_A, count: 1 }], 1000, 10_000);
+      const r = await store.cancelJob(j.id, 1100);
+      assert.equal(r?.job.state, 'cancelled');
+      assert.equal(r?.job.counts.cancelled, 4);
+      assert.deepEqual(r?.revoked.map((t) => [t.index, t.nodeId]), [[0, NODE_A]]);
+      assert.equal((await store.claimTasks([{ jobId: j.id, nodeId: NODE_A, count: 4 }], 1200, 10_000)).length, 0);
+      assert.deepEqual((await store.completeTasks(NODE_A, [{ jobId: j.id, index: 0, attempt: 1, ok: true, fuel: 1 }], 1300)).statuses, ['rejected']);
+      assert.equal((await store.cancelJob(j.id, 1400))?.revoked.length, 0, 'cancel is idempotent');
+      assert.equal(await store.cancelJob(newJobId(1), 1), undefined);
+      await assertCountsMatch(store, j.id);
+    });
+
+    it('pages results and filters by state', async () => {
+      const j = job();
+      await store.createJob(j, inputs(7));
+      const c = await store.claimTasks([{ jobId: j.id, nodeId: NODE_A, count: 3 }], 1000, 10_000);
+      await store.completeTasks(NODE_A, c.map((t) => ({ jobId: t.jobId, index: t.index, attempt: t.attempt, ok: true, fuel: 1 })), 1100);
+      const p1 = await store.getResults(j.id, { after: -1, limit: 4 });
+      const p2 = await store.getResults(j.id, { after: 3, limit: 4 });
+      assert.deepEqual([...p1, ...p2].map((r) => r.index), [0, 1, 2, 3, 4, 5, 6]);
+      assert.deepEqual((await store.getResults(j.id, { after: -1, limit: 10, state: 'succeeded' })).map((r) => r.index), [0, 1, 2]);
+    });
+
+    it('lists runnable jobs with their queued counts', async () => {
+      const a = job({ priority: 2 });
+      const b = job();
+      await store.createJob(a, inputs(2));
+      await store.createJob(b, inputs(1));
+      await store.claimTasks([{ jobId: b.id, nodeId: NODE_A, count: 1 }], 1000, 10_000);
+      const r = await store.runnableJobs(1000);
+      assert.deepEqual(r.map((x) => [x.id, x.queued, x.priority, x.memoryMb]), [[a.id, 2, 2, 16]]);
+    });
+
+    it('tracks nodes, their state and running leases', async () => {
+      const j = job();
+      await store.createJob(j, inputs(2));
+      await store.claimTasks([{ jobId: j.id, nodeId: NODE_A, count: 2 }], 1000, 10_000);
+      await store.setNodeState(NODE_A, 'paused', 'on battery', 1500);
+      const a = (await store.listNodes()).find((n) => n.id === NODE_A);
+      assert.equal(a?.state, 'paused');
+      assert.equal(a?.pauseReason, 'on battery');
+      assert.equal(a?.running, 2);
+      assert.equal(a?.capabilities.cores, 2);
+      await store.upsertNode(NODE_A, { ...CAPS, cores: 8 }, 2000);
+      const a2 = (await store.listNodes()).find((n) => n.id === NODE_A);
+      assert.equal(a2?.state, 'online');
+      assert.equal(a2?.capabilities.cores, 8);
+      assert.equal(a2?.firstSeen, 1000);
+    });
+
+    it('refuses a nonce seen before and forgets expired ones', async () => {
+      assert.equal(await store.useNonce(NODE_A, 'n1', 5000), true);
+      assert.equal(await store.useNonce(NODE_A, 'n1', 5000), false);
+      assert.equal(await store.useNonce(NODE_B, 'n1', 5000), true, 'nonces are per node');
+      assert.equal(await store.purgeNonces(6000), 2);
+      assert.equal(await store.useNonce(NODE_A, 'n1', 9000), true);
+    });
+
+    it('keeps counts equal to task states under any sequence of operations (property)', async () => {
+      const j = job({ maxAttempts: 3, retryBackoffMs: 0 });
+      await store.createJob(j, inputs(12));
+      const op = fc.oneof(
+        fc.record({ k: fc.constant('claim' as const), node: fc.constantFrom(NODE_A, NODE_B), n: fc.integer({ min: 1, max: 5 }) }),
+        fc.record({ k: fc.constant('complete' as const), node: fc.constantFrom(NODE_A, NODE_B), idx: fc.nat(11), ok: fc.boolean(), retry: fc.boolean() }),
+        fc.record({ k: fc.constant('release' as const), node: fc.constantFrom(NODE_A, NODE_B), idx: fc.nat(11) }),
+        fc.record({ k: fc.constant('expire' as const) }),
+        fc.record({ k: fc.constant('vanish' as const), node: fc.constantFrom(NODE_A, NODE_B) }),
+      );
+      let clock = 10_000;
+      await fc.assert(
+        fc.asyncProperty(fc.array(op, { maxLength: 25 }), async (ops) => {
+          for (const o of ops) {
+            clock += 10;
+            const rows = await store.getResults(j.id, { after: -1, limit: 100 });
+            if (o.k === 'claim') await store.claimTasks([{ jobId: j.id, nodeId: o.node, count: o.n }], clock, 50);
+            else if (o.k === 'complete' || o.k === 'release') {
+              const t = rows[o.idx];
+              if (!t) continue;
+              if (o.k === 'release') await store.releaseTasks(o.node, [{ jobId: j.id, index: o.idx, attempt: t.attempt }], clock);
+              else {
+                await store.completeTasks(o.node, [{
+                  jobId: j.id, index: o.idx, attempt: t.attempt, ok: o.ok, fuel: 1,
+                  ...(o.ok ? { output: new Uint8Array([1]) } : { error: errorFrom(o.retry ? 'IM_TIMEOUT' : 'IM_TRAP') }),
+                }], clock);
+              }
+            } else if (o.k === 'expire') await store.expireLeases(clock, errorFrom('IM_LEASE_EXPIRED'));
+            else await store.failNodeLeases(o.node, clock, errorFrom('IM_LEASE_EXPIRED'));
+            await assertCountsMatch(store, j.id);
+          }
+        }),
+        { numRuns: 40 },
+      );
+    });
+  });
+}
