@@ -1,0 +1,86 @@
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { b64, example, fromB64, metric, startAgentProc, startCoordinatorProc, tempDir, waitForNodes } from './helpers.js';
+import type { CoordinatorProc, Proc } from './helpers.js';
+
+describe('a mesh of one coordinator and two agent processes', () => {
+  const dir = tempDir('mesh');
+  let coord: CoordinatorProc;
+  const agents: Proc[] = [];
+
+  before(async () => {
+    coord = await startCoordinatorProc({ dataDir: `${dir.path}/coord` });
+    for (const i of [1, 2]) agents.push(startAgentProc({ coordinator: coord.url, dataDir: `${dir.path}/agent${i}`, name: `agent${i}` }));
+    await waitForNodes(coord.client, 2);
+  });
+  after(async () => {
+    await Promise.all(agents.map((a) => a.stop()));
+    await coord.stop();
+    dir.remove();
+  });
+
+  it('runs a 1,000-task sha256 job with every output correct', async () => {
+    const inputs = Array.from({ length: 1000 }, (_, i) => randomBytes(i % 300));
+    const mod = await coord.client.uploadModule(example('sha256/sha256.wasm'));
+    assert.equal(mod.abi, 'idlemesh/1');
+    const job = await coord.client.submitJob({ module: mod.hash, inputs: inputs.map((x) => b64(x)), name: 'sha256 x1000' });
+    assert.equal(job.counts.total, 1000);
+    const done = await coord.client.waitForJob(job.id);
+    assert.equal(done.state, 'completed');
+    assert.equal(done.counts.succeeded, 1000);
+    let n = 0;
+    let fuel = 0;
+    for await (const r of coord.client.allResults(job.id)) {
+      assert.equal(r.state, 'succeeded');
+      const input = inputs[r.index];
+      assert.ok(input);
+      assert.equal(fromB64(r.output), createHash('sha256').update(input).digest('hex'), `task ${r.index}`);
+      assert.ok((r.fuel ?? 0) > 0, 'metered fuel is reported');
+      fuel += r.fuel ?? 0;
+      n++;
+    }
+    assert.equal(n, 1000);
+    assert.equal(done.fuelUsed, fuel, 'job fuel is the sum of accepted results');
+
+    const { nodes } = await coord.client.nodes();
+    assert.equal(nodes.length, 2);
+    assert.equal(nodes.reduce((s, x) => s + x.completed, 0), 1000);
+    assert.ok(nodes.every((x) => x.completed > 0), 'both agents did work');
+    assert.ok(nodes.every((x) => x.capabilities.benchmark.fuelPerSec > 0), 'agents report a calibration score');
+
+    const text = await (await fetch(`${coord.url}/metrics`)).text();
+    assert.equal(metric(text, 'idlemesh_task_outcomes_total', { status: 'accepted' }), 1000);
+    assert.equal(metric(text, 'idlemesh_agents_connected'), 2);
+  });
+
+  it('gives the same fuel for the same input on any agent', async () => {
+    const mod = await coord.client.uploadModule(example('sha256/sha256.wasm'));
+    const job = await coord.client.submitJob({ module: mod.hash, inputs: Array.from({ length: 64 }, () => b64('same input')) });
+    await coord.client.waitForJob(job.id);
+    const fuels = new Set<number>();
+    const nodes = new Set<string>();
+    for await (const r of coord.client.allResults(job.id)) {
+      fuels.add(r.fuel ?? -1);
+      if (r.nodeId) nodes.add(r.nodeId);
+    }
+    assert.equal(fuels.size, 1, `fuel differs between runs: ${[...fuels].join(', ')}`);
+  });
+
+  it('serves an OpenAPI document that lists the job routes', async () => {
+    const doc = (await (await fetch(`${coord.url}/openapi.json`)).json()) as { openapi: string; paths: Record<string, unknown> };
+    assert.match(doc.openapi, /^3\./);
+    assert.ok(doc.paths['/v1/jobs']);
+    assert.ok(doc.paths['/v1/jobs/{id}/results']);
+  });
+
+  it('answers a repeated submit with the same idempotency key with the same job', async () => {
+    const mod = await coord.client.uploadModule(example('noop/noop.wasm'));
+    const body = { module: mod.hash, inputs: [b64('x')] };
+    const a = await coord.client.submitJob(body, { idempotencyKey: 'same-key' });
+    const b = await coord.client.submitJob(body, { idempotencyKey: 'same-key' });
+    assert.equal(a.id, b.id);
+    await assert.rejects(coord.client.submitJob({ ...body, inputs: [b64('y')] }, { idempotencyKey: 'same-key' }),
+      (e: unknown) => (e as { code?: string }).code === 'IM_IDEMPOTENCY_CONFLICT');
+  });
+});
