@@ -1,0 +1,22 @@
+// npm run bench -- <throughput|latency|metering|all> [--tasks N] [--reps N]
+// Each bench prints one JSON line with its figures and the machine.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const [name = 'all', ...rest] = process.argv.slice(2);
+const benches = { throughput: 'throughput.mjs', latency: 'latency.mjs', metering: 'metering.mjs' };
+if (name === '--help' || name === '-h') {
+  console.log('usage: npm run bench -- <throughput|latency|metering|all> [options]\n  throughput --tasks 20000 --agents 2\n  latency --reps 300');
+  process.exit(0);
+}
+const names = name === 'all' ? Object.keys(benches) : [name];
+for (const n of names) {
+  const file = benches[n];
+  if (!file) {
+    console.error(`unknown bench "${n}"; choose one of ${Object.keys(benches).join(', ')}, all`);
+    process.exit(2);
+  }
+  const r = spawnSync(process.execPath, [here + file, ...rest], { stdio: 'inherit' });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+}
