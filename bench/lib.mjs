@@ -49,7 +49,7 @@ export async function mesh({ agents = 2, maxTasks = 1, coordinatorArgs = [], age
   }
   for (let i = 0; i < agents; i++) procs.push(run(['agent', '--coordinator', url, '--data-dir', join(dir, `agent${i}`), '--max-tasks', String(maxTasks), ...agentArgs]));
   for (let i = 0; i < 400; i++) {
-    const { nodes } = await client.nodes();
+    const nodes = await client.nodes();
     if (nodes.filter((n) => n.state === 'online').length >= agents) break;
     await new Promise((r) => setTimeout(r, 50));
   }

@@ -1,30 +1,20 @@
-// Placeholder: the agent implementation replaces this file, keeping these exports.
-export interface AgentOptions {
-  coordinator: string;
-  dataDir: string;
-  keyFile: string;
-  maxTasks: number;
-  maxMemoryMb: number;
-  hours?: string;
-  onlyWhenIdle?: number;
-  onlyWhenCharging: boolean;
-  powerSupplyPath: string;
-  name?: string;
-  prefetch: number;
-  drainTimeoutMs: number;
-  logLevel: 'error' | 'warn' | 'info' | 'debug' | 'silent';
-  json: boolean;
-}
-export type AgentOptionsInput = Partial<AgentOptions>;
-export type AgentEvent = { type: string; [k: string]: unknown };
-export interface Agent {
-  readonly nodeId: string;
-  on(listener: (e: AgentEvent) => void): () => void;
-  stop(opts?: { drain?: boolean; timeoutMs?: number }): Promise<void>;
-}
-export function resolveAgentOptions(_flags: AgentOptionsInput, _opts?: { env?: NodeJS.ProcessEnv; file?: Record<string, unknown> }): AgentOptions {
-  throw new Error('not implemented yet');
-}
-export async function startAgent(_opts: AgentOptions): Promise<Agent> {
-  throw new Error('not implemented yet');
-}
+/**
+ * @idlemesh/agent — runs on an operator's machine: connects to a coordinator,
+ * takes task leases within the owner's limits, runs metered WebAssembly in the
+ * sandbox and returns signed results.
+ */
+export { resolveAgentOptions, AgentOptionsSchema } from './config.js';
+export type { AgentOptions, AgentOptionsInput } from './config.js';
+export { startAgent } from './agent.js';
+export type { Agent, StartAgentOptions } from './agent.js';
+export type { AgentEvent, AgentEventType } from './events.js';
+export type { Clock } from './limits.js';
+export type { PowerSource } from './power.js';
+export { sysfsPowerSource } from './power.js';
+export { parseHours, inWindows } from './hours.js';
+export type { HourWindow } from './hours.js';
+export { loadOrCreateKey } from './key.js';
+export { createLogger } from './log.js';
+export type { Logger, LogLevel } from './log.js';
+export type { TaskSandbox, RunResult } from './sandbox.js';
+export { AGENT_VERSION } from './capabilities.js';

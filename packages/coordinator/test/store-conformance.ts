@@ -157,6 +157,8 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
       const j = job({ maxAttempts: 1 });
       await store.createJob(j, inputs(2));
       const c = await store.claimTasks([{ jobId: j.id, nodeId: NODE_A, count: 2 }], 1000, 10_000);
+      assert.deepEqual((await store.nodeLeases(NODE_A)).map((t) => [t.index, t.attempt]).sort(), [[0, 1], [1, 1]]);
+      assert.deepEqual(await store.nodeLeases(NODE_B), []);
       const r = await store.releaseTasks(NODE_A, c.map((t) => ({ jobId: t.jobId, index: t.index, attempt: t.attempt })), 1100);
       assert.equal(r.released, 2);
       assert.ok(r.jobs.has(j.id));

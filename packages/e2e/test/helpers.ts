@@ -123,7 +123,7 @@ export async function waitUntil(cond: () => Promise<boolean> | boolean, timeoutM
 }
 
 export async function waitForNodes(client: IdlemeshClient, n: number, timeoutMs = 30_000): Promise<void> {
-  await waitUntil(async () => (await client.nodes()).nodes.filter((x) => x.state === 'online').length >= n, timeoutMs);
+  await waitUntil(async () => (await client.nodes()).filter((x) => x.state === 'online').length >= n, timeoutMs);
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -43,7 +43,7 @@ describe('a mesh of one coordinator and two agent processes', () => {
     assert.equal(n, 1000);
     assert.equal(done.fuelUsed, fuel, 'job fuel is the sum of accepted results');
 
-    const { nodes } = await coord.client.nodes();
+    const nodes = await coord.client.nodes();
     assert.equal(nodes.length, 2);
     assert.equal(nodes.reduce((s, x) => s + x.completed, 0), 1000);
     assert.ok(nodes.every((x) => x.completed > 0), 'both agents did work');

@@ -29,7 +29,7 @@ describe('owner limits', () => {
   });
 
   async function nodeState(id: string): Promise<string | undefined> {
-    return (await coord.client.nodes()).nodes.find((n) => n.id === id)?.state;
+    return (await coord.client.nodes()).find((n) => n.id === id)?.state;
   }
 
   it('--only-when-charging: pauses on battery, hands back its leases, resumes on mains', async () => {

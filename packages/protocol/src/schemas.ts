@@ -267,6 +267,10 @@ export const AgentMessage = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('credit'), n: z.number().int().min(0).max(100_000) }),
   z.strictObject({ type: z.literal('heartbeat'), state: AgentState, reason: z.string().max(200).optional(), running: z.number().int().nonnegative() }),
   z.strictObject({
+    type: z.literal('holding'),
+    tasks: z.array(z.strictObject({ taskId: TaskId, attempt: z.number().int() })).max(100_000),
+  }).describe('sent after every welcome: the leases the agent still holds (queued, running, or with a result not yet acked); the coordinator hands back the rest'),
+  z.strictObject({
     type: z.literal('release'),
     tasks: z.array(z.strictObject({ taskId: TaskId, attempt: z.number().int() })).max(100_000),
     reason: z.string().max(200),

@@ -1,1 +1,19 @@
-export {};
+/**
+ * @idlemesh/runtime — deterministic metered WebAssembly.
+ *
+ * - instrumentModule (coordinator): checks a module against the task ABI and
+ *   adds fuel metering; loads binaryen lazily, on first use.
+ * - runTask, Sandbox, calibrate (agent, referee): run instrumented modules;
+ *   never load binaryen.
+ * The ABI is described in docs/wasm-abi.md.
+ */
+export { instrumentModule, DEFAULT_MAX_MODULE_BYTES, MAX_TABLE_ELEMENTS } from './instrument/index.js';
+export type { InstrumentOptions, InstrumentedModule } from './instrument/index.js';
+export { runTask } from './exec/index.js';
+export type { RunResult, JobLimits } from './exec/index.js';
+export { Sandbox } from './sandbox/index.js';
+export type { SandboxOptions, SandboxTask } from './sandbox/index.js';
+export { calibrate } from './calibrate/index.js';
+export type { CalibrateOptions } from './calibrate/index.js';
+export { RESERVED_MODULE, TASK_MODULE, WASI_MODULE, TASK_IMPORTS, WASI_IMPORTS, BYTES_PER_FUEL } from './abi.js';
+export type { ModuleAbi } from './abi.js';

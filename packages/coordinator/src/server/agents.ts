@@ -8,6 +8,7 @@ import {
   errorFrom,
   parseTaskId,
   randomHex,
+  taskId,
   verifyMessage,
 } from '@idlemesh/protocol';
 import type { Capabilities, ServerMessage, SignedMessage } from '@idlemesh/protocol';
@@ -105,6 +106,17 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
       case 'heartbeat':
         await heartbeat(msg.state, msg.reason);
         return;
+      case 'holding': {
+        const held = new Set(msg.tasks.map((t) => `${t.taskId}#${t.attempt}`));
+        const stale = (await core.store.nodeLeases(session.nodeId)).filter((t) => !held.has(`${taskId(t.jobId, t.index)}#${t.attempt}`));
+        if (stale.length === 0) return;
+        const r = await core.store.releaseTasks(session.nodeId, stale, core.now());
+        core.metrics.leasesReleased.inc(r.released);
+        core.log.info({ node: short(session.nodeId), released: r.released }, 'leases the agent no longer holds handed back');
+        core.notifyJobs(r.jobs);
+        core.kick();
+        return;
+      }
       case 'release': {
         const refs = msg.tasks.map((t) => ({ ...parseTaskId(t.taskId), attempt: t.attempt }));
         const r = await core.store.releaseTasks(session.nodeId, refs, core.now());

@@ -1,4 +1,4 @@
-import Fastify from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import type { FastifyError } from 'fastify';
 import websocket from '@fastify/websocket';
 import { ImError, MAX_AGENT_MESSAGE_BYTES } from '@idlemesh/protocol';
@@ -30,7 +30,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   const store = await openStore(opts.store, opts.dataDir, { synchronous: opts.sqliteSynchronous });
   const app = Fastify({
     logger: opts.logLevel === 'silent' ? false : { level: opts.logLevel },
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: opts.bodyLimitBytes,
     forceCloseConnections: true,
     return503OnClosing: true,

@@ -326,6 +326,10 @@ export class SqliteStore implements Store {
     }).immediate();
   }
 
+  async nodeLeases(nodeId: string): Promise<TaskRef[]> {
+    return (this.s.leasesOfNode.all(nodeId) as Row[]).map((r) => ({ jobId: String(r.job_id), index: Number(r.idx), attempt: Number(r.attempt) }));
+  }
+
   async releaseTasks(nodeId: string, tasks: readonly TaskRef[], now: number): Promise<{ released: number; jobs: Set<string> }> {
     const s = this.s;
     return this.db.transaction(() => {

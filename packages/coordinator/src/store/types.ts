@@ -157,6 +157,8 @@ export interface Store {
   claimTasks(claims: readonly Claim[], now: number, leaseMs: number): Promise<ClaimedTask[]>;
   extendLeases(nodeId: string, now: number, leaseMs: number): Promise<number>;
   completeTasks(nodeId: string, outcomes: readonly Outcome[], now: number): Promise<{ statuses: OutcomeStatus[] } & Touched>;
+  /** The leases a node holds. */
+  nodeLeases(nodeId: string): Promise<TaskRef[]>;
   /** Hands leases back without counting a failure (owner paused or drained the agent). */
   releaseTasks(nodeId: string, tasks: readonly TaskRef[], now: number): Promise<{ released: number } & Touched>;
   /** Every lease a node holds comes back, counted as a failed attempt (the node vanished). */

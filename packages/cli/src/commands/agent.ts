@@ -1,0 +1,68 @@
+import { Option, type Command } from 'commander';
+import type { AgentOptionsInput } from '@idlemesh/agent';
+import { defined, coordinatorFlag, floatArg, intArg, readConfigFile } from '../options.js';
+import { note, outJson } from '../output.js';
+import { onShutdown } from '../shutdown.js';
+
+/** Load average per core under which the machine counts as idle, when --only-when-idle has no value. */
+export const DEFAULT_IDLE_LOAD = 0.5;
+const AGENT_LOG_LEVELS = ['error', 'warn', 'info', 'debug', 'silent'] as const;
+
+interface AgentFlags {
+  dataDir?: string;
+  keyFile?: string;
+  maxTasks?: number;
+  maxMemory?: number;
+  hours?: string;
+  onlyWhenIdle?: number | true;
+  onlyWhenCharging?: boolean;
+  powerSupplyPath?: string;
+  name?: string;
+  config?: string;
+  logLevel?: (typeof AGENT_LOG_LEVELS)[number];
+  json?: boolean;
+}
+
+export function registerAgent(program: Command): void {
+  program
+    .command('agent')
+    .description('run an agent: lend this machine to a coordinator, within the limits you set (Ctrl-C drains and stops it)')
+    .option('--data-dir <dir>', 'where the agent keeps its key and module cache')
+    .option('--key-file <file>', 'the node key (created on first run); its public key is the node id')
+    .option('--max-tasks <n>', 'tasks run at once (default: one per core)', intArg(1, 1024))
+    .option('--max-memory <MB>', 'memory all running tasks may use together, MiB', intArg(1))
+    .option('--hours <from-to>', 'only run tasks in these local hours, e.g. 22-07')
+    .option('--only-when-idle [load]', `only run tasks while the load average per core is below load (default ${DEFAULT_IDLE_LOAD})`, floatArg(0, 1024))
+    .option('--only-when-charging', 'only run tasks while on mains power')
+    .option('--power-supply-path <dir>', 'where to read the power state (default /sys/class/power_supply)')
+    .option('--name <name>', 'a name for this node, shown in `idlemesh nodes`')
+    .option('--config <file.json>', 'a JSON file of agent options; flags and environment override it')
+    .addOption(new Option('--log-level <level>', 'log verbosity').choices(AGENT_LOG_LEVELS))
+    .option('--json', 'log as JSON lines')
+    .action(async (flags: AgentFlags, cmd: Command) => {
+      const { resolveAgentOptions, startAgent } = await import('@idlemesh/agent');
+      const file = await readConfigFile(flags.config);
+      const input: AgentOptionsInput = defined({
+        coordinator: coordinatorFlag(cmd),
+        dataDir: flags.dataDir,
+        keyFile: flags.keyFile,
+        maxTasks: flags.maxTasks,
+        maxMemoryMb: flags.maxMemory,
+        hours: flags.hours,
+        onlyWhenIdle: flags.onlyWhenIdle === true ? DEFAULT_IDLE_LOAD : flags.onlyWhenIdle,
+        onlyWhenCharging: flags.onlyWhenCharging,
+        powerSupplyPath: flags.powerSupplyPath,
+        name: flags.name,
+        logLevel: flags.logLevel,
+        json: flags.json,
+      });
+      const opts = resolveAgentOptions(input, file === undefined ? {} : { file });
+      const agent = await startAgent(opts);
+      if (flags.json) await outJson({ type: 'started', nodeId: agent.nodeId, coordinator: opts.coordinator });
+      else note(`idlemesh agent ${agent.nodeId.slice(0, 12)} serving ${opts.coordinator} (up to ${opts.maxTasks} tasks at once)`);
+      onShutdown(async () => {
+        note('draining: finishing running tasks (Ctrl-C again to quit now)…');
+        await agent.stop({ drain: true });
+      });
+    });
+}

@@ -1,0 +1,47 @@
+import { Option, type Command } from 'commander';
+import { defined, intArg, LOG_LEVELS, readConfigFile } from '../options.js';
+import { note, outJson } from '../output.js';
+import { onShutdown } from '../shutdown.js';
+import { startCoordinatorCli } from '../start-coordinator.js';
+
+interface CoordinatorFlags {
+  host?: string;
+  port?: number;
+  dataDir?: string;
+  store?: string;
+  config?: string;
+  leaseMs?: number;
+  heartbeatMs?: number;
+  logLevel?: (typeof LOG_LEVELS)[number];
+  json?: boolean;
+}
+
+export function registerCoordinator(program: Command): void {
+  program
+    .command('coordinator')
+    .description('run a coordinator: the HTTP API, the scheduler and the store (Ctrl-C stops it)')
+    .option('--host <host>', 'interface to listen on (env IDLEMESH_HOST, default 127.0.0.1)')
+    .option('--port <port>', 'port to listen on, 0 for any (env IDLEMESH_PORT, default 7070)', intArg(0, 65535))
+    .option('--data-dir <dir>', 'where the SQLite file and module cache live (env IDLEMESH_DATA_DIR, default ./.idlemesh)')
+    .option('--store <store>', 'sqlite (in data-dir) or sqlite:/path/file.db (env IDLEMESH_STORE)')
+    .option('--config <file.json>', 'a JSON file of coordinator options; flags and environment override it')
+    .option('--lease-ms <ms>', 'how long an agent holds a task between heartbeats (env IDLEMESH_LEASE_MS)', intArg(100, 3_600_000))
+    .option('--heartbeat-ms <ms>', 'how often agents report (env IDLEMESH_HEARTBEAT_MS)', intArg(50, 600_000))
+    .addOption(new Option('--log-level <level>', 'log verbosity (env IDLEMESH_LOG_LEVEL, default info)').choices(LOG_LEVELS))
+    .option('--json', 'print {"url":…} as JSON once listening')
+    .action(async (flags: CoordinatorFlags) => {
+      const { resolveCoordinatorOptions } = await import('@idlemesh/coordinator');
+      const file = await readConfigFile(flags.config);
+      const opts = resolveCoordinatorOptions(
+        defined({ host: flags.host, port: flags.port, dataDir: flags.dataDir, store: flags.store, leaseMs: flags.leaseMs, heartbeatMs: flags.heartbeatMs, logLevel: flags.logLevel }),
+        file === undefined ? {} : { file },
+      );
+      const coordinator = await startCoordinatorCli(opts);
+      if (flags.json) await outJson({ url: coordinator.url, port: coordinator.port, dataDir: opts.dataDir, store: opts.store });
+      else note(`idlemesh coordinator listening on ${coordinator.url} (store ${opts.store}, data ${opts.dataDir})`);
+      onShutdown(async () => {
+        note('stopping coordinator…');
+        await coordinator.close();
+      });
+    });
+}

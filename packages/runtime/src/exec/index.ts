@@ -1,0 +1,2 @@
+export { runTask } from './run.js';
+export type { RunResult, JobLimits } from './types.js';
