@@ -124,7 +124,7 @@ class AgentImpl implements Agent {
     this.outbox = new Outbox({
       send: (results) => this.sendResults(results),
       canSend: () => this.conn.ready,
-      flushMs: opts.resultFlushMs ?? 2,
+      flushMs: opts.resultFlushMs ?? 8,
     });
     this.limits = new LimitsEvaluator(opts, {
       clock: deps.clock,
@@ -282,12 +282,22 @@ class AgentImpl implements Agent {
 
   // ---- flow control -------------------------------------------------------
 
+  /**
+   * How many tasks to hold: enough to cover ~50 ms of work per slot so tiny
+   * tasks never wait on a round trip, few enough that long tasks are not
+   * hoarded away from other agents. `prefetch` is the ceiling.
+   */
+  private window(): number {
+    const perSlot = Math.min(64, Math.max(2, Math.ceil(50 / this.executor.averageTaskMs)));
+    return Math.max(1, Math.min(this.opts.prefetch, this.opts.maxTasks * perSlot));
+  }
+
   /** Tops the coordinator's credit up to prefetch − held; small top-ups wait a few ms to batch. */
   private maybeCredit(now = false): void {
     if (this.mode !== 'active' || !this.conn.ready) return;
-    const want = this.opts.prefetch - this.executor.held - this.serverCredit;
+    const want = this.window() - this.executor.held - this.serverCredit;
     if (want <= 0) return;
-    if (now || want >= Math.max(1, Math.floor(this.opts.prefetch / 4))) {
+    if (now || want >= Math.max(1, Math.floor(this.window() / 4))) {
       if (this.creditTimer !== undefined) clearTimeout(this.creditTimer);
       this.creditTimer = undefined;
       if (this.conn.send({ type: 'credit', n: Math.min(100_000, want) })) this.serverCredit += Math.min(100_000, want);
@@ -329,7 +339,7 @@ class AgentImpl implements Agent {
     const e: AgentEvent = { type: 'result', taskId: o.taskId, attempt: o.attempt, ok: o.ok, fuel: o.fuel };
     if (o.error !== undefined) e.errorCode = o.error.code;
     this.emit(e);
-    this.outbox.add(o);
+    this.outbox.add(o, this.executor.held === 0);
   }
 
   private async sendResults(results: TaskOutcome[]): Promise<string | undefined> {

@@ -104,7 +104,8 @@ export function resolveAgentOptions(
     maxMemoryMb: Math.max(1, Math.floor(totalmem() / (2 * 1024 * 1024))),
     onlyWhenCharging: false,
     powerSupplyPath: '/sys/class/power_supply',
-    prefetch: Math.max(16, Number.isFinite(maxTasks) ? Math.min(100_000, Math.floor(maxTasks) * 8) : 16),
+    // A ceiling: the agent holds less when tasks are long (see Agent.window).
+    prefetch: Math.max(64, Number.isFinite(maxTasks) ? Math.min(100_000, Math.floor(maxTasks) * 64) : 64),
     drainTimeoutMs: 30_000,
     logLevel: 'info',
     json: false,

@@ -43,10 +43,14 @@ export class Outbox {
     return [...this.unacked.values()].map((o) => ({ taskId: o.taskId, attempt: o.attempt }));
   }
 
-  add(o: TaskOutcome): void {
+  /**
+   * Queues an outcome. When nothing else is running (`idle`) it goes at once,
+   * for latency; under load outcomes wait up to flushMs to share one signature.
+   */
+  add(o: TaskOutcome, idle = false): void {
     this.unacked.set(keyOf(o), o);
     this.toSend.push(o);
-    if (this.toSend.length >= RESULTS_BATCH) this.flushSoon(0);
+    if (idle || this.toSend.length >= RESULTS_BATCH) this.flushSoon(0);
     else this.flushSoon(this.deps.flushMs);
   }
 

@@ -99,7 +99,7 @@ export class SqliteStore implements Store {
         WHERE state IN ('queued', 'running') AND queued > 0 ORDER BY created_at`),
       claim: db.prepare(`UPDATE tasks SET state = 'leased', attempt = attempt + 1, node_id = @node, lease_expires = @expires
         WHERE job_id = @job AND idx IN (
-          SELECT idx FROM tasks WHERE job_id = @job AND state = 'queued' AND available_at <= @now ORDER BY idx LIMIT @n)
+          SELECT idx FROM tasks INDEXED BY tasks_queued WHERE job_id = @job AND state = 'queued' AND available_at <= @now ORDER BY idx LIMIT @n)
         RETURNING idx, attempt, input`),
       extend: db.prepare(`UPDATE tasks SET lease_expires = @expires WHERE node_id = @node AND state = 'leased' AND lease_expires < @expires`),
       succeed: db.prepare(`UPDATE tasks SET state = 'succeeded', output = @output, fuel = @fuel, error = NULL, finished_at = @now, lease_expires = NULL
