@@ -116,6 +116,11 @@ export class Outbox {
   private flushSoon(ms: number): void {
     if (this.timer !== undefined && ms > 0) return;
     this.clearTimer();
+    if (ms === 0) {
+      // setTimeout(0) waits a whole millisecond; an idle agent's result should not.
+      setImmediate(() => void this.flushNow());
+      return;
+    }
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.flushNow();

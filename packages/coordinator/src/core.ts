@@ -9,10 +9,9 @@ import {
   canonicalJson,
   errorFrom,
   newJobId,
-  sha256Hex,
   taskId,
-  utf8,
 } from '@idlemesh/protocol';
+import { createHash } from 'node:crypto';
 import type { Capabilities, JobLimits, JobView, LeasedTask, ModuleInfo, ServerMessage, TaskResultView } from '@idlemesh/protocol';
 import { SubmitJobBody } from '@idlemesh/protocol';
 import type { z } from 'zod';
@@ -46,6 +45,7 @@ export interface AgentSession {
  */
 export class Core {
   readonly sessions = new Map<string, AgentSession>();
+  private readonly modules = new Map<string, StoredModule>();
   readonly progress: ProgressHub;
   private dispatching = false;
   private dispatchAgain = false;
@@ -83,13 +83,13 @@ export class Core {
 
   async uploadModule(bytes: Uint8Array): Promise<{ info: ModuleInfo; created: boolean }> {
     if (bytes.byteLength > this.opts.moduleLimitBytes) throw new ImError('IM_WASM_TOO_LARGE');
-    const hash = await sha256Hex(bytes);
+    const hash = createHash('sha256').update(bytes).digest('hex');
     const existing = await this.store.getModule(hash);
     if (existing) return { info: moduleInfo(existing), created: false };
     const inst = await instrumentModule(bytes, { maxMemoryMb: this.opts.maxMemoryMb });
     const m: StoredModule = {
       hash,
-      instrumentedHash: await sha256Hex(inst.bytes),
+      instrumentedHash: createHash('sha256').update(inst.bytes).digest('hex'),
       abi: inst.abi,
       size: bytes.byteLength,
       instrumentedSize: inst.bytes.byteLength,
@@ -105,8 +105,14 @@ export class Core {
   }
 
   async getModule(hash: string): Promise<StoredModule> {
+    const cached = this.modules.get(hash);
+    if (cached) return cached;
     const m = await this.store.getModule(hash);
     if (!m) throw new ImError('IM_MODULE_NOT_FOUND', undefined, { details: { hash } });
+    // Modules are immutable (content-addressed), so caching them is always safe.
+    if (this.modules.size >= 64) this.modules.clear();
+    this.modules.set(m.hash, m);
+    this.modules.set(m.instrumentedHash, m);
     return m;
   }
 
@@ -128,8 +134,12 @@ export class Core {
     if (neededMb > limits.memoryMb) {
       throw new ImError('IM_WASM_MEMORY_LIMIT', `the module needs ${neededMb} MiB at start but the job allows ${limits.memoryMb} MiB`);
     }
-    const { idempotencyKey: _k, ...rest } = body;
-    const requestHash = await sha256Hex(utf8(canonicalJson({ ...rest, module: module.hash })));
+    // Only a keyed request can be repeated, so only then is the request hashed.
+    let requestHash = '';
+    if (key !== undefined) {
+      const { idempotencyKey: _k, ...rest } = body;
+      requestHash = createHash('sha256').update(canonicalJson({ ...rest, module: module.hash })).digest('hex');
+    }
     const now = this.now();
     const inputs = body.inputs.map((b) => base64ToBytes(b));
     const result = await this.store.createJob(
