@@ -15,6 +15,7 @@ export function createMetrics() {
     wsMessages: new Counter({ name: 'idlemesh_ws_messages_total', help: 'WebSocket messages from agents, by type', labelNames: ['type'], registers: [registry] }),
     protocolErrors: new Counter({ name: 'idlemesh_protocol_errors_total', help: 'Refused agent messages, by error code', labelNames: ['code'], registers: [registry] }),
     resultBatch: new Histogram({ name: 'idlemesh_result_batch_size', help: 'Results per signed batch', buckets: [1, 4, 16, 64, 256, 1024], registers: [registry] }),
+    tasksQueued: new Gauge({ name: 'idlemesh_tasks_queued', help: 'Tasks waiting for an agent (set on scrape)', registers: [registry] }),
     httpDuration: new Histogram({
       name: 'idlemesh_http_request_duration_seconds', help: 'HTTP request latency', labelNames: ['route', 'method', 'status'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5], registers: [registry],

@@ -67,6 +67,24 @@ describe('a mesh of one coordinator and two agent processes', () => {
     assert.equal(fuels.size, 1, `fuel differs between runs: ${[...fuels].join(', ')}`);
   });
 
+  it('cancels a running job: its tasks stop and the agents are free again', async () => {
+    const mod = await coord.client.uploadModule(example('nbody/nbody.wasm'));
+    const job = await coord.client.submitJob({ module: mod.hash, inputs: Array.from({ length: 2000 }, () => b64('50000')) });
+    const start = Date.now();
+    while ((await coord.client.getJob(job.id)).counts.succeeded < 3 && Date.now() - start < 20_000) await new Promise((r) => setTimeout(r, 20));
+    const cancelled = await coord.client.cancelJob(job.id);
+    assert.equal(cancelled.state, 'cancelled');
+    assert.equal(cancelled.counts.queued + cancelled.counts.leased, 0);
+    assert.ok(cancelled.counts.cancelled > 0);
+    assert.equal((await coord.client.waitForJob(job.id)).state, 'cancelled');
+    // The agents drop the revoked tasks and take new work at once.
+    const noop = await coord.client.uploadModule(example('noop/noop.wasm'));
+    const next = await coord.client.submitJob({ module: noop.hash, inputs: [b64('after cancel')] });
+    assert.equal((await coord.client.waitForJob(next.id)).counts.succeeded, 1);
+    const late = await coord.client.getJob(job.id);
+    assert.equal(late.counts.succeeded, cancelled.counts.succeeded, 'no result is accepted for a cancelled task');
+  });
+
   it('serves an OpenAPI document that lists the job routes', async () => {
     const doc = (await (await fetch(`${coord.url}/openapi.json`)).json()) as { openapi: string; paths: Record<string, unknown> };
     assert.match(doc.openapi, /^3\./);

@@ -45,6 +45,8 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
   });
 
   app.get('/metrics', async (_req, reply) => {
+    const runnable = await core.store.runnableJobs(core.now());
+    core.metrics.tasksQueued.set(runnable.reduce((s, j) => s + j.queued, 0));
     reply.header('content-type', core.metrics.registry.contentType);
     return core.metrics.registry.metrics();
   });
