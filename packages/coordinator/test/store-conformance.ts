@@ -192,6 +192,28 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
       assert.ok((nodes.find((n) => n.id === NODE_A)?.failed ?? 0) >= 2);
     });
 
+    it('keeps a reconnected node\'s leases when its old session closes', async () => {
+      const j = job({ retryBackoffMs: 0 });
+      await store.createJob(j, inputs(2));
+      await store.upsertNode(NODE_A, CAPS, 1000, 'session-1');
+      await store.claimTasks([{ jobId: j.id, nodeId: NODE_A, count: 2 }], 1000, 10_000);
+      await store.upsertNode(NODE_A, CAPS, 1100, 'session-2');
+      const stale = await store.failNodeLeases(NODE_A, 1200, errorFrom('IM_LEASE_EXPIRED'), 'session-1');
+      assert.equal(stale.requeued + stale.failed, 0, 'the old session no longer owns the node');
+      assert.equal((await store.getJob(j.id))?.counts.leased, 2);
+      const current = await store.failNodeLeases(NODE_A, 1300, errorFrom('IM_LEASE_EXPIRED'), 'session-2');
+      assert.equal(current.requeued, 2);
+      await assertCountsMatch(store, j.id);
+    });
+
+    it('elects itself leader and accepts publish/subscribe', async () => {
+      assert.equal(await store.holdsLock('sweep'), true);
+      assert.equal(await store.holdsLock('sweep'), true, 'holding is re-entrant');
+      const unsubscribe = await store.subscribe(() => undefined);
+      await store.publish({ type: 'work' });
+      await unsubscribe();
+    });
+
     it('cancels a job: queued and leased tasks stop, live leases are reported for revocation', async () => {
       const j = job();
       await store.createJob(j, inputs(4));

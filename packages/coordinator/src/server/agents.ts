@@ -147,7 +147,8 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
     clearTimeout(authTimer);
     const caps: Capabilities = msg.body.capabilities;
     const now = core.now();
-    await core.store.upsertNode(msg.nodeId, caps, now);
+    // The challenge is unique per connection: it names this session of the node.
+    await core.store.upsertNode(msg.nodeId, caps, now, challenge);
     const previous = core.sessions.get(msg.nodeId);
     session = { nodeId: msg.nodeId, capabilities: caps, credit: 0, state: 'active', send, closed: false };
     core.sessions.set(msg.nodeId, session);
@@ -211,7 +212,7 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
     await core.store.setNodeState(session.nodeId, 'offline', undefined, now);
     if (core.isClosing()) return;
     // The agent is gone: what it held goes back to the queue now rather than at lease expiry.
-    const r = await core.store.failNodeLeases(session.nodeId, now, errorFrom('IM_LEASE_EXPIRED', 'the agent disconnected while holding the lease'));
+    const r = await core.store.failNodeLeases(session.nodeId, now, errorFrom('IM_LEASE_EXPIRED', 'the agent disconnected while holding the lease'), challenge);
     core.log.info({ node: short(session.nodeId), requeued: r.requeued, failed: r.failed }, 'agent disconnected');
     if (r.requeued + r.failed > 0) {
       core.metrics.leasesExpired.inc(r.requeued + r.failed);

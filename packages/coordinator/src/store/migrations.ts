@@ -83,4 +83,6 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX nonces_expiry ON nonces (expires_at);
   `,
+  // 2: a node's latest session, so a stale connection's close cannot take back a reconnected node's leases
+  `ALTER TABLE nodes ADD COLUMN session TEXT;`,
 ];

@@ -13,6 +13,7 @@ import type {
   OutcomeStatus,
   RunnableJob,
   Store,
+  StoreEvent,
   StoredModule,
   TaskRef,
   TaskRow,
@@ -130,8 +131,9 @@ export class SqliteStore implements Store {
         WHERE job_id = @job AND idx > @after ORDER BY idx LIMIT @limit`),
       resultsByState: db.prepare(`SELECT job_id, idx, state, attempt, failures, node_id, output, fuel, error, finished_at FROM tasks
         WHERE job_id = @job AND idx > @after AND state = @state ORDER BY idx LIMIT @limit`),
-      upsertNode: db.prepare(`INSERT INTO nodes (id, capabilities, state, first_seen, last_seen) VALUES (@id, @caps, 'online', @now, @now)
-        ON CONFLICT (id) DO UPDATE SET capabilities = @caps, state = 'online', pause_reason = NULL, last_seen = @now`),
+      upsertNode: db.prepare(`INSERT INTO nodes (id, capabilities, state, session, first_seen, last_seen) VALUES (@id, @caps, 'online', @session, @now, @now)
+        ON CONFLICT (id) DO UPDATE SET capabilities = @caps, state = 'online', pause_reason = NULL, session = @session, last_seen = @now`),
+      nodeSession: db.prepare('SELECT session FROM nodes WHERE id = ?'),
       nodeState: db.prepare('UPDATE nodes SET state = @state, pause_reason = @reason, last_seen = @now WHERE id = @id'),
       nodeStats: db.prepare('UPDATE nodes SET completed = completed + @completed, failed = failed + @failed, last_seen = @now WHERE id = @id'),
       nodes: db.prepare(`SELECT n.*, (SELECT COUNT(*) FROM tasks t WHERE t.node_id = n.id AND t.state = 'leased') AS running
@@ -348,7 +350,11 @@ export class SqliteStore implements Store {
     }).immediate();
   }
 
-  async failNodeLeases(nodeId: string, now: number, error: WireError): Promise<ExpiryReport> {
+  async failNodeLeases(nodeId: string, now: number, error: WireError, session?: string): Promise<ExpiryReport> {
+    // One synchronous call: no other writer can slip in between the check and the update.
+    if (session !== undefined && (this.s.nodeSession.get(nodeId) as Row | undefined)?.session !== session) {
+      return { requeued: 0, failed: 0, jobs: new Set() };
+    }
     return this.failLeases(this.s.leasesOfNode.all(nodeId) as Row[], now, error);
   }
 
@@ -417,8 +423,8 @@ export class SqliteStore implements Store {
     });
   }
 
-  async upsertNode(id: string, capabilities: Capabilities, now: number): Promise<void> {
-    this.s.upsertNode.run({ id, caps: JSON.stringify(capabilities), now });
+  async upsertNode(id: string, capabilities: Capabilities, now: number, session?: string): Promise<void> {
+    this.s.upsertNode.run({ id, caps: JSON.stringify(capabilities), now, session: session ?? null });
   }
 
   async setNodeState(id: string, state: NodeRecord['state'], reason: string | undefined, now: number): Promise<void> {
@@ -448,6 +454,17 @@ export class SqliteStore implements Store {
 
   async purgeNonces(now: number): Promise<number> {
     return this.s.purgeNonces.run(now).changes;
+  }
+
+  // One coordinator per SQLite file: there is nobody to tell, and it always leads.
+  async publish(_event: StoreEvent): Promise<void> {}
+
+  async subscribe(_handler: (event: StoreEvent) => void): Promise<() => Promise<void>> {
+    return async () => {};
+  }
+
+  async holdsLock(_name: string): Promise<boolean> {
+    return true;
   }
 }
 

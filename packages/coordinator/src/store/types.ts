@@ -113,6 +113,15 @@ export interface NodeRecord {
   lastSeen: number;
 }
 
+/**
+ * What one coordinator tells the others that share its store. PostgreSQL
+ * carries these with LISTEN/NOTIFY; SQLite has one coordinator, so nothing.
+ */
+export type StoreEvent =
+  | { type: 'work' }
+  | { type: 'progress'; jobs: string[] }
+  | { type: 'revoke'; nodeId: string; taskIds: string[]; reason: string };
+
 /** Which jobs a change touched, so progress can be pushed to watchers. */
 export interface Touched {
   jobs: Set<string>;
@@ -161,16 +170,34 @@ export interface Store {
   nodeLeases(nodeId: string): Promise<TaskRef[]>;
   /** Hands leases back without counting a failure (owner paused or drained the agent). */
   releaseTasks(nodeId: string, tasks: readonly TaskRef[], now: number): Promise<{ released: number } & Touched>;
-  /** Every lease a node holds comes back, counted as a failed attempt (the node vanished). */
-  failNodeLeases(nodeId: string, now: number, error: WireError): Promise<ExpiryReport>;
+  /**
+   * Every lease a node holds comes back, counted as a failed attempt (the node
+   * vanished). With `session`, only if that is still the node's latest
+   * session: a node that already reconnected (perhaps to another coordinator)
+   * keeps its leases.
+   */
+  failNodeLeases(nodeId: string, now: number, error: WireError, session?: string): Promise<ExpiryReport>;
   expireLeases(now: number, error: WireError): Promise<ExpiryReport>;
   getResults(jobId: string, q: { after: number; limit: number; state?: TaskState }): Promise<TaskRow[]>;
 
-  upsertNode(id: string, capabilities: Capabilities, now: number): Promise<void>;
+  /** Records a node's capabilities and its latest session (one per authenticated connection). */
+  upsertNode(id: string, capabilities: Capabilities, now: number, session?: string): Promise<void>;
   setNodeState(id: string, state: NodeRecord['state'], reason: string | undefined, now: number): Promise<void>;
   listNodes(): Promise<NodeRecord[]>;
 
   /** Records a signed message's nonce; false if it was seen before (a replay). */
   useNonce(nodeId: string, nonce: string, expiresAt: number): Promise<boolean>;
   purgeNonces(now: number): Promise<number>;
+
+  /** Tells every coordinator sharing this store (PostgreSQL NOTIFY); a no-op where there is only one. */
+  publish(event: StoreEvent): Promise<void>;
+  /** Hears events published by other coordinators sharing this store. Returns an unsubscribe. */
+  subscribe(handler: (event: StoreEvent) => void): Promise<() => Promise<void>>;
+  /**
+   * Leader election for periodic work that must run once across coordinators
+   * (lease expiry now; epochs and payouts later): true while this instance
+   * holds the named lock (a PostgreSQL session advisory lock on a dedicated
+   * connection, released when the holder dies). Always true for SQLite.
+   */
+  holdsLock(name: string): Promise<boolean>;
 }
