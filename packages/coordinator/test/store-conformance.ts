@@ -198,6 +198,8 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
       await store.upsertNode(NODE_A, CAPS, 1000, 'session-1');
       await store.claimTasks([{ jobId: j.id, nodeId: NODE_A, count: 2 }], 1000, 10_000);
       await store.upsertNode(NODE_A, CAPS, 1100, 'session-2');
+      await store.setNodeState(NODE_A, 'offline', undefined, 1150, 'session-1');
+      assert.equal((await store.listNodes()).find((n) => n.id === NODE_A)?.state, 'online', 'a stale session cannot mark the node offline');
       const stale = await store.failNodeLeases(NODE_A, 1200, errorFrom('IM_LEASE_EXPIRED'), 'session-1');
       assert.equal(stale.requeued + stale.failed, 0, 'the old session no longer owns the node');
       assert.equal((await store.getJob(j.id))?.counts.leased, 2);

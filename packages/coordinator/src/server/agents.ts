@@ -209,7 +209,7 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
     core.sessions.delete(session.nodeId);
     core.metrics.agentsConnected.set(core.sessions.size);
     const now = core.now();
-    await core.store.setNodeState(session.nodeId, 'offline', undefined, now);
+    await core.store.setNodeState(session.nodeId, 'offline', undefined, now, challenge);
     if (core.isClosing()) return;
     // The agent is gone: what it held goes back to the queue now rather than at lease expiry.
     const r = await core.store.failNodeLeases(session.nodeId, now, errorFrom('IM_LEASE_EXPIRED', 'the agent disconnected while holding the lease'), challenge);

@@ -121,10 +121,10 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
     const nodes = await core.store.listNodes();
     return {
       nodes: nodes.map((n): NodeView => {
-        const live = core.sessions.get(n.id);
+        // The store's state, not this process's sockets: the node may be attached to another coordinator.
         const v: NodeView = {
           id: n.id,
-          state: live ? (live.state === 'active' ? 'online' : live.state) : 'offline',
+          state: n.state,
           capabilities: n.capabilities,
           running: n.running,
           completed: n.completed,
@@ -132,7 +132,7 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
           firstSeen: n.firstSeen,
           lastSeen: n.lastSeen,
         };
-        if (n.pauseReason !== undefined && live && live.state !== 'active') v.pauseReason = n.pauseReason;
+        if (n.pauseReason !== undefined && (n.state === 'paused' || n.state === 'draining')) v.pauseReason = n.pauseReason;
         return v;
       }),
     };

@@ -134,7 +134,7 @@ export class SqliteStore implements Store {
       upsertNode: db.prepare(`INSERT INTO nodes (id, capabilities, state, session, first_seen, last_seen) VALUES (@id, @caps, 'online', @session, @now, @now)
         ON CONFLICT (id) DO UPDATE SET capabilities = @caps, state = 'online', pause_reason = NULL, session = @session, last_seen = @now`),
       nodeSession: db.prepare('SELECT session FROM nodes WHERE id = ?'),
-      nodeState: db.prepare('UPDATE nodes SET state = @state, pause_reason = @reason, last_seen = @now WHERE id = @id'),
+      nodeState: db.prepare('UPDATE nodes SET state = @state, pause_reason = @reason, last_seen = @now WHERE id = @id AND (@session IS NULL OR session = @session)'),
       nodeStats: db.prepare('UPDATE nodes SET completed = completed + @completed, failed = failed + @failed, last_seen = @now WHERE id = @id'),
       nodes: db.prepare(`SELECT n.*, (SELECT COUNT(*) FROM tasks t WHERE t.node_id = n.id AND t.state = 'leased') AS running
         FROM nodes n ORDER BY n.last_seen DESC`),
@@ -427,8 +427,8 @@ export class SqliteStore implements Store {
     this.s.upsertNode.run({ id, caps: JSON.stringify(capabilities), now, session: session ?? null });
   }
 
-  async setNodeState(id: string, state: NodeRecord['state'], reason: string | undefined, now: number): Promise<void> {
-    this.s.nodeState.run({ id, state, reason: reason ?? null, now });
+  async setNodeState(id: string, state: NodeRecord['state'], reason: string | undefined, now: number, session?: string): Promise<void> {
+    this.s.nodeState.run({ id, state, reason: reason ?? null, now, session: session ?? null });
   }
 
   async listNodes(): Promise<NodeRecord[]> {

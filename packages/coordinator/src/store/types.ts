@@ -182,7 +182,8 @@ export interface Store {
 
   /** Records a node's capabilities and its latest session (one per authenticated connection). */
   upsertNode(id: string, capabilities: Capabilities, now: number, session?: string): Promise<void>;
-  setNodeState(id: string, state: NodeRecord['state'], reason: string | undefined, now: number): Promise<void>;
+  /** With `session`, only while that is the node's latest session. */
+  setNodeState(id: string, state: NodeRecord['state'], reason: string | undefined, now: number, session?: string): Promise<void>;
   listNodes(): Promise<NodeRecord[]>;
 
   /** Records a signed message's nonce; false if it was seen before (a replay). */
