@@ -4,6 +4,7 @@ import { PROTOCOL_VERSION, signMessage } from '@idlemesh/protocol';
 import type { AgentMessage, AgentState, Capabilities, NodeKeyPair, ServerMessage, TaskOutcome } from '@idlemesh/protocol';
 import { buildCapabilities, detectGpus } from './capabilities.js';
 import type { AgentOptions } from './config.js';
+import { coordinatorUrls } from './config.js';
 import { Connection, agentSocketUrl, httpBaseUrl } from './connection.js';
 import type { Hello, Welcome } from './connection.js';
 import { Emitter } from './events.js';
@@ -111,7 +112,8 @@ class AgentImpl implements Agent {
     this.clock = deps.clock;
     this.log = deps.log;
     this.nodeId = deps.key.publicKeyHex;
-    const modules = new ModuleCache(httpBaseUrl(opts.coordinator), join(opts.dataDir, 'modules'), deps.sandbox, deps.log);
+    const urls = coordinatorUrls(opts.coordinator);
+    const modules = new ModuleCache(() => httpBaseUrl(urls[this.conn.index] ?? opts.coordinator), join(opts.dataDir, 'modules'), deps.sandbox, deps.log);
     this.executor = new Executor({
       sandbox: deps.sandbox,
       modules,
@@ -132,7 +134,7 @@ class AgentImpl implements Agent {
       load: opts.load ?? (() => loadavg()[0] ?? 0),
       cores: availableParallelism(),
     });
-    this.conn = new Connection(agentSocketUrl(opts.coordinator), {
+    this.conn = new Connection(urls.map(agentSocketUrl), {
       auth: (hello) => this.auth(hello),
       onWelcome: (w) => this.onWelcome(w),
       onMessage: (m) => this.onMessage(m),

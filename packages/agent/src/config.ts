@@ -4,10 +4,27 @@ import { z } from 'zod';
 import { ImError } from '@idlemesh/protocol';
 import { parseHours } from './hours.js';
 
+/** The coordinators named by the `coordinator` option, in order. */
+export function coordinatorUrls(spec: string): string[] {
+  return spec.split(',').map((s) => s.trim()).filter((s) => s !== '');
+}
+
+function isCoordinatorUrl(s: string): boolean {
+  try {
+    return /^(https?|wss?):$/.test(new URL(s).protocol);
+  } catch {
+    return false;
+  }
+}
+
 /** Everything an agent can be told. Defaults live in resolveAgentOptions only. */
 export const AgentOptionsSchema = z.strictObject({
-  /** Coordinator base URL (http(s)://, or ws(s):// for the same host). */
-  coordinator: z.url({ protocol: /^(https?|wss?)$/ }),
+  /**
+   * Coordinator base URL (http(s)://, or ws(s):// for the same host), or a
+   * comma-separated list of coordinators sharing one store: the agent uses one
+   * and fails over to the next when it goes away.
+   */
+  coordinator: z.string().refine((s) => coordinatorUrls(s).length > 0 && coordinatorUrls(s).every(isCoordinatorUrl), 'one or more comma-separated http(s):// or ws(s):// URLs'),
   /** Key file and module cache live here. */
   dataDir: z.string().min(1),
   /** PKCS#8 ed25519 key; created (mode 0600) when missing. */

@@ -62,8 +62,11 @@ export class Connection {
   private alive = true;
   private closedWaiters: (() => void)[] = [];
 
+  /** Which of the URLs the current (or next) connection uses. */
+  index = 0;
+
   constructor(
-    private readonly url: string,
+    private readonly urls: readonly string[],
     private readonly handlers: ConnectionHandlers,
     private readonly log: Logger,
   ) {}
@@ -109,7 +112,8 @@ export class Connection {
     if (this.stopped) return;
     this.welcomed = false;
     this.alive = true;
-    const ws = new WebSocket(this.url, { perMessageDeflate: false, handshakeTimeout: HANDSHAKE_TIMEOUT_MS });
+    const url = this.urls[this.index % this.urls.length] ?? '';
+    const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: HANDSHAKE_TIMEOUT_MS });
     this.ws = ws;
     let opened = false;
     this.handshakeTimer = setTimeout(() => {
@@ -213,6 +217,18 @@ export class Connection {
   }
 
   private scheduleReconnect(): number {
+    // Several coordinators share one store: try the next one, so a dead one is left at once.
+    if (this.urls.length > 1) {
+      this.index = (this.index + 1) % this.urls.length;
+      if (this.attempt < this.urls.length) {
+        this.attempt++;
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = undefined;
+          this.connect();
+        }, BACKOFF_MIN_MS / 5);
+        return BACKOFF_MIN_MS / 5;
+      }
+    }
     const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.attempt);
     this.attempt++;
     // Jitter over the upper half of the window, so a restarted coordinator is not stampeded.

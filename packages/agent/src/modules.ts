@@ -15,7 +15,8 @@ export class ModuleCache {
   private readonly inflight = new Map<string, Promise<void>>();
 
   constructor(
-    private readonly httpBase: string,
+    /** The coordinator currently connected to (it changes on failover). */
+    private readonly httpBase: () => string,
     private readonly dir: string,
     private readonly sandbox: TaskSandbox,
     private readonly log: Logger,
@@ -72,7 +73,7 @@ export class ModuleCache {
   }
 
   private async fetchModule(hash: string): Promise<{ bytes: Uint8Array; abi: ModuleAbi }> {
-    const url = `${this.httpBase}/v1/modules/${hash}/instrumented`;
+    const url = `${this.httpBase()}/v1/modules/${hash}/instrumented`;
     const res = await fetch(url, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
     if (!res.ok) {
       const body = await res.text().catch(() => '');

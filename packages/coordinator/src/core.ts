@@ -20,7 +20,7 @@ import type { CoordinatorOptions } from './config.js';
 import type { Metrics } from './metrics.js';
 import { ProgressHub } from './progress.js';
 import { schedule } from './scheduler/index.js';
-import type { JobRecord, Store, StoredModule, TaskRow } from './store/index.js';
+import type { JobRecord, Store, StoreEvent, StoredModule, TaskRow } from './store/index.js';
 
 export interface Logger {
   info(obj: object | string, msg?: string): void;
@@ -53,6 +53,10 @@ export class Core {
   private sweeping = false;
   private lastNoncePurge = 0;
   private closed = false;
+  private unsubscribe: (() => Promise<void>) | undefined;
+  private outgoingTimer: NodeJS.Timeout | undefined;
+  private outgoingWork = false;
+  private readonly outgoingProgress = new Set<string>();
 
   constructor(
     readonly store: Store,
@@ -64,19 +68,76 @@ export class Core {
     this.progress = new ProgressHub((id) => store.getJob(id));
   }
 
-  start(): void {
+  async start(): Promise<void> {
+    this.unsubscribe = await this.store.subscribe((e) => this.onStoreEvent(e));
     this.sweepTimer = setInterval(() => void this.sweep(), this.opts.sweepMs);
     this.sweepTimer.unref();
+  }
+
+  // ---- other coordinators on the same store ---------------------------------------
+
+  /** What another coordinator sharing the store tells us. */
+  private onStoreEvent(e: StoreEvent): void {
+    if (this.closed) return;
+    switch (e.type) {
+      case 'work':
+        this.kick();
+        return;
+      case 'progress':
+        this.progress.notify(e.jobs);
+        return;
+      case 'revoke': {
+        const s = this.sessions.get(e.nodeId);
+        if (s) {
+          s.send({ type: 'revoke', taskIds: e.taskIds, reason: e.reason });
+          s.credit += e.taskIds.length;
+          this.kick();
+        }
+        return;
+      }
+    }
+  }
+
+  /** Tasks became available: dispatch here, and tell the other coordinators. */
+  announceWork(): void {
+    this.kick();
+    this.outgoingWork = true;
+    this.flushOutgoingSoon();
+  }
+
+  /** Jobs changed: push to this coordinator's watchers now, and to the others' soon. */
+  notifyJobs(jobs: Iterable<string>): void {
+    for (const id of jobs) this.outgoingProgress.add(id);
+    this.progress.notify(jobs);
+    this.flushOutgoingSoon();
+  }
+
+  /** Events to other coordinators are coalesced: at most one of each kind per 20 ms. */
+  private flushOutgoingSoon(): void {
+    if (this.outgoingTimer || this.closed) return;
+    this.outgoingTimer = setTimeout(() => {
+      this.outgoingTimer = undefined;
+      const jobs = [...this.outgoingProgress];
+      this.outgoingProgress.clear();
+      const work = this.outgoingWork;
+      this.outgoingWork = false;
+      const sends: Array<Promise<void>> = [];
+      if (work) sends.push(this.store.publish({ type: 'work' }));
+      if (jobs.length > 0) sends.push(this.store.publish({ type: 'progress', jobs }));
+      Promise.all(sends).catch((err: unknown) => this.log.warn({ err }, 'could not notify other coordinators'));
+    }, 20);
   }
 
   isClosing(): boolean {
     return this.closed;
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
     this.closed = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    if (this.outgoingTimer) clearTimeout(this.outgoingTimer);
     this.progress.close();
+    await this.unsubscribe?.();
   }
 
   // ---- modules -------------------------------------------------------------
@@ -165,7 +226,7 @@ export class Core {
     if (result.created) {
       this.metrics.jobsSubmitted.inc();
       this.log.info({ job: result.job.id, tasks: inputs.length, caller }, 'job submitted');
-      this.kick();
+      this.announceWork();
     }
     return { job: jobView(result.job), created: result.created };
   }
@@ -190,9 +251,12 @@ export class Core {
       if (s) {
         s.send({ type: 'revoke', taskIds: ids, reason: 'job cancelled' });
         s.credit += ids.length; // the agent frees those slots without reporting
+      } else {
+        // Attached to another coordinator (or gone): whoever holds its socket tells it.
+        await this.store.publish({ type: 'revoke', nodeId, taskIds: ids, reason: 'job cancelled' });
       }
     }
-    this.progress.notify([id]);
+    this.notifyJobs([id]);
     this.kick();
     return jobView(r.job);
   }
@@ -260,30 +324,30 @@ export class Core {
       s.send({ type: 'lease', tasks });
     }
     this.metrics.tasksLeased.inc(claimed.length);
-    this.progress.notify(new Set(claimed.map((t) => t.jobId)));
+    this.notifyJobs(new Set(claimed.map((t) => t.jobId)));
     return claimed.length;
   }
 
   // ---- results and leases -------------------------------------------------------
-
-  notifyJobs(jobs: Iterable<string>): void {
-    this.progress.notify(jobs);
-  }
 
   private async sweep(): Promise<void> {
     if (this.sweeping || this.closed) return;
     this.sweeping = true;
     try {
       const now = this.now();
-      const r = await this.store.expireLeases(now, errorFrom('IM_LEASE_EXPIRED'));
-      if (r.requeued + r.failed > 0) {
-        this.metrics.leasesExpired.inc(r.requeued + r.failed);
-        this.log.warn({ requeued: r.requeued, failed: r.failed }, 'leases expired');
-        this.progress.notify(r.jobs);
-      }
-      if (now - this.lastNoncePurge > 60_000) {
-        this.lastNoncePurge = now;
-        await this.store.purgeNonces(now);
+      // Periodic work runs on one coordinator of those sharing the store: the lock holder.
+      if (await this.store.holdsLock('sweep')) {
+        const r = await this.store.expireLeases(now, errorFrom('IM_LEASE_EXPIRED'));
+        if (r.requeued + r.failed > 0) {
+          this.metrics.leasesExpired.inc(r.requeued + r.failed);
+          this.log.warn({ requeued: r.requeued, failed: r.failed }, 'leases expired');
+          this.notifyJobs(r.jobs);
+          if (r.requeued > 0) this.announceWork();
+        }
+        if (now - this.lastNoncePurge > 60_000) {
+          this.lastNoncePurge = now;
+          await this.store.purgeNonces(now);
+        }
       }
       // Also picks up tasks whose retry backoff has passed.
       this.kick();

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -97,9 +98,23 @@ export interface CoordinatorProc extends Proc {
   client: IdlemeshClient;
 }
 
-export async function startCoordinatorProc(opts: { dataDir: string; port?: number; args?: string[] }): Promise<CoordinatorProc> {
+/** PostgreSQL for tests: IDLEMESH_TEST_PG, or the local server CI starts. */
+export const TEST_PG = process.env.IDLEMESH_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+/**
+ * The store end-to-end tests run on: SQLite by default; with
+ * IDLEMESH_TEST_STORE=postgres, a PostgreSQL schema named after the data
+ * directory, so a restarted coordinator finds its data again.
+ */
+export function storeArgs(dataDir: string, schema?: string): string[] {
+  if (schema === undefined && process.env.IDLEMESH_TEST_STORE !== 'postgres') return [];
+  const name = schema ?? `e2e_${createHash('sha256').update(dataDir).digest('hex').slice(0, 16)}`;
+  return ['--store', `${TEST_PG}?schema=${name}`];
+}
+
+export async function startCoordinatorProc(opts: { dataDir: string; port?: number; args?: string[]; schema?: string }): Promise<CoordinatorProc> {
   const port = opts.port ?? (await freePort());
-  const p = runCli('coordinator', ['coordinator', '--port', String(port), '--data-dir', opts.dataDir, ...(opts.args ?? [])]);
+  const p = runCli('coordinator', ['coordinator', '--port', String(port), '--data-dir', opts.dataDir, ...storeArgs(opts.dataDir, opts.schema), ...(opts.args ?? [])]);
   const url = `http://127.0.0.1:${port}`;
   const client = new IdlemeshClient({ url });
   await waitUntil(async () => (await client.health().catch(() => undefined)) !== undefined, 20_000, () => p.text);

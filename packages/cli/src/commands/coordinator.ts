@@ -23,7 +23,7 @@ export function registerCoordinator(program: Command): void {
     .option('--host <host>', 'interface to listen on (env IDLEMESH_HOST, default 127.0.0.1)')
     .option('--port <port>', 'port to listen on, 0 for any (env IDLEMESH_PORT, default 7070)', intArg(0, 65535))
     .option('--data-dir <dir>', 'where the SQLite file and module cache live (env IDLEMESH_DATA_DIR, default ./.idlemesh)')
-    .option('--store <store>', 'sqlite (in data-dir) or sqlite:/path/file.db (env IDLEMESH_STORE)')
+    .option('--store <store>', 'sqlite (in data-dir), sqlite:/path/file.db, or postgres://user@host/db?schema=name (env IDLEMESH_STORE)')
     .option('--config <file.json>', 'a JSON file of coordinator options; flags and environment override it')
     .option('--lease-ms <ms>', 'how long an agent holds a task between heartbeats (env IDLEMESH_LEASE_MS)', intArg(100, 3_600_000))
     .option('--heartbeat-ms <ms>', 'how often agents report (env IDLEMESH_HEARTBEAT_MS)', intArg(50, 600_000))

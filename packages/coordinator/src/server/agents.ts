@@ -114,7 +114,7 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
         core.metrics.leasesReleased.inc(r.released);
         core.log.info({ node: short(session.nodeId), released: r.released }, 'leases the agent no longer holds handed back');
         core.notifyJobs(r.jobs);
-        core.kick();
+        core.announceWork();
         return;
       }
       case 'release': {
@@ -123,7 +123,7 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
         core.metrics.leasesReleased.inc(r.released);
         core.log.info({ node: short(session.nodeId), released: r.released, reason: msg.reason }, 'leases handed back');
         core.notifyJobs(r.jobs);
-        core.kick();
+        core.announceWork();
         return;
       }
       case 'results':
@@ -217,7 +217,7 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
     if (r.requeued + r.failed > 0) {
       core.metrics.leasesExpired.inc(r.requeued + r.failed);
       core.notifyJobs(r.jobs);
-      core.kick();
+      core.announceWork();
     }
   }
 }

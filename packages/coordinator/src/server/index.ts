@@ -74,7 +74,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : opts.port;
   const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
-  core.start();
+  await core.start();
   app.log.info({ url: `http://${host}:${port}`, store: store.durability, dataDir: opts.dataDir }, 'coordinator listening');
 
   let closing: Promise<void> | undefined;
@@ -84,7 +84,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     store,
     close: () =>
       (closing ??= (async () => {
-        core.stop();
+        await core.stop();
         await app.close();
         await store.close();
       })()),
