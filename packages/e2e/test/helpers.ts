@@ -10,6 +10,8 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { after, test } from 'node:test';
+import pg from 'pg';
 import { IdlemeshClient } from '@idlemesh/sdk';
 
 export const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
@@ -101,6 +103,28 @@ export interface CoordinatorProc extends Proc {
 /** PostgreSQL for tests: IDLEMESH_TEST_PG, or the local server CI starts. */
 export const TEST_PG = process.env.IDLEMESH_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
 
+export async function pgReachable(): Promise<boolean> {
+  const c = new pg.Client({ connectionString: TEST_PG, connectionTimeoutMillis: 2000 });
+  try {
+    await c.connect();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
+
+/** Runs an end-to-end test file again with every coordinator on PostgreSQL (skipped, saying so, when there is none). */
+export async function onPostgres(file: string): Promise<void> {
+  if (!(await pgReachable())) {
+    test(`${file} on PostgreSQL`, (t) => t.skip(`PostgreSQL not reachable at ${TEST_PG}`));
+    return;
+  }
+  process.env.IDLEMESH_TEST_STORE = 'postgres';
+  await import(`./${file}`);
+}
+
 /**
  * The store end-to-end tests run on: SQLite by default; with
  * IDLEMESH_TEST_STORE=postgres, a PostgreSQL schema named after the data
@@ -109,7 +133,22 @@ export const TEST_PG = process.env.IDLEMESH_TEST_PG ?? 'postgres://postgres@127.
 export function storeArgs(dataDir: string, schema?: string): string[] {
   if (schema === undefined && process.env.IDLEMESH_TEST_STORE !== 'postgres') return [];
   const name = schema ?? `e2e_${createHash('sha256').update(dataDir).digest('hex').slice(0, 16)}`;
+  if (schemas.size === 0) after(dropSchemas);
+  schemas.add(name);
   return ['--store', `${TEST_PG}?schema=${name}`];
+}
+
+const schemas = new Set<string>();
+
+async function dropSchemas(): Promise<void> {
+  const c = new pg.Client({ connectionString: TEST_PG });
+  try {
+    await c.connect();
+    for (const s of schemas) await c.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`);
+  } finally {
+    schemas.clear();
+    await c.end().catch(() => undefined);
+  }
 }
 
 export async function startCoordinatorProc(opts: { dataDir: string; port?: number; args?: string[]; schema?: string }): Promise<CoordinatorProc> {

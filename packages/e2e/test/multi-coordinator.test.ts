@@ -6,20 +6,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
-import { b64, example, fromB64, runLocal, startAgentProc, startCoordinatorProc, tempDir, waitUntil, TEST_PG } from './helpers.js';
+import { b64, example, fromB64, pgReachable, runLocal, startAgentProc, startCoordinatorProc, tempDir, waitUntil, TEST_PG } from './helpers.js';
 import type { CoordinatorProc, Proc } from './helpers.js';
-
-async function pgReachable(): Promise<boolean> {
-  const c = new pg.Client({ connectionString: TEST_PG, connectionTimeoutMillis: 2000 });
-  try {
-    await c.connect();
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await c.end().catch(() => undefined);
-  }
-}
 
 const NBODY = example('nbody/nbody.wasm');
 

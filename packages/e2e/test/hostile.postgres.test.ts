@@ -1,0 +1,4 @@
+// The same end-to-end scenarios with the coordinator on PostgreSQL.
+import { onPostgres } from './helpers.js';
+
+await onPostgres('hostile.test.js');
