@@ -122,6 +122,7 @@ export async function onPostgres(file: string): Promise<void> {
     return;
   }
   process.env.IDLEMESH_TEST_STORE = 'postgres';
+  after(dropSchemas);
   await import(`./${file}`);
 }
 
@@ -133,7 +134,6 @@ export async function onPostgres(file: string): Promise<void> {
 export function storeArgs(dataDir: string, schema?: string): string[] {
   if (schema === undefined && process.env.IDLEMESH_TEST_STORE !== 'postgres') return [];
   const name = schema ?? `e2e_${createHash('sha256').update(dataDir).digest('hex').slice(0, 16)}`;
-  if (schemas.size === 0) after(dropSchemas);
   schemas.add(name);
   return ['--store', `${TEST_PG}?schema=${name}`];
 }
