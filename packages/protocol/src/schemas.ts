@@ -48,7 +48,8 @@ export const JobLimits = z.strictObject({
   fuel: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).describe('fuel per task (1 EU = 1e9 fuel)'),
   memoryMb: z.number().int().min(1).max(4096).describe('linear memory cap per task'),
   timeoutMs: z.number().int().min(10).max(3_600_000).describe('wall-clock backstop per task'),
-  outputBytes: z.number().int().min(0).max(64 * 1024 * 1024).describe('max output per task'),
+  // Base64 in one signed results message must stay under MAX_AGENT_MESSAGE_BYTES.
+  outputBytes: z.number().int().min(0).max(16 * 1024 * 1024).describe('max output per task'),
 });
 export type JobLimits = z.infer<typeof JobLimits>;
 
@@ -133,6 +134,7 @@ export const ResultsQuery = z.strictObject({
   after: z.coerce.number().int().min(-1).default(-1),
   limit: z.coerce.number().int().min(1).max(10_000).default(1000),
   state: TaskState.optional(),
+  wait: z.coerce.number().int().min(0).max(60_000).optional().describe('hold the request until the job ends, up to this many ms (long poll)'),
 });
 export const JobsQuery = z.strictObject({
   state: JobState.optional(),

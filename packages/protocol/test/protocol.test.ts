@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import {
   ERRORS, ImError, SubmitJobBody, AgentMessage, canonicalJson, generateNodeKey, importNodeKey, signMessage, verifyMessage,
-  newJobId, parseTaskId, taskId, bytesToBase64, base64ToBytes, openApiDocument, PROTOCOL_VERSION,
+  newJobId, parseTaskId, sign, verify, toHex, fromHex, taskId, bytesToBase64, base64ToBytes, openApiDocument, PROTOCOL_VERSION,
 } from '../src/index.js';
 import type { Capabilities } from '../src/index.js';
 
@@ -41,6 +41,17 @@ describe('signing', () => {
     await bad({ ...msg, sig: 'zz' }, 'IM_BAD_SIGNATURE');
     await assert.rejects(verifyMessage(msg, msg.ts + 3_600_000), (e: unknown) => e instanceof ImError && e.code === 'IM_STALE_TIMESTAMP');
     await assert.rejects(verifyMessage(msg, Date.now(), 'f'.repeat(64)), (e: unknown) => e instanceof ImError && e.code === 'IM_BAD_SIGNATURE');
+  });
+  it('agrees with WebCrypto both ways (a browser agent signs with WebCrypto)', async () => {
+    const key = await generateNodeKey();
+    const data = new TextEncoder().encode('interop');
+    const webSig = new Uint8Array(await globalThis.crypto.subtle.sign({ name: 'Ed25519' }, key.privateKey, data));
+    assert.equal(await verify(key.publicKeyHex, toHex(webSig), data), true);
+    const ours = await sign(key.privateKey, data);
+    const pub = await globalThis.crypto.subtle.importKey('raw', fromHex(key.publicKeyHex), { name: 'Ed25519' }, false, ['verify']);
+    assert.equal(await globalThis.crypto.subtle.verify({ name: 'Ed25519' }, pub, fromHex(ours), data), true);
+    assert.equal(await verify(key.publicKeyHex, ours, new TextEncoder().encode('other')), false);
+    assert.equal(await verify('0'.repeat(64), ours, data), false, 'a bogus key never verifies');
   });
   it('restores a key from its PKCS#8 bytes with the same node id', async () => {
     const key = await generateNodeKey();

@@ -16,7 +16,13 @@ export interface ClientOptions {
   timeoutMs?: number;
 }
 
-export interface ResultsQuery { after?: number; limit?: number; state?: TaskState }
+export interface ResultsQuery {
+  after?: number;
+  limit?: number;
+  state?: TaskState;
+  /** Long poll: the coordinator holds the request until the job ends, up to this many ms. */
+  wait?: number;
+}
 export interface JobsQuery { state?: JobState; limit?: number }
 export interface WaitOptions { onProgress?: (job: JobView) => void; signal?: AbortSignal }
 
@@ -34,6 +40,8 @@ interface RequestSpec<T> {
   headers?: Record<string, string>;
   schema: z.ZodType<T>;
   signal?: AbortSignal;
+  /** Overrides the client's timeout for this request (long polls). */
+  timeoutMs?: number;
 }
 
 /** A typed client for one coordinator's HTTP API. Every response is checked against the protocol schemas. */
@@ -99,8 +107,9 @@ export class IdlemeshClient {
     return this.#request({
       method: 'GET',
       path: `/v1/jobs/${encodeURIComponent(id)}/results`,
-      query: { after: q.after, limit: q.limit, state: q.state },
+      query: { after: q.after, limit: q.limit, state: q.state, wait: q.wait },
       schema: ResultsPage,
+      ...(q.wait !== undefined ? { timeoutMs: this.#timeoutMs + q.wait } : {}),
     });
   }
 
@@ -193,7 +202,7 @@ export class IdlemeshClient {
     const ctl = new AbortController();
     const onAbort = (): void => ctl.abort(spec.signal?.reason);
     spec.signal?.addEventListener('abort', onAbort, { once: true });
-    const timer = setTimeout(() => ctl.abort(new TimeoutSignal()), this.#timeoutMs);
+    const timer = setTimeout(() => ctl.abort(new TimeoutSignal()), spec.timeoutMs ?? this.#timeoutMs);
     let path = spec.path;
     const qs = new URLSearchParams();
     for (const [k, v] of Object.entries(spec.query ?? {})) if (v !== undefined) qs.set(k, String(v));

@@ -109,7 +109,8 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
   app.get('/v1/jobs/:id/results', async (req) => {
     const { id } = parse(IdParam, req.params, 'path');
     const q = parse(ResultsQuery, req.query, 'query');
-    await core.getJob(id);
+    const job = await core.getJob(id);
+    if (q.wait !== undefined && q.wait > 0 && !finished(job.state)) await untilFinished(core, id, q.wait, req);
     const rows = await core.store.getResults(id, q.state ? { after: q.after, limit: q.limit, state: q.state } : { after: q.after, limit: q.limit });
     const last = rows.at(-1);
     return { results: rows.map(resultView), next: rows.length === q.limit && last ? last.index : null };
@@ -139,6 +140,29 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
   });
 }
 
+function finished(state: string): boolean {
+  return state === 'completed' || state === 'cancelled';
+}
+
+/** Resolves when the job ends, the wait runs out, or the client goes away. */
+async function untilFinished(core: Core, id: string, waitMs: number, req: FastifyRequest): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(done, waitMs);
+    const stop = core.progress.watch(id, (_job, final) => {
+      if (final) done();
+    });
+    req.raw.once('close', done);
+    function done(): void {
+      clearTimeout(timer);
+      stop();
+      req.raw.off('close', done);
+      resolve();
+    }
+    // It may have ended between the read and the watch.
+    void core.getJob(id).then((j) => (finished(j.state) ? done() : undefined), done);
+  });
+}
+
 async function streamEvents(core: Core, id: string, req: FastifyRequest, reply: FastifyReply): Promise<void> {
   const first = await core.getJob(id);
   reply.hijack();
@@ -147,7 +171,6 @@ async function streamEvents(core: Core, id: string, req: FastifyRequest, reply: 
   const write = (e: JobEvent): void => {
     res.write(`event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
   };
-  const finished = (s: string): boolean => s === 'completed' || s === 'cancelled';
   if (finished(first.state)) {
     write({ type: 'end', job: first });
     res.end();
