@@ -1,0 +1,97 @@
+/**
+ * PostgreSQL dialect of ./migrations.ts: the same tables, numbered the same
+ * way (version N here is version N there). Append only: never edit a
+ * migration that has shipped; add the next number. Each runs in its own
+ * transaction with `search_path` set to the store's schema, so names are
+ * unqualified.
+ *
+ * Milliseconds, fuel and bids are BIGINT (pg hands them back as strings; the
+ * store parses them to numbers). JSON is TEXT, as in SQLite: it round-trips
+ * exactly, and JSONB would refuse a `\u0000` in an agent's error message.
+ */
+export const POSTGRES_MIGRATIONS: readonly string[] = [
+  // 1: jobs, tasks, nodes, modules, nonces
+  `
+  CREATE TABLE modules (
+    hash TEXT PRIMARY KEY,
+    instrumented_hash TEXT NOT NULL UNIQUE,
+    abi TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    instrumented_size INTEGER NOT NULL,
+    initial_pages INTEGER NOT NULL,
+    max_pages INTEGER NOT NULL,
+    bytes BYTEA NOT NULL,
+    instrumented BYTEA NOT NULL,
+    created_at BIGINT NOT NULL
+  );
+  CREATE TABLE jobs (
+    id TEXT PRIMARY KEY,
+    caller TEXT NOT NULL,
+    idem_key TEXT,
+    request_hash TEXT NOT NULL,
+    name TEXT,
+    module TEXT NOT NULL,
+    instrumented_module TEXT NOT NULL,
+    runtime TEXT NOT NULL,
+    limits TEXT NOT NULL,
+    bid BIGINT NOT NULL,
+    max_attempts INTEGER NOT NULL,
+    retry_backoff_ms BIGINT NOT NULL,
+    priority INTEGER NOT NULL,
+    requirements TEXT NOT NULL,
+    state TEXT NOT NULL,
+    total INTEGER NOT NULL,
+    queued INTEGER NOT NULL,
+    leased INTEGER NOT NULL DEFAULT 0,
+    succeeded INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    cancelled INTEGER NOT NULL DEFAULT 0,
+    fuel_used BIGINT NOT NULL DEFAULT 0,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    finished_at BIGINT
+  );
+  CREATE UNIQUE INDEX jobs_idempotency ON jobs (caller, idem_key) WHERE idem_key IS NOT NULL;
+  CREATE INDEX jobs_active ON jobs (state) WHERE state IN ('queued', 'running');
+  CREATE INDEX jobs_created ON jobs (created_at DESC, id DESC);
+  CREATE TABLE tasks (
+    job_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    input BYTEA NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0,
+    available_at BIGINT NOT NULL DEFAULT 0,
+    node_id TEXT,
+    lease_expires BIGINT,
+    output BYTEA,
+    fuel BIGINT,
+    error TEXT,
+    finished_at BIGINT,
+    PRIMARY KEY (job_id, idx)
+  );
+  -- Keyed on idx + 0 so that only this index, never the primary key, yields queued tasks in order (see SQL.claim).
+  CREATE INDEX tasks_queued ON tasks (job_id, (idx + 0)) WHERE state = 'queued';
+  CREATE INDEX tasks_lease_expiry ON tasks (lease_expires) WHERE state = 'leased';
+  CREATE INDEX tasks_node ON tasks (node_id) WHERE state = 'leased';
+  CREATE TABLE nodes (
+    id TEXT PRIMARY KEY,
+    capabilities TEXT NOT NULL,
+    state TEXT NOT NULL,
+    pause_reason TEXT,
+    completed INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    first_seen BIGINT NOT NULL,
+    last_seen BIGINT NOT NULL
+  );
+  CREATE TABLE nonces (
+    node_id TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    PRIMARY KEY (node_id, nonce)
+  );
+  CREATE INDEX nonces_expiry ON nonces (expires_at);
+  `,
+  // 2: a node's latest session, so a stale connection's close cannot take back a reconnected node's leases
+  `ALTER TABLE nodes ADD COLUMN session TEXT;`,
+];

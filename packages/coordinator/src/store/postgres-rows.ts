@@ -1,0 +1,93 @@
+/**
+ * Rows of the PostgreSQL store as the Store contract's records. pg returns
+ * BIGINT as strings and BYTEA as Buffers; the contract wants numbers and plain
+ * Uint8Arrays (deep equality tells a Buffer from a Uint8Array).
+ */
+import type { Capabilities, JobState, TaskState, WireError } from '@idlemesh/protocol';
+import type { JobRecord, NodeRecord, StoredModule, TaskRow } from './types.js';
+
+export type Row = Record<string, unknown>;
+
+export function bytes(v: unknown): Uint8Array {
+  const b = v as Buffer;
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+}
+
+export function toModule(r: Row): StoredModule {
+  return {
+    hash: String(r.hash),
+    instrumentedHash: String(r.instrumented_hash),
+    abi: r.abi as StoredModule['abi'],
+    size: Number(r.size),
+    instrumentedSize: Number(r.instrumented_size),
+    initialPages: Number(r.initial_pages),
+    maxPages: Number(r.max_pages),
+    bytes: bytes(r.bytes),
+    instrumented: bytes(r.instrumented),
+    createdAt: Number(r.created_at),
+  };
+}
+
+export function toJob(r: Row): JobRecord {
+  const job: JobRecord = {
+    id: String(r.id),
+    caller: String(r.caller),
+    requestHash: String(r.request_hash),
+    module: String(r.module),
+    instrumentedModule: String(r.instrumented_module),
+    runtime: r.runtime as JobRecord['runtime'],
+    limits: JSON.parse(String(r.limits)) as JobRecord['limits'],
+    bid: Number(r.bid),
+    maxAttempts: Number(r.max_attempts),
+    retryBackoffMs: Number(r.retry_backoff_ms),
+    priority: Number(r.priority),
+    requirements: JSON.parse(String(r.requirements)) as JobRecord['requirements'],
+    createdAt: Number(r.created_at),
+    state: r.state as JobState,
+    counts: {
+      total: Number(r.total),
+      queued: Number(r.queued),
+      leased: Number(r.leased),
+      succeeded: Number(r.succeeded),
+      failed: Number(r.failed),
+      cancelled: Number(r.cancelled),
+    },
+    fuelUsed: Number(r.fuel_used),
+    updatedAt: Number(r.updated_at),
+  };
+  if (r.idem_key !== null) job.idempotencyKey = String(r.idem_key);
+  if (r.name !== null) job.name = String(r.name);
+  if (r.finished_at !== null) job.finishedAt = Number(r.finished_at);
+  return job;
+}
+
+export function toTaskRow(r: Row): TaskRow {
+  const t: TaskRow = {
+    jobId: String(r.job_id),
+    index: Number(r.idx),
+    state: r.state as TaskState,
+    attempt: Number(r.attempt),
+    failures: Number(r.failures),
+  };
+  if (r.node_id !== null) t.nodeId = String(r.node_id);
+  if (r.output !== null) t.output = bytes(r.output);
+  if (r.fuel !== null) t.fuel = Number(r.fuel);
+  if (r.error !== null) t.error = JSON.parse(String(r.error)) as WireError;
+  if (r.finished_at !== null) t.finishedAt = Number(r.finished_at);
+  return t;
+}
+
+export function toNode(r: Row): NodeRecord {
+  const n: NodeRecord = {
+    id: String(r.id),
+    state: r.state as NodeRecord['state'],
+    capabilities: JSON.parse(String(r.capabilities)) as Capabilities,
+    running: Number(r.running),
+    completed: Number(r.completed),
+    failed: Number(r.failed),
+    firstSeen: Number(r.first_seen),
+    lastSeen: Number(r.last_seen),
+  };
+  if (r.pause_reason !== null) n.pauseReason = String(r.pause_reason);
+  return n;
+}

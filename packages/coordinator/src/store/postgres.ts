@@ -1,0 +1,599 @@
+import pg from 'pg';
+import type { ClientConfig, PoolClient } from 'pg';
+import type { Capabilities, JobState, TaskState, WireError } from '@idlemesh/protocol';
+import { ImError } from '@idlemesh/protocol';
+import { POSTGRES_MIGRATIONS } from './postgres-migrations.js';
+import { SQL } from './postgres-sql.js';
+import { AdvisoryLocks } from './postgres-lock.js';
+import { Listener, encodeEvent } from './postgres-notify.js';
+import { bytes, toJob, toModule, toNode, toTaskRow } from './postgres-rows.js';
+import type { Row } from './postgres-rows.js';
+import { isRetryableTaskError } from './sqlite.js';
+import type {
+  Claim,
+  ClaimedTask,
+  ExpiryReport,
+  JobRecord,
+  NewJob,
+  NodeRecord,
+  Outcome,
+  OutcomeStatus,
+  RunnableJob,
+  Store,
+  StoreEvent,
+  StoredModule,
+  TaskRef,
+  TaskRow,
+} from './types.js';
+
+export interface PostgresStoreOptions {
+  /** Where the tables live; default `idlemesh`, or `?schema=` in the URL. */
+  schema?: string;
+  /** Connections in the pool (plus one for LISTEN and one for leader locks). Default 10. */
+  poolSize?: number;
+}
+
+interface Delta {
+  queued: number;
+  leased: number;
+  succeeded: number;
+  failed: number;
+  cancelled: number;
+  fuel: number;
+}
+
+/** What a claim needs of its job; none of it changes after the job is created. */
+interface JobInfo {
+  instrumentedModule: string;
+  runtime: ClaimedTask['runtime'];
+  limits: ClaimedTask['limits'];
+}
+
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,53}$/;
+/** Deadlock and serialization failure: PostgreSQL rolled the transaction back, so running it again is safe. */
+const RETRY_SQLSTATES = new Set(['40P01', '40001']);
+const TX_ATTEMPTS = 5;
+const INSERT_CHUNK_ROWS = 5000;
+const INSERT_CHUNK_BYTES = 16 << 20;
+const JOB_INFO_CACHE = 10_000;
+/** Claims walk tasks_queued in order (see SQL.claim); without statistics the planner would rather sort every queued row. */
+const CLAIM_BEGIN = 'BEGIN; SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off';
+
+/**
+ * Splits `?schema=` off a postgres:// URL (pg would pass it to the server as a
+ * setting), and `?options=` too: pg lets the URL's options replace the
+ * config's, which would drop the store's search_path.
+ */
+export function parsePostgresUrl(url: string, schema?: string): { connectionString: string; schema: string; options: string } {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new ImError('IM_CONFIG_INVALID', 'the PostgreSQL store URL is not a URL: use postgres://user@host:5432/db?schema=idlemesh');
+  }
+  const fromUrl = u.searchParams.get('schema');
+  const options = u.searchParams.get('options') ?? '';
+  u.searchParams.delete('schema');
+  u.searchParams.delete('options');
+  const name = schema ?? fromUrl ?? 'idlemesh';
+  if (!SCHEMA_NAME.test(name)) {
+    throw new ImError('IM_CONFIG_INVALID', `PostgreSQL schema "${name}": use lower-case letters, digits and _ (at most 54), not starting with a digit`);
+  }
+  return { connectionString: u.toString(), schema: name, options: `${options} -c search_path=${name}`.trim() };
+}
+
+/**
+ * The shared store: one PostgreSQL schema that several coordinators use at
+ * once. Every method is one statement or one READ COMMITTED transaction.
+ * Rows are locked tasks first, then jobs (in id order), then nodes (in id
+ * order), so transactions wait on each other but do not deadlock; if
+ * PostgreSQL still reports one, the transaction is run again. Claims and
+ * lease sweeps take tasks with FOR UPDATE SKIP LOCKED, so coordinators
+ * claiming from one job hand out disjoint tasks without waiting for each
+ * other. A job's counters change in its row, in the transaction that changes
+ * its tasks.
+ *
+ * publish/subscribe use LISTEN/NOTIFY on the channel `idlemesh_<schema>`; a
+ * store hears its own events as well as the others'. holdsLock uses session
+ * advisory locks (see postgres-lock.ts).
+ */
+export class PostgresStore implements Store {
+  readonly kind = 'postgres';
+  readonly schema: string;
+  private readonly pool: pg.Pool;
+  private readonly channel: string;
+  private readonly listener: Listener;
+  private readonly locks: AdvisoryLocks;
+  private readonly jobInfo = new Map<string, JobInfo>();
+  private syncCommit = 'unknown';
+  private closed = false;
+
+  constructor(url: string, opts: PostgresStoreOptions = {}) {
+    const { connectionString, schema, options } = parsePostgresUrl(url, opts.schema);
+    this.schema = schema;
+    this.channel = `idlemesh_${schema}`;
+    const base: ClientConfig = { connectionString, options, keepAlive: true, connectionTimeoutMillis: 10_000 };
+    this.pool = new pg.Pool({ ...base, max: opts.poolSize ?? 10 });
+    // An idle pooled connection that breaks is discarded by the pool; without a listener the error would crash the process.
+    this.pool.on('error', () => undefined);
+    this.listener = new Listener(base, this.channel);
+    this.locks = new AdvisoryLocks({ ...base, query_timeout: 5000 }, schema);
+  }
+
+  get durability(): string {
+    return `postgres synchronous_commit=${this.syncCommit}`;
+  }
+
+  /**
+   * Creates the schema and applies the migrations it lacks. Each step is one
+   * transaction that first takes this schema's transaction advisory lock and
+   * then looks at schema_migrations, so coordinators starting together apply
+   * each migration once and the others wait for it.
+   */
+  async migrate(): Promise<void> {
+    const c = await this.pool.connect();
+    let broken = false;
+    try {
+      const locked = async (fn: () => Promise<void>): Promise<void> => {
+        await c.query('BEGIN');
+        try {
+          await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`idlemesh migrate ${this.schema}`]);
+          await fn();
+          await c.query('COMMIT');
+        } catch (e) {
+          await c.query('ROLLBACK').catch(() => (broken = true));
+          throw e;
+        }
+      };
+      let done = new Set<number>();
+      await locked(async () => {
+        // Looked up first: CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege even when the schema exists.
+        const exists = await c.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [this.schema]);
+        if (exists.rowCount === 0) await c.query(`CREATE SCHEMA ${this.schema}`);
+        await c.query(`SET LOCAL search_path TO ${this.schema}`);
+        await c.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)');
+        const r = await c.query<{ version: number }>('SELECT version FROM schema_migrations');
+        done = new Set(r.rows.map((x) => Number(x.version)));
+      });
+      for (const [i, sql] of POSTGRES_MIGRATIONS.entries()) {
+        const version = i + 1;
+        if (done.has(version)) continue;
+        await locked(async () => {
+          await c.query(`SET LOCAL search_path TO ${this.schema}`);
+          const again = await c.query('SELECT 1 FROM schema_migrations WHERE version = $1', [version]);
+          if (again.rowCount !== 0) return;
+          await c.query(sql);
+          await c.query('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)', [version, Date.now()]);
+        });
+      }
+      const s = await c.query<{ synchronous_commit: string }>('SHOW synchronous_commit');
+      this.syncCommit = s.rows[0]?.synchronous_commit ?? 'unknown';
+    } finally {
+      c.release(broken);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([this.listener.close(), this.locks.close()]);
+    await this.pool.end();
+  }
+
+  /** Drops the schema and everything in it. For tests. */
+  async dropSchema(): Promise<void> {
+    await this.pool.query(`DROP SCHEMA IF EXISTS ${this.schema} CASCADE`);
+  }
+
+  async ping(): Promise<boolean> {
+    try {
+      return (await this.pool.query('SELECT 1 AS ok')).rowCount === 1;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Runs `fn` in one transaction on one pooled connection; again (from scratch) after a deadlock. */
+  private async tx<T>(fn: (c: PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const c = await this.pool.connect();
+      let broken = false;
+      try {
+        await c.query(begin);
+        const result = await fn(c);
+        await c.query('COMMIT');
+        return result;
+      } catch (e) {
+        await c.query('ROLLBACK').catch(() => (broken = true));
+        if (attempt < TX_ATTEMPTS && RETRY_SQLSTATES.has((e as { code?: string }).code ?? '')) continue;
+        throw e;
+      } finally {
+        c.release(broken);
+      }
+    }
+  }
+
+  private async rows(sql: string, params: unknown[] = []): Promise<Row[]> {
+    return (await this.pool.query<Row>(sql, params)).rows;
+  }
+
+  async putModule(m: StoredModule): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO modules (hash, instrumented_hash, abi, size, instrumented_size, initial_pages, max_pages, bytes, instrumented, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING`,
+      [m.hash, m.instrumentedHash, m.abi, m.size, m.instrumentedSize, m.initialPages, m.maxPages, m.bytes, m.instrumented, m.createdAt],
+    );
+  }
+
+  async getModule(hash: string): Promise<StoredModule | undefined> {
+    const [r] = await this.rows('SELECT * FROM modules WHERE hash = $1 OR instrumented_hash = $1 LIMIT 1', [hash]);
+    return r ? toModule(r) : undefined;
+  }
+
+  async createJob(job: NewJob, inputs: readonly Uint8Array[]): Promise<{ job: JobRecord; created: boolean }> {
+    return this.tx(async (c) => {
+      // A concurrent insert under the same key makes this one wait for it, then do nothing.
+      const ins = await c.query<Row>(
+        `INSERT INTO jobs (id, caller, idem_key, request_hash, name, module, instrumented_module, runtime, limits, bid, max_attempts,
+           retry_backoff_ms, priority, requirements, state, total, queued, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'queued', $15, $15, $16, $16)
+         ON CONFLICT (caller, idem_key) WHERE idem_key IS NOT NULL DO NOTHING
+         RETURNING *`,
+        [job.id, job.caller, job.idempotencyKey ?? null, job.requestHash, job.name ?? null, job.module, job.instrumentedModule, job.runtime,
+          JSON.stringify(job.limits), job.bid, job.maxAttempts, job.retryBackoffMs, job.priority, JSON.stringify(job.requirements),
+          inputs.length, job.createdAt],
+      );
+      const row = ins.rows[0];
+      if (!row) {
+        const [existing] = (await c.query<Row>('SELECT * FROM jobs WHERE caller = $1 AND idem_key = $2', [job.caller, job.idempotencyKey])).rows;
+        if (!existing) throw new Error(`job insert for ${job.id} neither inserted nor found a job under its key`);
+        if (existing.request_hash !== job.requestHash) {
+          throw new ImError('IM_IDEMPOTENCY_CONFLICT', undefined, { details: { jobId: existing.id } });
+        }
+        return { job: toJob(existing), created: false };
+      }
+      for (let start = 0; start < inputs.length;) {
+        let end = start;
+        let size = 0;
+        while (end < inputs.length && end - start < INSERT_CHUNK_ROWS && (size < INSERT_CHUNK_BYTES || end === start)) size += inputs[end++]?.byteLength ?? 0;
+        await c.query(
+          `INSERT INTO tasks (job_id, idx, state, input)
+           SELECT $1, $2 + u.i - 1, 'queued', u.input FROM unnest($3::bytea[]) WITH ORDINALITY AS u(input, i)`,
+          [job.id, start, inputs.slice(start, end)],
+        );
+        start = end;
+      }
+      return { job: toJob(row), created: true };
+    });
+  }
+
+  async getJob(id: string): Promise<JobRecord | undefined> {
+    const [r] = await this.rows('SELECT * FROM jobs WHERE id = $1', [id]);
+    return r ? toJob(r) : undefined;
+  }
+
+  async listJobs(q: { state?: JobState; limit: number }): Promise<JobRecord[]> {
+    const rows = await this.rows(
+      'SELECT * FROM jobs WHERE ($1::text IS NULL OR state = $1) ORDER BY created_at DESC, id DESC LIMIT $2',
+      [q.state ?? null, q.limit],
+    );
+    return rows.map(toJob);
+  }
+
+  async cancelJob(id: string, now: number): Promise<{ job: JobRecord; revoked: Array<TaskRef & { nodeId: string }> } | undefined> {
+    return this.tx(async (c) => {
+      const [row] = (await c.query<Row>('SELECT * FROM jobs WHERE id = $1', [id])).rows;
+      if (!row) return undefined;
+      if (row.state === 'completed' || row.state === 'cancelled') return { job: toJob(row), revoked: [] };
+      // Tasks first (the lock order of every other transaction), then the job row.
+      const tasks = (await c.query<Row>(SQL.cancelTasks, [id, now])).rows;
+      const revoked: Array<TaskRef & { nodeId: string }> = [];
+      let queued = 0;
+      for (const t of tasks) {
+        if (t.was === 'queued') queued++;
+        else revoked.push({ jobId: id, index: Number(t.idx), attempt: Number(t.attempt), nodeId: String(t.node_id) });
+      }
+      revoked.sort((a, b) => a.index - b.index);
+      const [job] = (await c.query<Row>(SQL.cancelJob, [id, queued, revoked.length, tasks.length, now])).rows;
+      if (!job) throw new Error(`job ${id} vanished while being cancelled`);
+      return { job: toJob(job), revoked };
+    });
+  }
+
+  async runnableJobs(_now: number): Promise<RunnableJob[]> {
+    const rows = await this.rows(`SELECT id, runtime, queued, leased, priority, created_at, limits, requirements FROM jobs
+      WHERE state IN ('queued', 'running') AND queued > 0 ORDER BY created_at, id`);
+    return rows.map((r) => ({
+      id: String(r.id),
+      runtime: r.runtime as RunnableJob['runtime'],
+      queued: Number(r.queued),
+      leased: Number(r.leased),
+      priority: Number(r.priority),
+      createdAt: Number(r.created_at),
+      memoryMb: (JSON.parse(String(r.limits)) as { memoryMb: number }).memoryMb,
+      requirements: JSON.parse(String(r.requirements)) as RunnableJob['requirements'],
+    }));
+  }
+
+  /**
+   * All claims in one transaction. A cancelled or completed job has no queued
+   * tasks, so its claims find nothing without a look at the job's state.
+   */
+  async claimTasks(claims: readonly Claim[], now: number, leaseMs: number): Promise<ClaimedTask[]> {
+    const wanted = claims.filter((c) => c.count > 0);
+    if (wanted.length === 0) return [];
+    const expires = now + leaseMs;
+    return this.tx(async (c) => {
+      const info = await this.jobInfos(c, wanted.map((w) => w.jobId));
+      const out: ClaimedTask[] = [];
+      const deltas = new Map<string, Delta>();
+      for (const w of wanted) {
+        const job = info.get(w.jobId);
+        if (!job) continue;
+        const rows = (await c.query<Row>(SQL.claim, [w.jobId, w.nodeId, expires, now, w.count])).rows;
+        if (rows.length === 0) continue;
+        rows.sort((a, b) => Number(a.idx) - Number(b.idx));
+        for (const r of rows) {
+          out.push({
+            jobId: w.jobId,
+            index: Number(r.idx),
+            attempt: Number(r.attempt),
+            nodeId: w.nodeId,
+            input: bytes(r.input),
+            leaseExpiresAt: expires,
+            instrumentedModule: job.instrumentedModule,
+            runtime: job.runtime,
+            limits: job.limits,
+          });
+        }
+        const d = deltaOf(deltas, w.jobId);
+        d.queued -= rows.length;
+        d.leased += rows.length;
+      }
+      await this.applyDeltas(c, deltas, now);
+      return out;
+    }, CLAIM_BEGIN);
+  }
+
+  private async jobInfos(c: PoolClient, ids: readonly string[]): Promise<Map<string, JobInfo>> {
+    const missing = [...new Set(ids)].filter((id) => !this.jobInfo.has(id));
+    if (missing.length > 0) {
+      const rows = (await c.query<Row>('SELECT id, instrumented_module, runtime, limits FROM jobs WHERE id = ANY($1::text[])', [missing])).rows;
+      if (this.jobInfo.size + rows.length > JOB_INFO_CACHE) this.jobInfo.clear();
+      for (const r of rows) {
+        this.jobInfo.set(String(r.id), {
+          instrumentedModule: String(r.instrumented_module),
+          runtime: r.runtime as JobInfo['runtime'],
+          limits: JSON.parse(String(r.limits)) as JobInfo['limits'],
+        });
+      }
+    }
+    const out = new Map<string, JobInfo>();
+    for (const id of ids) {
+      const i = this.jobInfo.get(id);
+      if (i) out.set(id, i);
+    }
+    return out;
+  }
+
+  async extendLeases(nodeId: string, now: number, leaseMs: number): Promise<number> {
+    return (await this.pool.query(SQL.extend, [nodeId, now + leaseMs])).rowCount ?? 0;
+  }
+
+  /** One statement for the whole batch; a later copy of an outcome in the same batch is judged after the first, as in sqlite.ts. */
+  async completeTasks(nodeId: string, outcomes: readonly Outcome[], now: number): Promise<{ statuses: OutcomeStatus[]; jobs: Set<string> }> {
+    if (outcomes.length === 0) return { statuses: [], jobs: new Set() };
+    const first = new Map<string, number>();
+    outcomes.forEach((o, i) => {
+      if (!isTaskRef(o)) return; // rejected below; PostgreSQL would fail the whole batch on it
+      const k = taskKey(o.jobId, o.index, o.attempt);
+      if (!first.has(k)) first.set(k, i);
+    });
+    // Sorted so that concurrent batches lock shared tasks in the same order.
+    const batch = [...first.values()].map((i) => outcomes[i] as Outcome).sort(byTask);
+    return this.tx(async (c) => {
+      const cols = {
+        job: [] as string[], idx: [] as number[], attempt: [] as number[], ok: [] as boolean[],
+        output: [] as Array<Uint8Array | null>, fuel: [] as number[], retryable: [] as boolean[], error: [] as Array<string | null>,
+      };
+      for (const o of batch) {
+        cols.job.push(o.jobId);
+        cols.idx.push(o.index);
+        cols.attempt.push(o.attempt);
+        cols.ok.push(o.ok);
+        cols.fuel.push(o.fuel);
+        if (o.ok) {
+          cols.output.push(o.output ?? new Uint8Array());
+          cols.retryable.push(false);
+          cols.error.push(null);
+        } else {
+          const code = o.error?.code ?? 'IM_AGENT_ERROR';
+          cols.output.push(null);
+          cols.retryable.push(isRetryableTaskError(code));
+          cols.error.push(JSON.stringify(o.error ?? { code, message: 'no error given', retryable: true }));
+        }
+      }
+      const done = (await c.query<Row>(SQL.complete,
+        [nodeId, now, cols.job, cols.idx, cols.attempt, cols.ok, cols.output, cols.fuel, cols.retryable, cols.error])).rows;
+      const after = new Map<string, string>();
+      for (const r of done) after.set(taskKey(String(r.job_id), Number(r.idx), Number(r.attempt)), String(r.state));
+
+      const deltas = new Map<string, Delta>();
+      let completed = 0;
+      let failed = 0;
+      const accepted = new Set<number>();
+      for (const [k, i] of first) {
+        const o = outcomes[i] as Outcome;
+        const state = after.get(k);
+        if (state === undefined) continue;
+        accepted.add(i);
+        const d = deltaOf(deltas, o.jobId);
+        d.leased--;
+        if (state === 'succeeded') {
+          d.succeeded++;
+          d.fuel += o.fuel;
+          completed++;
+        } else {
+          if (state === 'queued') d.queued++;
+          else d.failed++;
+          failed++;
+        }
+      }
+      // Everything else is a duplicate of a result already taken from this node for this attempt, or rejected.
+      const rest = outcomes.map((o, i) => ({ o, i })).filter(({ o, i }) => !accepted.has(i) && isTaskRef(o));
+      const current = new Map<string, Row>();
+      if (rest.length > 0) {
+        const rows = (await c.query<Row>(SQL.taskStates, [rest.map(({ o }) => o.jobId), rest.map(({ o }) => o.index)])).rows;
+        for (const r of rows) current.set(taskKey(String(r.job_id), Number(r.idx)), r);
+      }
+      const statuses = outcomes.map((o, i): OutcomeStatus => {
+        if (accepted.has(i)) return 'accepted';
+        const cur = current.get(taskKey(o.jobId, o.index));
+        if (cur && (cur.state === 'succeeded' || cur.state === 'failed') && Number(cur.attempt) === o.attempt && cur.node_id === nodeId) return 'duplicate';
+        return 'rejected';
+      });
+      await this.applyDeltas(c, deltas, now);
+      if (completed + failed > 0) await c.query(SQL.nodeStats, [now, [nodeId], [completed], [failed]]);
+      return { statuses, jobs: new Set(deltas.keys()) };
+    });
+  }
+
+  async nodeLeases(nodeId: string): Promise<TaskRef[]> {
+    const rows = await this.rows(`SELECT job_id, idx, attempt FROM tasks WHERE node_id = $1 AND state = 'leased' ORDER BY job_id, idx`, [nodeId]);
+    return rows.map((r) => ({ jobId: String(r.job_id), index: Number(r.idx), attempt: Number(r.attempt) }));
+  }
+
+  async releaseTasks(nodeId: string, tasks: readonly TaskRef[], now: number): Promise<{ released: number; jobs: Set<string> }> {
+    const sorted = tasks.filter(isTaskRef).sort(byTask);
+    if (sorted.length === 0) return { released: 0, jobs: new Set() };
+    return this.tx(async (c) => {
+      const rows = (await c.query<Row>(SQL.release, [nodeId, sorted.map((t) => t.jobId), sorted.map((t) => t.index), sorted.map((t) => t.attempt)])).rows;
+      const deltas = new Map<string, Delta>();
+      for (const r of rows) {
+        const d = deltaOf(deltas, String(r.job_id));
+        d.leased--;
+        d.queued++;
+      }
+      await this.applyDeltas(c, deltas, now);
+      return { released: rows.length, jobs: new Set(deltas.keys()) };
+    });
+  }
+
+  async failNodeLeases(nodeId: string, now: number, error: WireError, session?: string): Promise<ExpiryReport> {
+    return this.failLeases(SQL.failNode, [now, JSON.stringify(error), nodeId, session ?? null], now);
+  }
+
+  async expireLeases(now: number, error: WireError): Promise<ExpiryReport> {
+    return this.failLeases(SQL.expire, [now, JSON.stringify(error)], now);
+  }
+
+  private async failLeases(sql: string, params: unknown[], now: number): Promise<ExpiryReport> {
+    return this.tx(async (c) => {
+      const rows = (await c.query<Row>(sql, params)).rows;
+      let requeued = 0;
+      let failed = 0;
+      const deltas = new Map<string, Delta>();
+      const byNode = new Map<string, number>();
+      for (const r of rows) {
+        const d = deltaOf(deltas, String(r.job_id));
+        d.leased--;
+        if (r.state === 'queued') {
+          d.queued++;
+          requeued++;
+        } else {
+          d.failed++;
+          failed++;
+        }
+        byNode.set(String(r.node_id), (byNode.get(String(r.node_id)) ?? 0) + 1);
+      }
+      await this.applyDeltas(c, deltas, now);
+      if (byNode.size > 0) {
+        const ids = [...byNode.keys()].sort();
+        if (ids.length > 1) await c.query('SELECT 1 FROM nodes WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE', [ids]);
+        await c.query(SQL.nodeStats, [now, ids, ids.map(() => 0), ids.map((id) => byNode.get(id) ?? 0)]);
+      }
+      return { requeued, failed, jobs: new Set(deltas.keys()) };
+    });
+  }
+
+  /** Job counters and state, one statement; rows locked in id order first when there are several. */
+  private async applyDeltas(c: PoolClient, deltas: Map<string, Delta>, now: number): Promise<void> {
+    if (deltas.size === 0) return;
+    const ids = [...deltas.keys()].sort();
+    if (ids.length > 1) await c.query('SELECT 1 FROM jobs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE', [ids]);
+    const col = (k: keyof Delta): number[] => ids.map((id) => deltas.get(id)?.[k] ?? 0);
+    await c.query(SQL.bump, [now, ids, col('queued'), col('leased'), col('succeeded'), col('failed'), col('cancelled'), col('fuel')]);
+  }
+
+  async getResults(jobId: string, q: { after: number; limit: number; state?: TaskState }): Promise<TaskRow[]> {
+    return (await this.rows(SQL.results, [jobId, q.after, q.limit, q.state ?? null])).map(toTaskRow);
+  }
+
+  async upsertNode(id: string, capabilities: Capabilities, now: number, session?: string): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO nodes (id, capabilities, state, session, first_seen, last_seen) VALUES ($1, $2, 'online', $3, $4, $4)
+       ON CONFLICT (id) DO UPDATE SET capabilities = EXCLUDED.capabilities, state = 'online', pause_reason = NULL,
+         session = EXCLUDED.session, last_seen = EXCLUDED.last_seen`,
+      [id, JSON.stringify(capabilities), session ?? null, now],
+    );
+  }
+
+  async setNodeState(id: string, state: NodeRecord['state'], reason: string | undefined, now: number, session?: string): Promise<void> {
+    await this.pool.query(
+      'UPDATE nodes SET state = $2, pause_reason = $3, last_seen = $4 WHERE id = $1 AND ($5::text IS NULL OR session = $5)',
+      [id, state, reason ?? null, now, session ?? null],
+    );
+  }
+
+  async listNodes(): Promise<NodeRecord[]> {
+    const rows = await this.rows(`SELECT n.*, (SELECT COUNT(*) FROM tasks t WHERE t.node_id = n.id AND t.state = 'leased') AS running
+      FROM nodes n ORDER BY n.last_seen DESC, n.id`);
+    return rows.map(toNode);
+  }
+
+  async useNonce(nodeId: string, nonce: string, expiresAt: number): Promise<boolean> {
+    const r = await this.pool.query('INSERT INTO nonces (node_id, nonce, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [nodeId, nonce, expiresAt]);
+    return r.rowCount === 1;
+  }
+
+  async purgeNonces(now: number): Promise<number> {
+    return (await this.pool.query('DELETE FROM nonces WHERE expires_at < $1', [now])).rowCount ?? 0;
+  }
+
+  /** NOTIFY on `idlemesh_<schema>`; every subscribed store hears it, this one included. */
+  async publish(event: StoreEvent): Promise<void> {
+    await this.pool.query('SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p', [this.channel, encodeEvent(event)]);
+  }
+
+  async subscribe(handler: (event: StoreEvent) => void): Promise<() => Promise<void>> {
+    return this.listener.add(handler);
+  }
+
+  async holdsLock(name: string): Promise<boolean> {
+    return this.locks.holds(name);
+  }
+}
+
+function zero(): Delta {
+  return { queued: 0, leased: 0, succeeded: 0, failed: 0, cancelled: 0, fuel: 0 };
+}
+
+function deltaOf(map: Map<string, Delta>, id: string): Delta {
+  let d = map.get(id);
+  if (!d) map.set(id, (d = zero()));
+  return d;
+}
+
+function taskKey(jobId: string, index: number, attempt?: number): string {
+  return attempt === undefined ? `${jobId}/${index}` : `${jobId}/${index}/${attempt}`;
+}
+
+/** Whether a reference fits the INTEGER columns (an out-of-range number would fail the statement, not just this task). */
+function isTaskRef(t: TaskRef): boolean {
+  const int32 = (n: number): boolean => Number.isInteger(n) && n >= -0x80000000 && n <= 0x7fffffff;
+  return int32(t.index) && int32(t.attempt);
+}
+
+function byTask(a: TaskRef, b: TaskRef): number {
+  return a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : a.index - b.index;
+}
