@@ -18,7 +18,7 @@ export function buildProgram(): Command {
   const program = new Command('idlemesh')
     .description('idlemesh: one compute cluster made of idle machines')
     .version(VERSION, '-V, --version')
-    .addOption(new Option('--coordinator <url>', `coordinator URL (env IDLEMESH_COORDINATOR, default ${DEFAULT_COORDINATOR})`))
+    .addOption(new Option('--coordinator <url>', `coordinator URL (env IDLEMESH_COORDINATOR, default ${DEFAULT_COORDINATOR}); for an agent, a comma-separated list fails over in turn`))
     .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
     .showSuggestionAfterError(true)
     .exitOverride()
