@@ -72,7 +72,11 @@ const inputs = (n: number): Uint8Array[] => Array.from({ length: n }, (_, i) => 
 const reachable = await admin(async () => true).catch(() => false);
 
 if (!reachable) {
-  test('postgres multi-coordinator tests', (t) => t.skip(`PostgreSQL not reachable at ${URL_} (set IDLEMESH_TEST_PG)`));
+  test('postgres multi-coordinator tests', (t) => {
+    // CI sets IDLEMESH_REQUIRE_PG: there, a missing database is a failure, not a skip.
+    if (process.env.IDLEMESH_REQUIRE_PG) assert.fail(`PostgreSQL not reachable at ${URL_}`);
+    t.skip(`PostgreSQL not reachable at ${URL_} (set IDLEMESH_TEST_PG)`);
+  });
 } else {
   after(async () => {
     await Promise.all(open.map((s) => s.close()));

@@ -3,6 +3,7 @@
  * dropped at the end. Needs a server at IDLEMESH_TEST_PG (CI has one); the
  * tests skip, saying so, when none answers.
  */
+import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import pg from 'pg';
 import { PostgresStore } from '../src/store/index.js';
@@ -36,5 +37,9 @@ if (reachable) {
     return s;
   });
 } else {
-  test('postgres store conformance', (t) => t.skip(`PostgreSQL not reachable at ${URL} (set IDLEMESH_TEST_PG)`));
+  test('postgres store conformance', (t) => {
+    // CI sets IDLEMESH_REQUIRE_PG: there, a missing database is a failure, not a skip.
+    if (process.env.IDLEMESH_REQUIRE_PG) assert.fail(`PostgreSQL not reachable at ${URL}`);
+    t.skip(`PostgreSQL not reachable at ${URL} (set IDLEMESH_TEST_PG)`);
+  });
 }

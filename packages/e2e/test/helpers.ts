@@ -118,7 +118,10 @@ export async function pgReachable(): Promise<boolean> {
 /** Runs an end-to-end test file again with every coordinator on PostgreSQL (skipped, saying so, when there is none). */
 export async function onPostgres(file: string): Promise<void> {
   if (!(await pgReachable())) {
-    test(`${file} on PostgreSQL`, (t) => t.skip(`PostgreSQL not reachable at ${TEST_PG}`));
+    test(`${file} on PostgreSQL`, (t) => {
+      if (process.env.IDLEMESH_REQUIRE_PG) throw new Error(`PostgreSQL not reachable at ${TEST_PG}`);
+      t.skip(`PostgreSQL not reachable at ${TEST_PG}`);
+    });
     return;
   }
   process.env.IDLEMESH_TEST_STORE = 'postgres';

@@ -14,6 +14,7 @@ const NBODY = example('nbody/nbody.wasm');
 describe('three coordinators on one PostgreSQL', () => {
   it('spreads agents, runs a job across coordinators, and survives a kill -9 of one under load', async (t) => {
     if (!(await pgReachable())) {
+      if (process.env.IDLEMESH_REQUIRE_PG) throw new Error(`PostgreSQL not reachable at ${TEST_PG}`);
       t.skip(`PostgreSQL not reachable at ${TEST_PG}`);
       return;
     }
