@@ -344,6 +344,8 @@ export class Core {
           this.notifyJobs(r.jobs);
           if (r.requeued > 0) this.announceWork();
         }
+        // Nodes whose coordinator died with their socket never said goodbye.
+        await this.store.markStaleNodes(now - Math.max(3 * this.opts.heartbeatMs, this.opts.leaseMs));
         if (now - this.lastNoncePurge > 60_000) {
           this.lastNoncePurge = now;
           await this.store.purgeNonces(now);

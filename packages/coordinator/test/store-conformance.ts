@@ -269,6 +269,15 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
       assert.equal(a2?.firstSeen, 1000);
     });
 
+    it('marks nodes offline that stopped heart-beating', async () => {
+      await store.extendLeases(NODE_A, 5000, 1000);
+      assert.equal(await store.markStaleNodes(4000), 1, 'B was last seen at 1000');
+      const nodes = await store.listNodes();
+      assert.equal(nodes.find((n) => n.id === NODE_A)?.state, 'online');
+      assert.equal(nodes.find((n) => n.id === NODE_B)?.state, 'offline');
+      assert.equal(await store.markStaleNodes(4000), 0, 'idempotent');
+    });
+
     it('refuses a nonce seen before and forgets expired ones', async () => {
       assert.equal(await store.useNonce(NODE_A, 'n1', 5000), true);
       assert.equal(await store.useNonce(NODE_A, 'n1', 5000), false);

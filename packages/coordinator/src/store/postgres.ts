@@ -377,7 +377,12 @@ export class PostgresStore implements Store {
   }
 
   async extendLeases(nodeId: string, now: number, leaseMs: number): Promise<number> {
+    await this.pool.query('UPDATE nodes SET last_seen = $2 WHERE id = $1 AND last_seen < $2', [nodeId, now]);
     return (await this.pool.query(SQL.extend, [nodeId, now + leaseMs])).rowCount ?? 0;
+  }
+
+  async markStaleNodes(before: number): Promise<number> {
+    return (await this.pool.query(`UPDATE nodes SET state = 'offline' WHERE state <> 'offline' AND last_seen < $1`, [before])).rowCount ?? 0;
   }
 
   /** One statement for the whole batch; a later copy of an outcome in the same batch is judged after the first, as in sqlite.ts. */

@@ -134,6 +134,8 @@ export class SqliteStore implements Store {
       upsertNode: db.prepare(`INSERT INTO nodes (id, capabilities, state, session, first_seen, last_seen) VALUES (@id, @caps, 'online', @session, @now, @now)
         ON CONFLICT (id) DO UPDATE SET capabilities = @caps, state = 'online', pause_reason = NULL, session = @session, last_seen = @now`),
       nodeSession: db.prepare('SELECT session FROM nodes WHERE id = ?'),
+      seen: db.prepare('UPDATE nodes SET last_seen = ? WHERE id = ?'),
+      stale: db.prepare(`UPDATE nodes SET state = 'offline' WHERE state <> 'offline' AND last_seen < ?`),
       nodeState: db.prepare('UPDATE nodes SET state = @state, pause_reason = @reason, last_seen = @now WHERE id = @id AND (@session IS NULL OR session = @session)'),
       nodeStats: db.prepare('UPDATE nodes SET completed = completed + @completed, failed = failed + @failed, last_seen = @now WHERE id = @id'),
       nodes: db.prepare(`SELECT n.*, (SELECT COUNT(*) FROM tasks t WHERE t.node_id = n.id AND t.state = 'leased') AS running
@@ -274,7 +276,14 @@ export class SqliteStore implements Store {
   }
 
   async extendLeases(nodeId: string, now: number, leaseMs: number): Promise<number> {
-    return this.s.extend.run({ node: nodeId, expires: now + leaseMs }).changes;
+    return this.db.transaction(() => {
+      this.s.seen.run(now, nodeId);
+      return this.s.extend.run({ node: nodeId, expires: now + leaseMs }).changes;
+    })();
+  }
+
+  async markStaleNodes(before: number): Promise<number> {
+    return this.s.stale.run(before).changes;
   }
 
   async completeTasks(nodeId: string, outcomes: readonly Outcome[], now: number): Promise<{ statuses: OutcomeStatus[]; jobs: Set<string> }> {

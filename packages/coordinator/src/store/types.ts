@@ -164,7 +164,10 @@ export interface Store {
 
   runnableJobs(now: number): Promise<RunnableJob[]>;
   claimTasks(claims: readonly Claim[], now: number, leaseMs: number): Promise<ClaimedTask[]>;
+  /** A heartbeat: extends every lease the node holds and records that it was seen. */
   extendLeases(nodeId: string, now: number, leaseMs: number): Promise<number>;
+  /** Marks offline every node not seen since `before` (its coordinator died with it). */
+  markStaleNodes(before: number): Promise<number>;
   completeTasks(nodeId: string, outcomes: readonly Outcome[], now: number): Promise<{ statuses: OutcomeStatus[] } & Touched>;
   /** The leases a node holds. */
   nodeLeases(nodeId: string): Promise<TaskRef[]>;
