@@ -45,6 +45,7 @@ export interface AgentSession {
  */
 export class Core {
   readonly sessions = new Map<string, AgentSession>();
+  readonly nonces = new NonceCache();
   private readonly modules = new Map<string, StoredModule>();
   readonly progress: ProgressHub;
   private dispatching = false;
@@ -358,6 +359,24 @@ export class Core {
     } finally {
       this.sweeping = false;
     }
+  }
+}
+
+/** Nonces seen within the clock-skew window, in memory; old ones fall out as new ones arrive. */
+export class NonceCache {
+  private readonly seen = new Map<string, number>();
+
+  /** False if the nonce was seen and has not expired. */
+  use(key: string, expiresAt: number, now: number): boolean {
+    const prior = this.seen.get(key);
+    if (prior !== undefined && prior > now) return false;
+    this.seen.set(key, expiresAt);
+    // Maps iterate in insertion order, and every entry lives equally long: drop from the front.
+    for (const [k, exp] of this.seen) {
+      if (exp > now) break;
+      this.seen.delete(k);
+    }
+    return true;
   }
 }
 

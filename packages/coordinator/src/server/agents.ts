@@ -135,9 +135,13 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
   async function checkSigned(msg: SignedMessage): Promise<void> {
     const now = core.now();
     await verifyMessage(msg, now, session?.nodeId);
-    if (!(await core.store.useNonce(msg.nodeId, msg.nonce, now + 2 * MAX_CLOCK_SKEW_MS))) {
-      throw new ImError('IM_REPLAYED', undefined, { details: { nonce: msg.nonce } });
-    }
+    // Auth nonces are kept in the store, across restarts and coordinators. A
+    // replayed results batch could change nothing (each lease accepts one
+    // result), so its nonces are kept in memory: no extra commit per batch.
+    const fresh = msg.type === 'auth'
+      ? await core.store.useNonce(msg.nodeId, msg.nonce, now + 2 * MAX_CLOCK_SKEW_MS)
+      : core.nonces.use(`${msg.nodeId}:${msg.nonce}`, now + 2 * MAX_CLOCK_SKEW_MS, now);
+    if (!fresh) throw new ImError('IM_REPLAYED', undefined, { details: { nonce: msg.nonce } });
   }
 
   async function authenticate(msg: Extract<SignedMessage, { type: 'auth' }>): Promise<void> {

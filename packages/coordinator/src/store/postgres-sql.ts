@@ -66,7 +66,9 @@ export const SQL = {
     WHERE t.job_id = u.job_id AND t.idx = u.idx AND t.attempt = u.attempt AND t.state = 'leased' AND t.node_id = $1
     RETURNING t.job_id`,
   // Leases another transaction has locked are being completed, released or extended: skip them.
-  extend: `WITH e AS MATERIALIZED (
+  // One statement (one commit) per heartbeat: the node's last_seen and its leases.
+  extend: `WITH seen AS (UPDATE nodes SET last_seen = $3 WHERE id = $1 AND last_seen < $3),
+    e AS MATERIALIZED (
       SELECT job_id, idx FROM tasks WHERE node_id = $1 AND state = 'leased' AND lease_expires < $2 FOR UPDATE SKIP LOCKED)
     UPDATE tasks t SET lease_expires = $2 FROM e WHERE t.job_id = e.job_id AND t.idx = e.idx`,
   expire: `WITH e AS MATERIALIZED (

@@ -377,8 +377,7 @@ export class PostgresStore implements Store {
   }
 
   async extendLeases(nodeId: string, now: number, leaseMs: number): Promise<number> {
-    await this.pool.query('UPDATE nodes SET last_seen = $2 WHERE id = $1 AND last_seen < $2', [nodeId, now]);
-    return (await this.pool.query(SQL.extend, [nodeId, now + leaseMs])).rowCount ?? 0;
+    return (await this.pool.query(SQL.extend, [nodeId, now + leaseMs, now])).rowCount ?? 0;
   }
 
   async markStaleNodes(before: number): Promise<number> {
