@@ -1,7 +1,8 @@
+import { ImError } from '@idlemesh/protocol';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  LedgerError, balance, check, createAccounts, createLedger, expire, ledgerError, msatToSats, parseMsat, replay,
+  balance, check, createAccounts, createLedger, expire, ledgerError, msatToSats, parseMsat, replay,
   satsToMsat, setFrozen, snapshot, splitSats, submit, transfersByRef,
 } from '../src/ledger/index.js';
 import type { AccountEvent, LedgerEvent, LedgerState, Transfer } from '../src/ledger/index.js';
@@ -41,12 +42,12 @@ describe('amounts', () => {
   it('converts whole sats and refuses fractions', () => {
     assert.equal(satsToMsat(21), 21_000n);
     assert.equal(msatToSats(21_000n), 21n);
-    assert.throws(() => msatToSats(21_001n), (e: LedgerError) => e.code === 'IM_LEDGER_FRACTIONAL_SAT' && e.status === 400);
-    assert.throws(() => satsToMsat(1.5), (e: LedgerError) => e.code === 'IM_LEDGER_INVALID_AMOUNT');
-    assert.throws(() => satsToMsat(-1n), (e: LedgerError) => e.code === 'IM_LEDGER_INVALID_AMOUNT');
+    assert.throws(() => msatToSats(21_001n), (e: ImError) => e.code === 'IM_LEDGER_FRACTIONAL_SAT' && e.status === 400);
+    assert.throws(() => satsToMsat(1.5), (e: ImError) => e.code === 'IM_LEDGER_INVALID_AMOUNT');
+    assert.throws(() => satsToMsat(-1n), (e: ImError) => e.code === 'IM_LEDGER_INVALID_AMOUNT');
     assert.deepEqual(splitSats(21_999n), { sats: 21n, remainderMsat: 999n });
     assert.equal(parseMsat('9223372036854775807'), (1n << 63n) - 1n);
-    for (const bad of ['', '-1', '1.0', '1e3', '01', '9223372036854775808']) assert.throws(() => parseMsat(bad), { name: 'LedgerError' });
+    for (const bad of ['', '-1', '1.0', '1e3', '01', '9223372036854775808']) assert.throws(() => parseMsat(bad), { name: 'ImError' });
   });
 
   it('ledgerError carries the catalogue shape', () => {
@@ -140,7 +141,7 @@ describe('ledger', () => {
     ok(s, [{ id: 'late', debitAccount: 'alice', creditAccount: 'op', amount: 1n, code: 'payment' }], 100);
     const [t] = ok(s, [{ id: 'early', debitAccount: 'alice', creditAccount: 'op', amount: 1n, code: 'payment' }], 50);
     assert.equal(t!.timestamp, 100);
-    assert.throws(() => submit(s, [], Number.NaN), { name: 'LedgerError' });
+    assert.throws(() => submit(s, [], Number.NaN), { name: 'ImError' });
   });
 
   it('a linked chain is all or nothing and reports why', () => {

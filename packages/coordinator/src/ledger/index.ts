@@ -2,7 +2,7 @@
  * The ledger's pure core: double-entry, integer msat, append-only. No I/O —
  * the store persists `appended`, and rebuilds with `replay` on start.
  */
-export { LEDGER_ERRORS, LedgerError, ledgerError } from './errors.js';
+export { LEDGER_ERRORS, ledgerError } from './errors.js';
 export type { LedgerErrorCode } from './errors.js';
 export { MAX_AMOUNT, MSAT_PER_SAT, isAmount, msatToSats, parseMsat, satsToMsat, splitSats } from './amounts.js';
 export type { Msat } from './amounts.js';
