@@ -290,7 +290,7 @@ class AgentImpl implements Agent {
    * hoarded away from other agents. `prefetch` is the ceiling.
    */
   private window(): number {
-    const perSlot = Math.min(64, Math.max(2, Math.ceil(50 / this.executor.averageTaskMs)));
+    const perSlot = Math.min(256, Math.max(2, Math.ceil(50 / this.executor.averageTaskMs)));
     return Math.max(1, Math.min(this.opts.prefetch, this.opts.maxTasks * perSlot));
   }
 

@@ -122,7 +122,7 @@ export function resolveAgentOptions(
     onlyWhenCharging: false,
     powerSupplyPath: '/sys/class/power_supply',
     // A ceiling: the agent holds less when tasks are long (see Agent.window).
-    prefetch: Math.max(64, Number.isFinite(maxTasks) ? Math.min(100_000, Math.floor(maxTasks) * 64) : 64),
+    prefetch: Math.max(128, Number.isFinite(maxTasks) ? Math.min(100_000, Math.floor(maxTasks) * 128) : 128),
     drainTimeoutMs: 30_000,
     logLevel: 'info',
     json: false,

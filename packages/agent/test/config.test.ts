@@ -15,7 +15,7 @@ void test('defaults', () => {
   assert.equal(o.dataDir, join(homedir(), '.idlemesh', 'agent'));
   assert.equal(o.keyFile, join(homedir(), '.idlemesh', 'agent', 'node.key'));
   assert.equal(o.maxTasks, availableParallelism());
-  assert.equal(o.prefetch, Math.max(64, availableParallelism() * 64));
+  assert.equal(o.prefetch, Math.max(128, availableParallelism() * 128));
   assert.equal(o.drainTimeoutMs, 30_000);
   assert.equal(o.onlyWhenCharging, false);
   assert.equal(o.powerSupplyPath, '/sys/class/power_supply');
@@ -30,7 +30,7 @@ void test('layers: defaults < file < env < flags', () => {
   const o = resolveAgentOptions({ maxTasks: 7, hours: undefined }, { env, file });
   assert.equal(o.coordinator, 'http://env:2');
   assert.equal(o.maxTasks, 7);
-  assert.equal(o.prefetch, 448, 'prefetch follows the resolved maxTasks');
+  assert.equal(o.prefetch, 896, 'prefetch follows the resolved maxTasks');
   assert.equal(o.name, 'from-file');
   assert.equal(o.hours, '3-4', 'an undefined flag does not mask lower layers');
   assert.equal(o.onlyWhenCharging, true);
