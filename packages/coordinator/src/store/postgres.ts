@@ -6,8 +6,8 @@ import { POSTGRES_MIGRATIONS } from './postgres-migrations.js';
 import { SQL } from './postgres-sql.js';
 import { AdvisoryLocks } from './postgres-lock.js';
 import { Listener, encodeEvent } from './postgres-notify.js';
-import { bytes, toJob, toModule, toNode, toTaskRow } from './postgres-rows.js';
-import type { Row } from './postgres-rows.js';
+import { bytes, toJob, toModule, toNode, toTaskRow } from './rows.js';
+import type { Row } from './rows.js';
 import { isRetryableTaskError } from './sqlite.js';
 import type {
   Claim,

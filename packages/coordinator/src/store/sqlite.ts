@@ -2,6 +2,8 @@ import Database from 'better-sqlite3';
 import type { Capabilities, JobState, TaskState, WireError } from '@idlemesh/protocol';
 import { ImError } from '@idlemesh/protocol';
 import { SQLITE_MIGRATIONS } from './migrations.js';
+import { toJob, toModule, toNode, toTaskRow } from './rows.js';
+import type { Row } from './rows.js';
 import type {
   Claim,
   ClaimedTask,
@@ -19,7 +21,6 @@ import type {
   TaskRow,
 } from './types.js';
 
-type Row = Record<string, unknown>;
 
 interface Delta {
   queued: number;
@@ -151,19 +152,7 @@ export class SqliteStore implements Store {
 
   async getModule(hash: string): Promise<StoredModule | undefined> {
     const r = this.s.getModule.get(hash, hash) as Row | undefined;
-    if (!r) return undefined;
-    return {
-      hash: String(r.hash),
-      instrumentedHash: String(r.instrumented_hash),
-      abi: r.abi as StoredModule['abi'],
-      size: Number(r.size),
-      instrumentedSize: Number(r.instrumented_size),
-      initialPages: Number(r.initial_pages),
-      maxPages: Number(r.max_pages),
-      bytes: new Uint8Array(r.bytes as Buffer),
-      instrumented: new Uint8Array(r.instrumented as Buffer),
-      createdAt: Number(r.created_at),
-    };
+    return r ? toModule(r) : undefined;
   }
 
   async createJob(job: NewJob, inputs: readonly Uint8Array[]): Promise<{ job: JobRecord; created: boolean }> {
@@ -415,21 +404,7 @@ export class SqliteStore implements Store {
     const rows = (q.state
       ? this.s.resultsByState.all({ job: jobId, after: q.after, limit: q.limit, state: q.state })
       : this.s.results.all({ job: jobId, after: q.after, limit: q.limit })) as Row[];
-    return rows.map((r) => {
-      const t: TaskRow = {
-        jobId: String(r.job_id),
-        index: Number(r.idx),
-        state: r.state as TaskState,
-        attempt: Number(r.attempt),
-        failures: Number(r.failures),
-      };
-      if (r.node_id !== null) t.nodeId = String(r.node_id);
-      if (r.output !== null) t.output = new Uint8Array(r.output as Buffer);
-      if (r.fuel !== null) t.fuel = Number(r.fuel);
-      if (r.error !== null) t.error = JSON.parse(String(r.error)) as WireError;
-      if (r.finished_at !== null) t.finishedAt = Number(r.finished_at);
-      return t;
-    });
+    return rows.map(toTaskRow);
   }
 
   async upsertNode(id: string, capabilities: Capabilities, now: number, session?: string): Promise<void> {
@@ -441,20 +416,7 @@ export class SqliteStore implements Store {
   }
 
   async listNodes(): Promise<NodeRecord[]> {
-    return (this.s.nodes.all() as Row[]).map((r) => {
-      const n: NodeRecord = {
-        id: String(r.id),
-        state: r.state as NodeRecord['state'],
-        capabilities: JSON.parse(String(r.capabilities)) as Capabilities,
-        running: Number(r.running),
-        completed: Number(r.completed),
-        failed: Number(r.failed),
-        firstSeen: Number(r.first_seen),
-        lastSeen: Number(r.last_seen),
-      };
-      if (r.pause_reason !== null) n.pauseReason = String(r.pause_reason);
-      return n;
-    });
+    return (this.s.nodes.all() as Row[]).map(toNode);
   }
 
   async useNonce(nodeId: string, nonce: string, expiresAt: number): Promise<boolean> {
@@ -487,35 +449,3 @@ function deltaOf(map: Map<string, Delta>, id: string): Delta {
   return d;
 }
 
-function toJob(r: Row): JobRecord {
-  const job: JobRecord = {
-    id: String(r.id),
-    caller: String(r.caller),
-    requestHash: String(r.request_hash),
-    module: String(r.module),
-    instrumentedModule: String(r.instrumented_module),
-    runtime: r.runtime as JobRecord['runtime'],
-    limits: JSON.parse(String(r.limits)) as JobRecord['limits'],
-    bid: Number(r.bid),
-    maxAttempts: Number(r.max_attempts),
-    retryBackoffMs: Number(r.retry_backoff_ms),
-    priority: Number(r.priority),
-    requirements: JSON.parse(String(r.requirements)) as JobRecord['requirements'],
-    createdAt: Number(r.created_at),
-    state: r.state as JobState,
-    counts: {
-      total: Number(r.total),
-      queued: Number(r.queued),
-      leased: Number(r.leased),
-      succeeded: Number(r.succeeded),
-      failed: Number(r.failed),
-      cancelled: Number(r.cancelled),
-    },
-    fuelUsed: Number(r.fuel_used),
-    updatedAt: Number(r.updated_at),
-  };
-  if (r.idem_key !== null) job.idempotencyKey = String(r.idem_key);
-  if (r.name !== null) job.name = String(r.name);
-  if (r.finished_at !== null) job.finishedAt = Number(r.finished_at);
-  return job;
-}

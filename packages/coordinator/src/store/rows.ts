@@ -1,5 +1,5 @@
 /**
- * Rows of the PostgreSQL store as the Store contract's records. pg returns
+ * Rows of either store as the Store contract's records. pg returns
  * BIGINT as strings and BYTEA as Buffers; the contract wants numbers and plain
  * Uint8Arrays (deep equality tells a Buffer from a Uint8Array).
  */
