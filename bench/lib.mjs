@@ -32,7 +32,7 @@ async function freePort() {
 }
 
 function run(args) {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', process.env.BENCH_VERBOSE ? 'inherit' : 'ignore'], env: { ...process.env, IDLEMESH_LOG_LEVEL: 'warn' } });
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', process.env.BENCH_VERBOSE ? 'inherit' : 'ignore'], env: { ...process.env, IDLEMESH_LOG_LEVEL: 'warn', IDLEMESH_EXIT_WITH_PARENT: '1' } });
   return child;
 }
 

@@ -8,4 +8,14 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   process.exit(1);
 });
 
+// Under a supervisor that may die without stopping us (a test runner that times
+// out, a shell script killed with -9), IDLEMESH_EXIT_WITH_PARENT=1 makes this
+// process stop itself gracefully when its parent is gone.
+if (process.env.IDLEMESH_EXIT_WITH_PARENT === '1') {
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) process.kill(process.pid, 'SIGTERM');
+  }, 1000).unref();
+}
+
 process.exitCode = await run(process.argv);

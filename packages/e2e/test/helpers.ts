@@ -89,7 +89,7 @@ export class Proc {
 export function runCli(name: string, args: string[], env: NodeJS.ProcessEnv = {}): Proc {
   const child = spawn(process.execPath, [CLI, ...args], {
     cwd: ROOT,
-    env: { ...process.env, IDLEMESH_LOG_LEVEL: process.env.IDLEMESH_TEST_VERBOSE ? 'debug' : 'info', ...env },
+    env: { ...process.env, IDLEMESH_LOG_LEVEL: process.env.IDLEMESH_TEST_VERBOSE ? 'debug' : 'info', IDLEMESH_EXIT_WITH_PARENT: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   return new Proc(name, child);
