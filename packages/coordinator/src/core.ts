@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import type { Capabilities, JobLimits, JobView, LeasedTask, ModuleInfo, ServerMessage, TaskResultView } from '@idlemesh/protocol';
 import { SubmitJobBody } from '@idlemesh/protocol';
 import type { z } from 'zod';
-import { instrumentModule } from '@idlemesh/runtime';
+import { Instrumenter } from './modules/index.js';
 import type { CoordinatorOptions } from './config.js';
 import type { Metrics } from './metrics.js';
 import { ProgressHub } from './progress.js';
@@ -46,6 +46,7 @@ export interface AgentSession {
 export class Core {
   readonly sessions = new Map<string, AgentSession>();
   readonly nonces = new NonceCache();
+  private readonly instrumenter: Instrumenter;
   private readonly modules = new Map<string, StoredModule>();
   readonly progress: ProgressHub;
   private dispatching = false;
@@ -67,6 +68,7 @@ export class Core {
     readonly now: () => number = Date.now,
   ) {
     this.progress = new ProgressHub((id) => store.getJob(id));
+    this.instrumenter = new Instrumenter({ maxMemoryMb: opts.maxMemoryMb, maxBytes: opts.moduleLimitBytes });
   }
 
   async start(): Promise<void> {
@@ -139,6 +141,7 @@ export class Core {
     if (this.outgoingTimer) clearTimeout(this.outgoingTimer);
     this.progress.close();
     await this.unsubscribe?.();
+    await this.instrumenter.close();
   }
 
   // ---- modules -------------------------------------------------------------
@@ -148,7 +151,7 @@ export class Core {
     const hash = createHash('sha256').update(bytes).digest('hex');
     const existing = await this.store.getModule(hash);
     if (existing) return { info: moduleInfo(existing), created: false };
-    const inst = await instrumentModule(bytes, { maxMemoryMb: this.opts.maxMemoryMb });
+    const inst = await this.instrumenter.instrument(bytes);
     const m: StoredModule = {
       hash,
       instrumentedHash: createHash('sha256').update(inst.bytes).digest('hex'),
