@@ -323,7 +323,12 @@ export class Core {
     }
     for (const [nodeId, tasks] of byNode) {
       const s = this.sessions.get(nodeId);
-      if (!s) continue; // gone meanwhile: the lease expires and comes back
+      if (!s) {
+        // The agent went away while we claimed: hand its tasks straight back.
+        const r = await this.store.releaseTasks(nodeId, tasks.map((t) => ({ jobId: t.jobId, index: t.index, attempt: t.attempt })), this.now());
+        this.notifyJobs(r.jobs);
+        continue;
+      }
       s.credit -= tasks.length;
       s.send({ type: 'lease', tasks });
     }
