@@ -17,7 +17,8 @@ const NODE_A = 'a'.repeat(64);
 const NODE_B = 'b'.repeat(64);
 
 let seq = 0;
-function job(over: Partial<NewJob> = {}): NewJob {
+/** A job record for store tests; `over` replaces any field. */
+export function job(over: Partial<NewJob> = {}): NewJob {
   return {
     id: newJobId(1_700_000_000_000 + seq++),
     caller: 'anonymous',
@@ -35,7 +36,7 @@ function job(over: Partial<NewJob> = {}): NewJob {
     ...over,
   };
 }
-const inputs = (n: number): Uint8Array[] => Array.from({ length: n }, (_, i) => new TextEncoder().encode(`in-${i}`));
+export const inputs = (n: number): Uint8Array[] => Array.from({ length: n }, (_, i) => new TextEncoder().encode(`in-${i}`));
 
 /** Recounts a job's tasks from their rows and compares with its counters. */
 async function assertCountsMatch(store: Store, jobId: string): Promise<void> {

@@ -3,11 +3,12 @@
  * PostgresStore instances) on one schema. Each test uses its own fresh
  * schema; all are dropped at the end. Skips, saying so, without a server.
  */
+import { job as fixtureJob } from './store-conformance.js';
 import { after, describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { errorFrom, newJobId } from '@idlemesh/protocol';
+import { errorFrom } from '@idlemesh/protocol';
 import type { JobCounts } from '@idlemesh/protocol';
 import { PostgresStore, openStore } from '../src/store/index.js';
 import type { ClaimedTask, NewJob, Store, StoreEvent, TaskRow } from '../src/store/index.js';
@@ -49,24 +50,7 @@ async function waitFor(what: string, check: () => boolean | Promise<boolean>, ti
   }
 }
 
-let seq = 0;
-function job(): NewJob {
-  return {
-    id: newJobId(1_700_000_000_000 + seq++),
-    caller: 'anonymous',
-    requestHash: 'h'.repeat(64),
-    module: '1'.repeat(64),
-    instrumentedModule: '2'.repeat(64),
-    runtime: 'wasm',
-    limits: { fuel: 1000, memoryMb: 16, timeoutMs: 1000, outputBytes: 1024 },
-    bid: 0,
-    maxAttempts: 3,
-    retryBackoffMs: 0,
-    priority: 1,
-    requirements: {},
-    createdAt: 1000,
-  };
-}
+const job = (): NewJob => fixtureJob({ retryBackoffMs: 0 });
 const inputs = (n: number): Uint8Array[] => Array.from({ length: n }, (_, i) => new TextEncoder().encode(`in-${i}`));
 
 const reachable = await admin(async () => true).catch(() => false);

@@ -6,7 +6,7 @@ import { POSTGRES_MIGRATIONS } from './postgres-migrations.js';
 import { SQL } from './postgres-sql.js';
 import { AdvisoryLocks } from './postgres-lock.js';
 import { Listener, encodeEvent } from './postgres-notify.js';
-import { bytes, toJob, toModule, toNode, toTaskRow } from './rows.js';
+import { bytes, toJob, toModule, toNode, toRunnable, toTaskRow } from './rows.js';
 import type { Row } from './rows.js';
 import { isRetryableTaskError } from './sqlite.js';
 import type {
@@ -303,16 +303,7 @@ export class PostgresStore implements Store {
   async runnableJobs(_now: number): Promise<RunnableJob[]> {
     const rows = await this.rows(`SELECT id, runtime, queued, leased, priority, created_at, limits, requirements FROM jobs
       WHERE state IN ('queued', 'running') AND queued > 0 ORDER BY created_at, id`);
-    return rows.map((r) => ({
-      id: String(r.id),
-      runtime: r.runtime as RunnableJob['runtime'],
-      queued: Number(r.queued),
-      leased: Number(r.leased),
-      priority: Number(r.priority),
-      createdAt: Number(r.created_at),
-      memoryMb: (JSON.parse(String(r.limits)) as { memoryMb: number }).memoryMb,
-      requirements: JSON.parse(String(r.requirements)) as RunnableJob['requirements'],
-    }));
+    return rows.map(toRunnable);
   }
 
   /**

@@ -4,7 +4,7 @@
  * Uint8Arrays (deep equality tells a Buffer from a Uint8Array).
  */
 import type { Capabilities, JobState, TaskState, WireError } from '@idlemesh/protocol';
-import type { JobRecord, NodeRecord, StoredModule, TaskRow } from './types.js';
+import type { JobRecord, NodeRecord, RunnableJob, StoredModule, TaskRow } from './types.js';
 
 export type Row = Record<string, unknown>;
 
@@ -90,4 +90,17 @@ export function toNode(r: Row): NodeRecord {
   };
   if (r.pause_reason !== null) n.pauseReason = String(r.pause_reason);
   return n;
+}
+
+export function toRunnable(r: Row): RunnableJob {
+  return {
+    id: String(r.id),
+    runtime: r.runtime as RunnableJob['runtime'],
+    queued: Number(r.queued),
+    leased: Number(r.leased),
+    priority: Number(r.priority),
+    createdAt: Number(r.created_at),
+    memoryMb: (JSON.parse(String(r.limits)) as { memoryMb: number }).memoryMb,
+    requirements: JSON.parse(String(r.requirements)) as RunnableJob['requirements'],
+  };
 }

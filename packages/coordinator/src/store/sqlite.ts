@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import type { Capabilities, JobState, TaskState, WireError } from '@idlemesh/protocol';
 import { ImError } from '@idlemesh/protocol';
 import { SQLITE_MIGRATIONS } from './migrations.js';
-import { toJob, toModule, toNode, toTaskRow } from './rows.js';
+import { toJob, toModule, toNode, toRunnable, toTaskRow } from './rows.js';
 import type { Row } from './rows.js';
 import type {
   Claim,
@@ -220,16 +220,7 @@ export class SqliteStore implements Store {
   }
 
   async runnableJobs(_now: number): Promise<RunnableJob[]> {
-    return (this.s.runnable.all() as Row[]).map((r) => ({
-      id: String(r.id),
-      runtime: r.runtime as RunnableJob['runtime'],
-      queued: Number(r.queued),
-      leased: Number(r.leased),
-      priority: Number(r.priority),
-      createdAt: Number(r.created_at),
-      memoryMb: (JSON.parse(String(r.limits)) as { memoryMb: number }).memoryMb,
-      requirements: JSON.parse(String(r.requirements)) as RunnableJob['requirements'],
-    }));
+    return (this.s.runnable.all() as Row[]).map(toRunnable);
   }
 
   async claimTasks(claims: readonly Claim[], now: number, leaseMs: number): Promise<ClaimedTask[]> {
