@@ -102,14 +102,12 @@ class AgentImpl implements Agent {
   /** Releases that could not be sent while disconnected. */
   private pendingRelease: { tasks: TaskRef[]; reason: string }[] = [];
   private stopping: Promise<void> | undefined;
-  private readonly clock: Clock;
   private readonly log: Logger;
 
   constructor(
     private readonly opts: StartAgentOptions,
     private readonly deps: { clock: Clock; log: Logger; key: NodeKeyPair; sandbox: TaskSandbox; ownsSandbox: boolean; capabilities: Capabilities },
   ) {
-    this.clock = deps.clock;
     this.log = deps.log;
     this.nodeId = deps.key.publicKeyHex;
     const urls = coordinatorUrls(opts.coordinator);
