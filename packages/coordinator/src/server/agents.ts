@@ -13,6 +13,7 @@ import {
 } from '@idlemesh/protocol';
 import type { Capabilities, ServerMessage, SignedMessage } from '@idlemesh/protocol';
 import type { AgentSession, Core } from '../core.js';
+import { isRetryableTaskError } from '../store/index.js';
 import type { Outcome } from '../store/index.js';
 
 const AUTH_TIMEOUT_MS = 10_000;
@@ -186,8 +187,8 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
       if (r.ok) o.output = base64ToBytes(r.output ?? '');
       else {
         const code = r.error?.code ?? 'IM_AGENT_ERROR';
-        const known = errorFrom('IM_AGENT_ERROR');
-        o.error = { code, message: r.error?.message ?? known.message, retryable: ['IM_TIMEOUT', 'IM_AGENT_ERROR'].includes(code) };
+        // One rule for what may run again: the store's.
+        o.error = { code, message: r.error?.message ?? errorFrom('IM_AGENT_ERROR').message, retryable: isRetryableTaskError(code) };
       }
       return o;
     });
