@@ -86,6 +86,29 @@ export const ERRORS = {
   IM_LEDGER_BOND_STATE: { status: 409, message: 'The bond is not in a state that allows this (already unbonding, not unbonding, released or fully slashed).', retryable: false },
   IM_LEDGER_BOND_LOCKED: { status: 409, message: 'The bond is still in its unbonding period; release it after the unlock time.', retryable: true },
 
+  // Settlement: balances, market, withdrawals
+  IM_INSUFFICIENT_BALANCE: { status: 402, message: 'The buyer balance cannot cover the job\'s maximum cost (the escrow hold); details give the hold, the available balance and the shortfall. Deposit, lower the bid or fuel limit, or split the job.', retryable: false },
+  IM_ACCOUNT_NOT_FOUND: { status: 404, message: 'No such account; an account exists once money has moved to it.', retryable: false },
+  IM_WITHDRAWAL_NOT_FOUND: { status: 404, message: 'No such withdrawal.', retryable: false },
+  IM_WITHDRAWAL_STATE: { status: 409, message: 'The withdrawal or payout batch is not in a state that allows this.', retryable: false },
+  IM_DEV_ONLY: { status: 403, message: 'Dev-only operation (dev fund): the coordinator must run with --network regtest; it is refused on mainnet, testnet and signet.', retryable: false },
+  IM_SETTLEMENT_DISABLED: { status: 409, message: 'The coordinator has no treasury configured for this (no account key, chain backend or Lightning node); see docs/settlement.md.', retryable: false },
+
+  // Bitcoin and Lightning
+  IM_BTC_INVALID_ADDRESS: { status: 400, message: 'Not a valid bitcoin address (checksum, encoding or unsupported script type).', retryable: false },
+  IM_BTC_WRONG_NETWORK: { status: 400, message: 'The address, key or invoice belongs to another bitcoin network than the coordinator\'s.', retryable: false },
+  IM_BTC_INVALID_KEY: { status: 400, message: 'The extended public key is malformed or not an account-level BIP84 key (xpub/zpub, tpub/vpub).', retryable: false },
+  IM_BTC_BELOW_DUST: { status: 400, message: 'The amount is below the minimum withdrawal (above the dust limit, plus fees); withdraw more.', retryable: false },
+  IM_BTC_INVALID_AMOUNT: { status: 400, message: 'Amounts are positive whole numbers (sats on chain, msat in the ledger); negative, fractional or out-of-range amounts are refused.', retryable: false },
+  IM_BTC_INSUFFICIENT_UTXOS: { status: 409, message: 'The treasury\'s confirmed coins cannot fund this payout batch and its fee; the batch waits for deposits.', retryable: true },
+  IM_BTC_PSBT_INVALID: { status: 400, message: 'The PSBT cannot be parsed, or is not finalized/signed where that is required.', retryable: false },
+  IM_BTC_PSBT_MISMATCH: { status: 409, message: 'The PSBT does not pay exactly the approved payouts (an output, amount, input or change differs): it is tampered or foreign; nothing was broadcast.', retryable: false },
+  IM_BTC_CHAIN_UNAVAILABLE: { status: 503, message: 'The chain backend (Esplora or bitcoind) could not be reached; retried later.', retryable: true },
+  IM_BTC_CHAIN_BAD_RESPONSE: { status: 502, message: 'The chain backend answered something that does not follow its API; see details.', retryable: true },
+  IM_LN_INVALID_INVOICE: { status: 400, message: 'Not a valid BOLT11 invoice (encoding, checksum, expiry or missing amount).', retryable: false },
+  IM_LN_UNAVAILABLE: { status: 503, message: 'The Lightning node (LND or Core Lightning) could not be reached; retried later.', retryable: true },
+  IM_LN_ERROR: { status: 502, message: 'The Lightning node refused the request or answered outside its API; see details.', retryable: false },
+
   // Configuration and CLI
   IM_CONFIG_INVALID: { status: 400, message: 'The configuration is invalid; see details.', retryable: false },
   IM_CLI_USAGE: { status: 400, message: 'Invalid command-line usage; see --help.', retryable: false },
