@@ -22,6 +22,11 @@ export const CoordinatorOptionsSchema = z.strictObject({
   leaseBatch: z.number().int().min(1).max(10_000),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   coordinatorId: z.string().min(1).max(64),
+  /** The bitcoin network money settles on. `regtest` (the default for a local mesh) enables `dev fund`. */
+  network: z.enum(['mainnet', 'testnet', 'signet', 'regtest']),
+  /** Fees on top of the operator's charge, in basis points (500 = 5 %). */
+  coordinatorFeeBps: z.number().int().min(0).max(10_000),
+  poolFeeBps: z.number().int().min(0).max(10_000),
 });
 export type CoordinatorOptions = z.infer<typeof CoordinatorOptionsSchema>;
 export type CoordinatorOptionsInput = Partial<CoordinatorOptions>;
@@ -35,8 +40,11 @@ const ENV: Record<string, keyof CoordinatorOptions> = {
   IDLEMESH_LEASE_MS: 'leaseMs',
   IDLEMESH_HEARTBEAT_MS: 'heartbeatMs',
   IDLEMESH_LOG_LEVEL: 'logLevel',
+  IDLEMESH_NETWORK: 'network',
+  IDLEMESH_COORDINATOR_FEE_BPS: 'coordinatorFeeBps',
+  IDLEMESH_POOL_FEE_BPS: 'poolFeeBps',
 };
-const NUMERIC = new Set<keyof CoordinatorOptions>(['port', 'leaseMs', 'heartbeatMs', 'sweepMs', 'bodyLimitBytes', 'moduleLimitBytes', 'maxMemoryMb', 'leaseBatch']);
+const NUMERIC = new Set<keyof CoordinatorOptions>(['port', 'leaseMs', 'heartbeatMs', 'sweepMs', 'bodyLimitBytes', 'moduleLimitBytes', 'maxMemoryMb', 'leaseBatch', 'coordinatorFeeBps', 'poolFeeBps']);
 
 /**
  * Layers defaults → config file object → environment → explicit options
@@ -63,6 +71,9 @@ export function resolveCoordinatorOptions(
     leaseBatch: 512,
     logLevel: 'info',
     coordinatorId: 'local',
+    network: 'regtest',
+    coordinatorFeeBps: 500,
+    poolFeeBps: 500,
   };
   const fromEnv: Record<string, unknown> = {};
   for (const [name, key] of Object.entries(ENV)) {

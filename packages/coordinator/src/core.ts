@@ -16,6 +16,7 @@ import type { Capabilities, JobLimits, JobView, LeasedTask, ModuleInfo, ServerMe
 import { SubmitJobBody } from '@idlemesh/protocol';
 import type { z } from 'zod';
 import { Instrumenter } from './modules/index.js';
+import { ACCOUNTS, Money } from './money.js';
 import type { CoordinatorOptions } from './config.js';
 import type { Metrics } from './metrics.js';
 import { ProgressHub } from './progress.js';
@@ -49,6 +50,7 @@ export class Core {
   private readonly instrumenter: Instrumenter;
   private readonly modules = new Map<string, StoredModule>();
   readonly progress: ProgressHub;
+  readonly money: Money;
   private dispatching = false;
   private dispatchAgain = false;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -69,6 +71,7 @@ export class Core {
   ) {
     this.progress = new ProgressHub((id) => store.getJob(id));
     this.instrumenter = new Instrumenter({ maxMemoryMb: opts.maxMemoryMb, maxBytes: opts.moduleLimitBytes });
+    this.money = new Money(store, opts, log, now);
   }
 
   async start(): Promise<void> {
@@ -207,9 +210,13 @@ export class Core {
     }
     const now = this.now();
     const inputs = body.inputs.map((b) => base64ToBytes(b));
-    const result = await this.store.createJob(
+    const id = newJobId(now);
+    const bid = body.bid ?? 0;
+    const buyer = ACCOUNTS.buyer(caller);
+    const hold = this.money.hold({ jobId: id, buyer, tasks: inputs.length, fuelLimit: limits.fuel, bid, maxExecutionsPerTask: 1 });
+    const create = this.store.createJob(
       {
-        id: newJobId(now),
+        id,
         caller,
         ...(key !== undefined ? { idempotencyKey: key } : {}),
         requestHash,
@@ -218,15 +225,20 @@ export class Core {
         instrumentedModule: module.instrumentedHash,
         runtime: body.runtime,
         limits,
-        bid: body.bid ?? 0,
+        bid,
         maxAttempts: body.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
         retryBackoffMs: body.retryBackoffMs ?? DEFAULT_RETRY_BACKOFF_MS,
         priority: body.priority ?? 1,
         requirements: body.requirements ?? {},
         createdAt: now,
+        ...(hold ? { buyer, holdMsat: hold.amount, fees: this.money.fees } : {}),
       },
       inputs,
+      hold?.batch,
     );
+    const result = await create.catch(async (err: unknown) => {
+      throw hold ? await this.money.explainHoldFailure(err, buyer, hold.amount) : err;
+    });
     if (result.created) {
       this.metrics.jobsSubmitted.inc();
       this.log.info({ job: result.job.id, tasks: inputs.length, caller }, 'job submitted');
@@ -262,7 +274,9 @@ export class Core {
     }
     this.notifyJobs([id]);
     this.kick();
-    return jobView(r.job);
+    // The rest of the hold goes back to the buyer now; a failure here is retried by the sweep.
+    await this.money.settle(id).catch((err: unknown) => this.log.error({ err, job: id }, 'settlement after cancel failed'));
+    return jobView((await this.store.getJob(id)) ?? r.job);
   }
 
   // ---- dispatch ----------------------------------------------------------------
@@ -299,12 +313,16 @@ export class Core {
     const jobs = await this.store.runnableJobs(now);
     if (jobs.length === 0) return 0;
     const plan = schedule(
-      agents.map((a) => ({ id: a.nodeId, free: a.credit, runtimes: a.capabilities.runtimes, memoryMb: a.capabilities.memoryMb, cores: a.capabilities.cores })),
+      agents.map((a) => ({
+        id: a.nodeId, free: a.credit, runtimes: a.capabilities.runtimes, memoryMb: a.capabilities.memoryMb, cores: a.capabilities.cores,
+        ask: a.capabilities.ask ?? 0,
+      })),
       jobs,
       { maxPerAgent: this.opts.leaseBatch },
     );
     if (plan.length === 0) return 0;
-    const claimed = await this.store.claimTasks(plan.map((p) => ({ jobId: p.jobId, nodeId: p.agentId, count: p.count })), now, this.opts.leaseMs);
+    const asks = new Map(agents.map((a) => [a.nodeId, a.capabilities.ask ?? 0]));
+    const claimed = await this.store.claimTasks(plan.map((p) => ({ jobId: p.jobId, nodeId: p.agentId, count: p.count, ask: asks.get(p.agentId) ?? 0 })), now, this.opts.leaseMs);
     const byNode = new Map<string, LeasedTask[]>();
     for (const t of claimed) {
       const list = byNode.get(t.nodeId) ?? [];
@@ -355,6 +373,7 @@ export class Core {
         }
         // Nodes whose coordinator died with their socket never said goodbye.
         await this.store.markStaleNodes(now - Math.max(3 * this.opts.heartbeatMs, this.opts.leaseMs));
+        await this.money.sweep();
         if (now - this.lastNoncePurge > 60_000) {
           this.lastNoncePurge = now;
           await this.store.purgeNonces(now);
@@ -419,6 +438,9 @@ export function jobView(j: JobRecord): JobView {
   };
   if (j.name !== undefined) v.name = j.name;
   if (j.finishedAt !== undefined) v.finishedAt = j.finishedAt;
+  if (j.buyer !== undefined) v.buyer = j.buyer;
+  if (j.holdMsat !== undefined) v.holdMsat = j.holdMsat.toString();
+  if (j.settledAt !== undefined) v.settledAt = j.settledAt;
   return v;
 }
 

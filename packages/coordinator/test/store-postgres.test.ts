@@ -8,6 +8,7 @@ import { after, test } from 'node:test';
 import pg from 'pg';
 import { PostgresStore } from '../src/store/index.js';
 import { storeConformance } from './store-conformance.js';
+import { ledgerConformance } from './store-ledger-conformance.js';
 
 const URL = process.env.IDLEMESH_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
 const prefix = `im_t${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
@@ -29,13 +30,15 @@ if (reachable) {
   after(async () => admin(async (c) => {
     for (const s of schemas) await c.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`);
   }));
-  storeConformance('postgres', async () => {
+  const open = async (): Promise<PostgresStore> => {
     const schema = `${prefix}_${schemas.length}`;
     schemas.push(schema);
     const s = new PostgresStore(URL, { schema, poolSize: 4 });
     await s.migrate();
     return s;
-  });
+  };
+  storeConformance('postgres', open);
+  ledgerConformance('postgres', open, 8);
 } else {
   test('postgres store conformance', (t) => {
     // CI sets IDLEMESH_REQUIRE_PG: there, a missing database is a failure, not a skip.

@@ -104,6 +104,9 @@ export const JobView = z.strictObject({
   createdAt: Millis,
   updatedAt: Millis,
   finishedAt: Millis.optional(),
+  buyer: z.string().optional().describe('the ledger account charged (paid jobs)'),
+  holdMsat: z.string().regex(/^\d+$/).optional().describe('escrow held at submit for the max cost, msat'),
+  settledAt: Millis.optional().describe('when the charges were settled in the ledger'),
 });
 export type JobView = z.infer<typeof JobView>;
 
@@ -163,6 +166,7 @@ export const Capabilities = z.strictObject({
   benchmark: z.strictObject({ fuelPerSec: z.number().nonnegative() }).describe('calibration score'),
   agentVersion: z.string().max(64),
   name: z.string().max(200).optional(),
+  ask: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional().describe('msat per EU the operator asks; 0 or absent = free'),
 });
 export type Capabilities = z.infer<typeof Capabilities>;
 
@@ -286,3 +290,73 @@ export type SignedMessage = Extract<AgentMessage, { type: SignedType }>;
 export const MAX_AGENT_MESSAGE_BYTES = 64 * 1024 * 1024;
 /** Signed messages older or newer than this (ms) are refused as stale. */
 export const MAX_CLOCK_SKEW_MS = 5 * 60 * 1000;
+
+// ---- money (settlement) ------------------------------------------------------
+// Amounts in msat are decimal strings: they are 64-bit integers, beyond JSON's exact range.
+
+export const Msat = z.string().regex(/^-?\d{1,20}$/, 'an integer number of msat, as a decimal string');
+export const AccountId = z.string().min(1).max(128).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces');
+
+export const AccountView = z.strictObject({
+  id: AccountId,
+  kind: z.string(),
+  frozen: z.boolean(),
+  /** credits posted − debits posted. */
+  balanceMsat: Msat,
+  /** What may be spent or withdrawn now: balance − pending debits (holds). */
+  availableMsat: Msat,
+  /** Held for jobs, withdrawals or unbonding (pending debits). */
+  heldMsat: Msat,
+  /** Earned but not final yet (pending credits). */
+  pendingMsat: Msat,
+});
+export type AccountView = z.infer<typeof AccountView>;
+
+export const TransferView = z.strictObject({
+  id: z.string(),
+  type: z.enum(['single', 'pending', 'post', 'void', 'expire']),
+  debitAccount: z.string(),
+  creditAccount: z.string(),
+  amountMsat: Msat,
+  code: z.string(),
+  ref: z.string().optional(),
+  meta: z.record(z.string(), z.string()).optional(),
+  pendingId: z.string().optional(),
+  timestamp: Millis,
+  seq: z.number().int(),
+});
+export type TransferView = z.infer<typeof TransferView>;
+
+export const AccountDetail = z.strictObject({ account: AccountView, transfers: z.array(TransferView) });
+export type AccountDetail = z.infer<typeof AccountDetail>;
+
+export const MarketRuntimeView = z.strictObject({
+  runtime: z.string(),
+  spotMsatPerEu: z.number().nullable().describe('median clearing price (ask) of paid executions in the last hour'),
+  executions: z.number().int(),
+  supplySlots: z.number().int().describe('free task slots of connected agents'),
+  demandEu: z.number().describe('queued tasks × fuel limit, in EU'),
+  queuedTasks: z.number().int(),
+});
+export const MarketView = z.strictObject({
+  windowMs: z.number().int(),
+  fees: z.strictObject({ coordinatorFeeBps: z.number().int(), poolFeeBps: z.number().int() }),
+  runtimes: z.array(MarketRuntimeView),
+});
+export type MarketView = z.infer<typeof MarketView>;
+
+export const LedgerCheckView = z.strictObject({
+  ok: z.boolean(),
+  accounts: z.number().int(),
+  transfers: z.number().int(),
+  violations: z.array(z.strictObject({ kind: z.string(), message: z.string(), account: z.string().optional(), transfer: z.string().optional() })),
+  totals: z.strictObject({ debitsMsat: Msat, creditsMsat: Msat }),
+});
+export type LedgerCheckView = z.infer<typeof LedgerCheckView>;
+
+export const DevFundBody = z.strictObject({
+  account: AccountId.describe('buyer:<caller> or operator:<node id>; created if missing'),
+  sats: z.number().int().positive().max(21e14).describe('whole sats'),
+  idempotencyKey: z.string().min(1).max(200).optional(),
+});
+export type DevFundBody = z.input<typeof DevFundBody>;

@@ -6,6 +6,10 @@
  * Fairness: weighted max-min over jobs. Each unit of an agent's credit goes
  * to the eligible job with the lowest (tasks running + planned) ÷ priority;
  * ties go to the older job. A job asks nothing more than its queued count.
+ *
+ * Market: an agent takes a job's tasks only if its ask ≤ the job's bid
+ * (msat per EU). Cheaper agents are served first, then the more reliable,
+ * so the lowest asks clear the queue.
  */
 
 export interface SchedAgent {
@@ -15,6 +19,10 @@ export interface SchedAgent {
   runtimes: readonly string[];
   memoryMb: number;
   cores: number;
+  /** msat per EU the agent asks; absent = 0 (free). */
+  ask?: number;
+  /** 0..1; absent = 0.5. Breaks ties between equal asks. */
+  reliability?: number;
 }
 
 export interface SchedJob {
@@ -26,6 +34,8 @@ export interface SchedJob {
   priority: number;
   createdAt: number;
   memoryMb: number;
+  /** Max msat per EU the buyer pays; absent = 0 (only free agents). */
+  bid?: number;
   requirements: { minMemoryMb?: number | undefined; minCores?: number | undefined };
 }
 
@@ -45,7 +55,8 @@ export function eligible(agent: SchedAgent, job: SchedJob): boolean {
     agent.runtimes.includes(job.runtime) &&
     agent.memoryMb >= job.memoryMb &&
     agent.memoryMb >= (job.requirements.minMemoryMb ?? 0) &&
-    agent.cores >= (job.requirements.minCores ?? 0)
+    agent.cores >= (job.requirements.minCores ?? 0) &&
+    (agent.ask ?? 0) <= (job.bid ?? 0)
   );
 }
 
@@ -53,8 +64,9 @@ export function schedule(agents: readonly SchedAgent[], jobs: readonly SchedJob[
   const remaining = new Map(jobs.map((j) => [j.id, j.queued]));
   const load = new Map(jobs.map((j) => [j.id, j.leased]));
   const out: Assignment[] = [];
-  // Agents with the most room first: big batches keep round trips few.
-  const order = [...agents].filter((a) => a.free > 0).sort((a, b) => b.free - a.free || (a.id < b.id ? -1 : 1));
+  // Lowest ask first, then the most reliable; among equals the most room first (big batches keep round trips few).
+  const order = [...agents].filter((a) => a.free > 0).sort((a, b) =>
+    (a.ask ?? 0) - (b.ask ?? 0) || (b.reliability ?? 0.5) - (a.reliability ?? 0.5) || b.free - a.free || (a.id < b.id ? -1 : 1));
   for (const agent of order) {
     const candidates = jobs.filter((j) => eligible(agent, j));
     if (candidates.length === 0) continue;

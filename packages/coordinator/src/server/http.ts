@@ -1,6 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import {
+  AccountId,
+  DevFundBody,
   ImError,
   JobsQuery,
   ResultsQuery,
@@ -36,6 +38,8 @@ async function callerOf(req: FastifyRequest): Promise<string> {
 }
 
 const IdParam = z.strictObject({ id: z.string().min(1).max(100) });
+const AccountParam = z.strictObject({ id: AccountId });
+const AccountQuery = z.strictObject({ limit: z.coerce.number().int().min(0).max(1000).default(50) });
 const HashParam = z.strictObject({ hash: z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 hex') });
 
 export function registerRoutes(app: FastifyInstance, core: Core): void {
@@ -117,6 +121,33 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
   });
 
   app.get('/v1/jobs/:id/events', async (req, reply) => streamEvents(core, parse(IdParam, req.params, 'path').id, req, reply));
+
+  app.get('/v1/market', async () => {
+    const supply = new Map<string, number>();
+    for (const s of core.sessions.values()) {
+      if (s.state !== 'active') continue;
+      for (const r of s.capabilities.runtimes) supply.set(r, (supply.get(r) ?? 0) + Math.max(0, s.credit));
+    }
+    return core.money.market(supply);
+  });
+
+  app.get('/v1/accounts/me', async (req) => {
+    const q = parse(AccountQuery, req.query, 'query');
+    return core.money.account(`buyer:${await callerOf(req)}`, q.limit);
+  });
+
+  app.get('/v1/accounts/:id', async (req) => {
+    const { id } = parse(AccountParam, req.params, 'path');
+    const q = parse(AccountQuery, req.query, 'query');
+    return core.money.account(id, q.limit);
+  });
+
+  app.get('/v1/ledger/check', async () => core.money.check());
+
+  app.post('/v1/dev/fund', async (req, reply) => {
+    const body = parse(DevFundBody, req.body, 'dev fund');
+    return reply.code(201).send(await core.money.devFund(body.account, body.sats, body.idempotencyKey));
+  });
 
   app.get('/v1/nodes', async () => {
     const nodes = await core.store.listNodes();

@@ -85,4 +85,66 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `,
   // 2: a node's latest session, so a stale connection's close cannot take back a reconnected node's leases
   `ALTER TABLE nodes ADD COLUMN session TEXT;`,
+  // 3: money — the ledger (append-only log + balance rows + head), buyers, holds and charges of jobs
+  `
+  ALTER TABLE jobs ADD COLUMN buyer TEXT;
+  ALTER TABLE jobs ADD COLUMN hold_msat TEXT;
+  ALTER TABLE jobs ADD COLUMN fees TEXT;
+  ALTER TABLE jobs ADD COLUMN settled_at INTEGER;
+  CREATE INDEX jobs_unsettled ON jobs (finished_at) WHERE settled_at IS NULL AND finished_at IS NOT NULL;
+  ALTER TABLE tasks ADD COLUMN ask INTEGER NOT NULL DEFAULT 0;
+  CREATE TABLE job_charges (
+    job_id TEXT NOT NULL,
+    node_id TEXT NOT NULL,
+    ask INTEGER NOT NULL,
+    fuel TEXT NOT NULL,
+    fuel_ask TEXT NOT NULL,
+    executions INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (job_id, node_id, ask)
+  ) WITHOUT ROWID;
+  CREATE INDEX job_charges_recent ON job_charges (updated_at);
+  CREATE TABLE ledger_head (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, clock INTEGER NOT NULL);
+  INSERT INTO ledger_head (id, seq, clock) VALUES (1, 0, 0);
+  CREATE TABLE ledger_accounts (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    flags TEXT NOT NULL,
+    meta TEXT,
+    frozen INTEGER NOT NULL,
+    debits_posted INTEGER NOT NULL,
+    credits_posted INTEGER NOT NULL,
+    debits_pending INTEGER NOT NULL,
+    credits_pending INTEGER NOT NULL,
+    created_seq INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE TABLE ledger_account_events (
+    seq INTEGER PRIMARY KEY,
+    type TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    timestamp INTEGER NOT NULL
+  );
+  CREATE TABLE ledger_transfers (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    debit_account TEXT NOT NULL,
+    credit_account TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    code TEXT NOT NULL,
+    ref TEXT,
+    meta TEXT,
+    pending_id TEXT UNIQUE,
+    timeout INTEGER,
+    deadline INTEGER,
+    timestamp INTEGER NOT NULL
+  );
+  CREATE INDEX ledger_transfers_ref ON ledger_transfers (ref) WHERE ref IS NOT NULL;
+  CREATE INDEX ledger_transfers_debit ON ledger_transfers (debit_account, seq);
+  CREATE INDEX ledger_transfers_credit ON ledger_transfers (credit_account, seq);
+  CREATE INDEX ledger_transfers_deadline ON ledger_transfers (deadline) WHERE deadline IS NOT NULL;
+  -- Transfers are never updated or deleted.
+  CREATE TRIGGER ledger_transfers_immutable BEFORE UPDATE ON ledger_transfers BEGIN SELECT RAISE(ABORT, 'ledger transfers are immutable'); END;
+  CREATE TRIGGER ledger_transfers_append_only BEFORE DELETE ON ledger_transfers BEGIN SELECT RAISE(ABORT, 'ledger transfers are append-only'); END;
+  `,
 ];

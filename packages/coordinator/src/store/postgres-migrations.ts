@@ -94,4 +94,68 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   `,
   // 2: a node's latest session, so a stale connection's close cannot take back a reconnected node's leases
   `ALTER TABLE nodes ADD COLUMN session TEXT;`,
+  // 3: money — the ledger (append-only log + balance rows + head), buyers, holds and charges of jobs
+  `
+  ALTER TABLE jobs ADD COLUMN buyer TEXT;
+  ALTER TABLE jobs ADD COLUMN hold_msat TEXT;
+  ALTER TABLE jobs ADD COLUMN fees TEXT;
+  ALTER TABLE jobs ADD COLUMN settled_at BIGINT;
+  CREATE INDEX jobs_unsettled ON jobs (finished_at) WHERE settled_at IS NULL AND finished_at IS NOT NULL;
+  ALTER TABLE tasks ADD COLUMN ask BIGINT NOT NULL DEFAULT 0;
+  CREATE TABLE job_charges (
+    job_id TEXT NOT NULL,
+    node_id TEXT NOT NULL,
+    ask BIGINT NOT NULL,
+    fuel NUMERIC NOT NULL,
+    fuel_ask NUMERIC NOT NULL,
+    executions INTEGER NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (job_id, node_id, ask)
+  );
+  CREATE INDEX job_charges_recent ON job_charges (updated_at);
+  CREATE TABLE ledger_head (id INTEGER PRIMARY KEY CHECK (id = 1), seq BIGINT NOT NULL, clock BIGINT NOT NULL);
+  INSERT INTO ledger_head (id, seq, clock) VALUES (1, 0, 0);
+  CREATE TABLE ledger_accounts (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    flags TEXT NOT NULL,
+    meta TEXT,
+    frozen INTEGER NOT NULL,
+    debits_posted BIGINT NOT NULL,
+    credits_posted BIGINT NOT NULL,
+    debits_pending BIGINT NOT NULL,
+    credits_pending BIGINT NOT NULL,
+    created_seq BIGINT NOT NULL
+  );
+  CREATE TABLE ledger_account_events (
+    seq BIGINT PRIMARY KEY,
+    type TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    timestamp BIGINT NOT NULL
+  );
+  CREATE TABLE ledger_transfers (
+    seq BIGINT PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    debit_account TEXT NOT NULL,
+    credit_account TEXT NOT NULL,
+    amount BIGINT NOT NULL,
+    code TEXT NOT NULL,
+    ref TEXT,
+    meta TEXT,
+    pending_id TEXT UNIQUE,
+    timeout BIGINT,
+    deadline BIGINT,
+    timestamp BIGINT NOT NULL
+  );
+  CREATE INDEX ledger_transfers_ref ON ledger_transfers (ref) WHERE ref IS NOT NULL;
+  CREATE INDEX ledger_transfers_debit ON ledger_transfers (debit_account, seq);
+  CREATE INDEX ledger_transfers_credit ON ledger_transfers (credit_account, seq);
+  CREATE INDEX ledger_transfers_deadline ON ledger_transfers (deadline) WHERE deadline IS NOT NULL;
+  -- Transfers are never updated or deleted.
+  CREATE FUNCTION ledger_transfers_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION 'ledger transfers are immutable and append-only'; END $$;
+  CREATE TRIGGER ledger_transfers_immutable BEFORE UPDATE OR DELETE ON ledger_transfers
+    FOR EACH ROW EXECUTE FUNCTION ledger_transfers_immutable();
+  `,
 ];

@@ -26,7 +26,7 @@ export const SQL = {
   claim: `WITH c AS MATERIALIZED (
       SELECT job_id, idx FROM tasks WHERE job_id = $1 AND state = 'queued' AND available_at <= $4
       ORDER BY idx + 0 LIMIT $5 FOR UPDATE SKIP LOCKED)
-    UPDATE tasks t SET state = 'leased', attempt = t.attempt + 1, node_id = $2, lease_expires = $3
+    UPDATE tasks t SET state = 'leased', attempt = t.attempt + 1, node_id = $2, lease_expires = $3, ask = $6
     FROM c WHERE t.job_id = c.job_id AND t.idx = c.idx AND t.state = 'queued'
     RETURNING t.idx, t.attempt, t.input`,
   // Successes and failures of one batch in one statement; `ok` picks the branch per row. The
@@ -51,7 +51,7 @@ export const SQL = {
       finished_at = CASE WHEN u.ok OR NOT (u.retryable AND t.failures + 1 < u.max_attempts) THEN $2 ELSE NULL END
     FROM u
     WHERE t.job_id = u.job_id AND t.idx = u.idx AND t.attempt = u.attempt AND t.state = 'leased' AND t.node_id = $1
-    RETURNING t.job_id, t.idx, t.attempt, t.state`,
+    RETURNING t.job_id, t.idx, t.attempt, t.state, t.ask, u.fuel, u.retryable`,
   taskStates: `SELECT t.job_id, t.idx, t.state, t.attempt, t.node_id FROM tasks t
     JOIN unnest($1::text[], $2::int[]) AS u(job_id, idx) ON t.job_id = u.job_id AND t.idx = u.idx`,
   release: `WITH u AS MATERIALIZED (

@@ -4,6 +4,10 @@ import type { Capabilities, JobState, TaskState, WireError } from '@idlemesh/pro
 import { ImError } from '@idlemesh/protocol';
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.js';
 import { SQL } from './postgres-sql.js';
+import { pgAccrue, pgBalances, pgCharges, pgDump, pgLedgerApply, pgLedgerExpire, pgMarket, pgTransfers } from './postgres-ledger.js';
+import type { Accrued } from './sqlite-ledger.js';
+import type { AccountBalance, Transfer } from '../ledger/index.js';
+import type { BatchOutcome, LedgerBatch } from '../ledger/persist.js';
 import { AdvisoryLocks } from './postgres-lock.js';
 import { Listener, encodeEvent } from './postgres-notify.js';
 import { bytes, toJob, toModule, toNode, toRunnable, toTaskRow } from './rows.js';
@@ -24,6 +28,10 @@ import type {
   StoredModule,
   TaskRef,
   TaskRow,
+  ChargeRow,
+  LedgerDump,
+  MarketRow,
+  SettlementPlan,
 } from './types.js';
 
 export interface PostgresStoreOptions {
@@ -230,18 +238,18 @@ export class PostgresStore implements Store {
     return r ? toModule(r) : undefined;
   }
 
-  async createJob(job: NewJob, inputs: readonly Uint8Array[]): Promise<{ job: JobRecord; created: boolean }> {
+  async createJob(job: NewJob, inputs: readonly Uint8Array[], hold?: LedgerBatch): Promise<{ job: JobRecord; created: boolean }> {
     return this.tx(async (c) => {
       // A concurrent insert under the same key makes this one wait for it, then do nothing.
       const ins = await c.query<Row>(
         `INSERT INTO jobs (id, caller, idem_key, request_hash, name, module, instrumented_module, runtime, limits, bid, max_attempts,
-           retry_backoff_ms, priority, requirements, state, total, queued, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'queued', $15, $15, $16, $16)
+           retry_backoff_ms, priority, requirements, state, total, queued, created_at, updated_at, buyer, hold_msat, fees)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'queued', $15, $15, $16, $16, $17, $18, $19)
          ON CONFLICT (caller, idem_key) WHERE idem_key IS NOT NULL DO NOTHING
          RETURNING *`,
         [job.id, job.caller, job.idempotencyKey ?? null, job.requestHash, job.name ?? null, job.module, job.instrumentedModule, job.runtime,
           JSON.stringify(job.limits), job.bid, job.maxAttempts, job.retryBackoffMs, job.priority, JSON.stringify(job.requirements),
-          inputs.length, job.createdAt],
+          inputs.length, job.createdAt, job.buyer ?? null, job.holdMsat?.toString() ?? null, job.fees === undefined ? null : JSON.stringify(job.fees)],
       );
       const row = ins.rows[0];
       if (!row) {
@@ -263,6 +271,7 @@ export class PostgresStore implements Store {
         );
         start = end;
       }
+      if (hold !== undefined) await pgLedgerApply(c, hold, job.createdAt, true);
       return { job: toJob(row), created: true };
     });
   }
@@ -301,7 +310,7 @@ export class PostgresStore implements Store {
   }
 
   async runnableJobs(_now: number): Promise<RunnableJob[]> {
-    const rows = await this.rows(`SELECT id, runtime, queued, leased, priority, created_at, limits, requirements FROM jobs
+    const rows = await this.rows(`SELECT id, runtime, queued, leased, priority, bid, created_at, limits, requirements FROM jobs
       WHERE state IN ('queued', 'running') AND queued > 0 ORDER BY created_at, id`);
     return rows.map(toRunnable);
   }
@@ -321,7 +330,7 @@ export class PostgresStore implements Store {
       for (const w of wanted) {
         const job = info.get(w.jobId);
         if (!job) continue;
-        const rows = (await c.query<Row>(SQL.claim, [w.jobId, w.nodeId, expires, now, w.count])).rows;
+        const rows = (await c.query<Row>(SQL.claim, [w.jobId, w.nodeId, expires, now, w.count, w.ask ?? 0])).rows;
         if (rows.length === 0) continue;
         rows.sort((a, b) => Number(a.idx) - Number(b.idx));
         for (const r of rows) {
@@ -411,7 +420,14 @@ export class PostgresStore implements Store {
       const done = (await c.query<Row>(SQL.complete,
         [nodeId, now, cols.job, cols.idx, cols.attempt, cols.ok, cols.output, cols.fuel, cols.retryable, cols.error])).rows;
       const after = new Map<string, string>();
-      for (const r of done) after.set(taskKey(String(r.job_id), Number(r.idx), Number(r.attempt)), String(r.state));
+      const accrued: Accrued[] = [];
+      for (const r of done) {
+        after.set(taskKey(String(r.job_id), Number(r.idx), Number(r.attempt)), String(r.state));
+        // Successes and the task's own faults are paid for; infrastructure failures (retryable) are not. As in sqlite.ts.
+        const ask = Number(r.ask);
+        const fuel = Number(r.fuel);
+        if (ask > 0 && fuel > 0 && (r.state === 'succeeded' || r.retryable !== true)) accrued.push({ jobId: String(r.job_id), nodeId, ask, fuel });
+      }
 
       const deltas = new Map<string, Delta>();
       let completed = 0;
@@ -448,6 +464,7 @@ export class PostgresStore implements Store {
         return 'rejected';
       });
       await this.applyDeltas(c, deltas, now);
+      if (accrued.length > 0) await pgAccrue(c, accrued, now);
       if (completed + failed > 0) await c.query(SQL.nodeStats, [now, [nodeId], [completed], [failed]]);
       return { statuses, jobs: new Set(deltas.keys()) };
     });
@@ -556,6 +573,52 @@ export class PostgresStore implements Store {
   }
 
   /** NOTIFY on `idlemesh_<schema>`; every subscribed store hears it, this one included. */
+  // ---- money ---------------------------------------------------------------------
+
+  async ledgerApply(batch: LedgerBatch, now: number, opts: { atomic?: boolean } = {}): Promise<BatchOutcome> {
+    return this.tx((c) => pgLedgerApply(c, batch, now, opts.atomic ?? false));
+  }
+
+  async ledgerExpire(now: number): Promise<number> {
+    return this.tx((c) => pgLedgerExpire(c, now));
+  }
+
+  async ledgerBalances(q: { ids?: readonly string[]; prefix?: string; limit: number }): Promise<AccountBalance[]> {
+    return pgBalances(this.pool, q);
+  }
+
+  async ledgerTransfers(q: { account?: string; ref?: string; afterSeq?: number; limit: number }): Promise<Transfer[]> {
+    return pgTransfers(this.pool, q);
+  }
+
+  async ledgerDump(): Promise<LedgerDump> {
+    return this.tx((c) => pgDump(c), 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  }
+
+  async jobCharges(jobId: string): Promise<ChargeRow[]> {
+    return pgCharges(this.pool, jobId);
+  }
+
+  async unsettledJobs(limit: number): Promise<string[]> {
+    return (await this.rows('SELECT id FROM jobs WHERE settled_at IS NULL AND finished_at IS NOT NULL ORDER BY finished_at LIMIT $1', [limit]))
+      .map((r) => String(r.id));
+  }
+
+  async settleJob(jobId: string, plan: SettlementPlan, now: number): Promise<{ settled: boolean; outcome?: BatchOutcome }> {
+    return this.tx(async (c) => {
+      const [row] = (await c.query<Row>('SELECT * FROM jobs WHERE id = $1 FOR UPDATE', [jobId])).rows;
+      if (!row || row.finished_at === null || row.settled_at !== null) return { settled: false };
+      const batch = plan({ job: toJob(row), charges: await pgCharges(c, jobId) });
+      const outcome = batch.events.length > 0 || (batch.accounts?.length ?? 0) > 0 ? await pgLedgerApply(c, batch, now, true) : undefined;
+      await c.query('UPDATE jobs SET settled_at = $1 WHERE id = $2', [now, jobId]);
+      return outcome === undefined ? { settled: true } : { settled: true, outcome };
+    });
+  }
+
+  async market(since: number): Promise<MarketRow[]> {
+    return pgMarket(this.pool, since);
+  }
+
   async publish(event: StoreEvent): Promise<void> {
     await this.pool.query('SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p', [this.channel, encodeEvent(event)]);
   }

@@ -58,6 +58,10 @@ export function toJob(r: Row): JobRecord {
   if (r.idem_key !== null) job.idempotencyKey = String(r.idem_key);
   if (r.name !== null) job.name = String(r.name);
   if (r.finished_at !== null) job.finishedAt = Number(r.finished_at);
+  if (r.buyer !== null && r.buyer !== undefined) job.buyer = String(r.buyer);
+  if (r.hold_msat !== null && r.hold_msat !== undefined) job.holdMsat = BigInt(String(r.hold_msat));
+  if (r.fees !== null && r.fees !== undefined) job.fees = JSON.parse(String(r.fees)) as NonNullable<JobRecord['fees']>;
+  if (r.settled_at !== null && r.settled_at !== undefined) job.settledAt = Number(r.settled_at);
   return job;
 }
 
@@ -99,6 +103,7 @@ export function toRunnable(r: Row): RunnableJob {
     queued: Number(r.queued),
     leased: Number(r.leased),
     priority: Number(r.priority),
+    bid: Number(r.bid ?? 0),
     createdAt: Number(r.created_at),
     memoryMb: (JSON.parse(String(r.limits)) as { memoryMb: number }).memoryMb,
     requirements: JSON.parse(String(r.requirements)) as RunnableJob['requirements'],

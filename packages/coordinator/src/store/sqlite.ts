@@ -2,6 +2,10 @@ import Database from 'better-sqlite3';
 import type { Capabilities, JobState, TaskState, WireError } from '@idlemesh/protocol';
 import { ImError } from '@idlemesh/protocol';
 import { SQLITE_MIGRATIONS } from './migrations.js';
+import { SqliteLedger } from './sqlite-ledger.js';
+import type { Accrued } from './sqlite-ledger.js';
+import type { AccountBalance, Transfer } from '../ledger/index.js';
+import type { BatchOutcome, LedgerBatch } from '../ledger/persist.js';
 import { toJob, toModule, toNode, toRunnable, toTaskRow } from './rows.js';
 import type { Row } from './rows.js';
 import type {
@@ -19,6 +23,10 @@ import type {
   StoredModule,
   TaskRef,
   TaskRow,
+  ChargeRow,
+  LedgerDump,
+  MarketRow,
+  SettlementPlan,
 } from './types.js';
 
 
@@ -48,6 +56,7 @@ export class SqliteStore implements Store {
   readonly durability: string;
   private readonly db: Database.Database;
   private prepared: ReturnType<SqliteStore['prepare']> | undefined;
+  private ledgerRows: SqliteLedger | undefined;
 
   constructor(path: string, opts: { synchronous?: 'NORMAL' | 'FULL' } = {}) {
     const sync = opts.synchronous ?? 'NORMAL';
@@ -61,6 +70,10 @@ export class SqliteStore implements Store {
 
   private get s(): ReturnType<SqliteStore['prepare']> {
     return (this.prepared ??= this.prepare());
+  }
+
+  private get ledger(): SqliteLedger {
+    return (this.ledgerRows ??= new SqliteLedger(this.db));
   }
 
   async migrate(): Promise<void> {
@@ -91,28 +104,29 @@ export class SqliteStore implements Store {
         VALUES (@hash, @instrumentedHash, @abi, @size, @instrumentedSize, @initialPages, @maxPages, @bytes, @instrumented, @createdAt)`),
       getModule: db.prepare('SELECT * FROM modules WHERE hash = ? OR instrumented_hash = ?'),
       insertJob: db.prepare(`INSERT INTO jobs (id, caller, idem_key, request_hash, name, module, instrumented_module, runtime, limits, bid, max_attempts,
-        retry_backoff_ms, priority, requirements, state, total, queued, created_at, updated_at)
+        retry_backoff_ms, priority, requirements, state, total, queued, created_at, updated_at, buyer, hold_msat, fees)
         VALUES (@id, @caller, @idem_key, @request_hash, @name, @module, @instrumented_module, @runtime, @limits, @bid, @max_attempts,
-        @retry_backoff_ms, @priority, @requirements, 'queued', @total, @total, @created_at, @created_at)`),
+        @retry_backoff_ms, @priority, @requirements, 'queued', @total, @total, @created_at, @created_at, @buyer, @hold_msat, @fees)`),
       insertTask: db.prepare('INSERT INTO tasks (job_id, idx, state, input) VALUES (?, ?, \'queued\', ?)'),
       jobById: db.prepare('SELECT * FROM jobs WHERE id = ?'),
       jobByKey: db.prepare('SELECT * FROM jobs WHERE caller = ? AND idem_key = ?'),
-      runnable: db.prepare(`SELECT id, runtime, queued, leased, priority, created_at, limits, requirements FROM jobs
+      runnable: db.prepare(`SELECT id, runtime, queued, leased, priority, bid, created_at, limits, requirements FROM jobs
         WHERE state IN ('queued', 'running') AND queued > 0 ORDER BY created_at`),
-      claim: db.prepare(`UPDATE tasks SET state = 'leased', attempt = attempt + 1, node_id = @node, lease_expires = @expires
+      claim: db.prepare(`UPDATE tasks SET state = 'leased', attempt = attempt + 1, node_id = @node, lease_expires = @expires, ask = @ask
         WHERE job_id = @job AND idx IN (
           SELECT idx FROM tasks INDEXED BY tasks_queued WHERE job_id = @job AND state = 'queued' AND available_at <= @now ORDER BY idx LIMIT @n)
         RETURNING idx, attempt, input`),
       extend: db.prepare(`UPDATE tasks SET lease_expires = @expires WHERE node_id = @node AND state = 'leased' AND lease_expires < @expires`),
       succeed: db.prepare(`UPDATE tasks SET state = 'succeeded', output = @output, fuel = @fuel, error = NULL, finished_at = @now, lease_expires = NULL
-        WHERE job_id = @job AND idx = @idx AND state = 'leased' AND node_id = @node AND attempt = @attempt`),
+        WHERE job_id = @job AND idx = @idx AND state = 'leased' AND node_id = @node AND attempt = @attempt
+        RETURNING ask`),
       fail: db.prepare(`UPDATE tasks SET
           state = CASE WHEN @retryable = 1 AND failures + 1 < @maxAttempts THEN 'queued' ELSE 'failed' END,
           available_at = @now + @backoff * (1 << MIN(failures, 20)),
           failures = failures + 1, fuel = @fuel, error = @error, lease_expires = NULL,
           finished_at = CASE WHEN @retryable = 1 AND failures + 1 < @maxAttempts THEN NULL ELSE @now END
         WHERE job_id = @job AND idx = @idx AND state = 'leased' AND node_id = @node AND attempt = @attempt
-        RETURNING state`),
+        RETURNING state, ask`),
       taskState: db.prepare('SELECT state, attempt, node_id FROM tasks WHERE job_id = ? AND idx = ?'),
       release: db.prepare(`UPDATE tasks SET state = 'queued', lease_expires = NULL
         WHERE job_id = @job AND idx = @idx AND state = 'leased' AND node_id = @node AND attempt = @attempt`),
@@ -155,7 +169,7 @@ export class SqliteStore implements Store {
     return r ? toModule(r) : undefined;
   }
 
-  async createJob(job: NewJob, inputs: readonly Uint8Array[]): Promise<{ job: JobRecord; created: boolean }> {
+  async createJob(job: NewJob, inputs: readonly Uint8Array[], hold?: LedgerBatch): Promise<{ job: JobRecord; created: boolean }> {
     const s = this.s;
     return this.db.transaction(() => {
       if (job.idempotencyKey !== undefined) {
@@ -184,8 +198,12 @@ export class SqliteStore implements Store {
         requirements: JSON.stringify(job.requirements),
         total: inputs.length,
         created_at: job.createdAt,
+        buyer: job.buyer ?? null,
+        hold_msat: job.holdMsat?.toString() ?? null,
+        fees: job.fees === undefined ? null : JSON.stringify(job.fees),
       });
       inputs.forEach((input, i) => s.insertTask.run(job.id, i, Buffer.from(input.buffer, input.byteOffset, input.byteLength)));
+      if (hold !== undefined) this.ledger.apply(hold, job.createdAt, true);
       return { job: toJob(s.jobById.get(job.id) as Row), created: true };
     }).immediate();
   }
@@ -232,7 +250,7 @@ export class SqliteStore implements Store {
         if (c.count <= 0) continue;
         const job = s.jobById.get(c.jobId) as Row | undefined;
         if (!job || job.state === 'cancelled' || job.state === 'completed') continue;
-        const rows = s.claim.all({ node: c.nodeId, expires, job: c.jobId, now, n: c.count }) as Row[];
+        const rows = s.claim.all({ node: c.nodeId, expires, job: c.jobId, now, n: c.count, ask: c.ask ?? 0 }) as Row[];
         if (rows.length === 0) continue;
         const limits = JSON.parse(String(job.limits)) as ClaimedTask['limits'];
         for (const r of rows) {
@@ -273,6 +291,7 @@ export class SqliteStore implements Store {
       const jobs = new Map<string, Row | undefined>();
       let completed = 0;
       let failed = 0;
+      const accrued: Accrued[] = [];
       const statuses = outcomes.map((o): OutcomeStatus => {
         const key = { job: o.jobId, idx: o.index, node: nodeId, attempt: o.attempt };
         let job = jobs.get(o.jobId);
@@ -281,7 +300,9 @@ export class SqliteStore implements Store {
         const d = deltaOf(deltas, o.jobId);
         if (o.ok) {
           const output = o.output ?? new Uint8Array();
-          if (s.succeed.run({ ...key, output: Buffer.from(output.buffer, output.byteOffset, output.byteLength), fuel: o.fuel, now }).changes === 1) {
+          const done = s.succeed.get({ ...key, output: Buffer.from(output.buffer, output.byteOffset, output.byteLength), fuel: o.fuel, now }) as Row | undefined;
+          if (done) {
+            if (Number(done.ask) > 0 && o.fuel > 0) accrued.push({ jobId: o.jobId, nodeId, ask: Number(done.ask), fuel: o.fuel });
             d.leased--;
             d.succeeded++;
             d.fuel += o.fuel;
@@ -300,6 +321,8 @@ export class SqliteStore implements Store {
             now,
           }) as Row | undefined;
           if (r) {
+            // A task's own fault (trap, fuel, output) used the agent's effort: the buyer pays for it. Infrastructure failures are free.
+            if (Number(r.ask) > 0 && o.fuel > 0 && !isRetryableTaskError(code)) accrued.push({ jobId: o.jobId, nodeId, ask: Number(r.ask), fuel: o.fuel });
             d.leased--;
             if (r.state === 'queued') d.queued++;
             else d.failed++;
@@ -312,6 +335,7 @@ export class SqliteStore implements Store {
         return 'rejected';
       });
       this.applyDeltas(deltas, now);
+      if (accrued.length > 0) this.ledger.accrue(accrued, now);
       if (completed + failed > 0) s.nodeStats.run({ id: nodeId, completed, failed, now });
       return { statuses, jobs: new Set(deltas.keys()) };
     }).immediate();
@@ -416,6 +440,53 @@ export class SqliteStore implements Store {
 
   async purgeNonces(now: number): Promise<number> {
     return this.s.purgeNonces.run(now).changes;
+  }
+
+  // ---- money ---------------------------------------------------------------------
+
+  async ledgerApply(batch: LedgerBatch, now: number, opts: { atomic?: boolean } = {}): Promise<BatchOutcome> {
+    return this.db.transaction(() => this.ledger.apply(batch, now, opts.atomic ?? false)).immediate();
+  }
+
+  async ledgerExpire(now: number): Promise<number> {
+    return this.db.transaction(() => this.ledger.expire(now)).immediate();
+  }
+
+  async ledgerBalances(q: { ids?: readonly string[]; prefix?: string; limit: number }): Promise<AccountBalance[]> {
+    return this.ledger.balances(q);
+  }
+
+  async ledgerTransfers(q: { account?: string; ref?: string; afterSeq?: number; limit: number }): Promise<Transfer[]> {
+    return this.ledger.transfers(q);
+  }
+
+  async ledgerDump(): Promise<LedgerDump> {
+    // One read transaction: a consistent picture of log, balances and head.
+    return this.db.transaction(() => this.ledger.dump())();
+  }
+
+  async jobCharges(jobId: string): Promise<ChargeRow[]> {
+    return this.ledger.charges(jobId);
+  }
+
+  async unsettledJobs(limit: number): Promise<string[]> {
+    return (this.db.prepare(`SELECT id FROM jobs WHERE settled_at IS NULL AND finished_at IS NOT NULL ORDER BY finished_at LIMIT ?`)
+      .all(limit) as Row[]).map((r) => String(r.id));
+  }
+
+  async settleJob(jobId: string, plan: SettlementPlan, now: number): Promise<{ settled: boolean; outcome?: BatchOutcome }> {
+    return this.db.transaction(() => {
+      const row = this.s.jobById.get(jobId) as Row | undefined;
+      if (!row || row.finished_at === null || row.settled_at !== null) return { settled: false };
+      const batch = plan({ job: toJob(row), charges: this.ledger.charges(jobId) });
+      const outcome = batch.events.length > 0 || (batch.accounts?.length ?? 0) > 0 ? this.ledger.apply(batch, now, true) : undefined;
+      this.db.prepare('UPDATE jobs SET settled_at = ? WHERE id = ?').run(now, jobId);
+      return outcome === undefined ? { settled: true } : { settled: true, outcome };
+    }).immediate();
+  }
+
+  async market(since: number): Promise<MarketRow[]> {
+    return this.ledger.market(since);
   }
 
   // One coordinator per SQLite file: there is nobody to tell, and it always leads.

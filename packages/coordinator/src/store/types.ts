@@ -1,3 +1,6 @@
+import type { AccountBalance, AccountEvent, AccountState, Transfer } from '../ledger/index.js';
+import type { BatchOutcome, LedgerBatch, LedgerHead } from '../ledger/persist.js';
+import type { FeeSchedule } from '../pricing/index.js';
 import type { Capabilities, JobCounts, JobLimits, JobState, ModuleAbi, NodeState, Requirements, Runtime, TaskState, WireError } from '@idlemesh/protocol';
 
 export interface StoredModule {
@@ -30,10 +33,18 @@ export interface NewJob {
   priority: number;
   requirements: Requirements;
   createdAt: number;
+  /** The buyer's ledger account, charged for the work; absent for free jobs (bid 0). */
+  buyer?: string;
+  /** The escrow hold placed at submit (pending transfer `hold:<job id>`), msat. */
+  holdMsat?: bigint;
+  /** Fees in force when the job was submitted; they apply to all its charges. */
+  fees?: FeeSchedule;
 }
 
 export interface JobRecord extends NewJob {
   state: JobState;
+  /** When the job's charges were settled in the ledger (after it finished). */
+  settledAt?: number;
   counts: JobCounts;
   fuelUsed: number;
   updatedAt: number;
@@ -47,6 +58,8 @@ export interface RunnableJob {
   queued: number;
   leased: number;
   priority: number;
+  /** msat per EU: only agents asking at most this run it. */
+  bid: number;
   createdAt: number;
   memoryMb: number;
   requirements: Requirements;
@@ -56,6 +69,46 @@ export interface Claim {
   jobId: string;
   nodeId: string;
   count: number;
+  /** The agent's ask (msat per EU) at lease time: the price its results are charged at. */
+  ask?: number;
+}
+
+/** What one (job, node, ask) has accrued: exact, unrounded (fuel × ask). */
+export interface ChargeRow {
+  jobId: string;
+  nodeId: string;
+  ask: number;
+  fuel: bigint;
+  fuelAsk: bigint;
+  executions: number;
+  updatedAt: number;
+}
+
+/** Everything a settlement plan needs to know of a finished job. */
+export interface SettlementInput {
+  job: JobRecord;
+  charges: ChargeRow[];
+}
+
+/** A pure function from a finished job to the ledger batch that settles it (see settlement/). */
+export type SettlementPlan = (input: SettlementInput) => LedgerBatch;
+
+/** Spot-market figures of one runtime. */
+export interface MarketRow {
+  runtime: string;
+  /** (ask, executions) of paid work in the window, for the median clearing price. */
+  asks: Array<{ ask: number; executions: number }>;
+  /** Queued tasks × fuel limit (fuel) of jobs waiting. */
+  queuedFuel: bigint;
+  queuedTasks: number;
+}
+
+/** The whole stored ledger, for audits. */
+export interface LedgerDump {
+  head: LedgerHead;
+  accountEvents: AccountEvent[];
+  transfers: Transfer[];
+  accounts: AccountState[];
 }
 
 export interface ClaimedTask {
@@ -155,8 +208,13 @@ export interface Store {
   /** By uploaded hash or instrumented hash. */
   getModule(hash: string): Promise<StoredModule | undefined>;
 
-  /** Creates the job and its tasks, or returns the job an earlier call with the same (caller, key) created. */
-  createJob(job: NewJob, inputs: readonly Uint8Array[]): Promise<{ job: JobRecord; created: boolean }>;
+  /**
+   * Creates the job and its tasks, or returns the job an earlier call with the
+   * same (caller, key) created. With `hold`, the ledger batch (the escrow hold)
+   * is applied in the same transaction; if any of it fails nothing is created
+   * and a ledger error is thrown.
+   */
+  createJob(job: NewJob, inputs: readonly Uint8Array[], hold?: LedgerBatch): Promise<{ job: JobRecord; created: boolean }>;
   getJob(id: string): Promise<JobRecord | undefined>;
   listJobs(q: { state?: JobState; limit: number }): Promise<JobRecord[]>;
   /** Cancels queued and leased tasks; returns the leases that were live so agents can be told. */
@@ -192,6 +250,28 @@ export interface Store {
   /** Records a signed message's nonce; false if it was seen before (a replay). */
   useNonce(nodeId: string, nonce: string, expiresAt: number): Promise<boolean>;
   purgeNonces(now: number): Promise<number>;
+
+  // ---- money: the ledger (ledger/persist.ts), charges and settlement --------------
+  /**
+   * Applies one ledger batch in one transaction, serialised with every other
+   * ledger write. `atomic`: any error rolls the whole batch back and throws.
+   */
+  ledgerApply(batch: LedgerBatch, now: number, opts?: { atomic?: boolean }): Promise<BatchOutcome>;
+  /** Records the expiry of every pending transfer whose timeout has passed; returns how many. */
+  ledgerExpire(now: number): Promise<number>;
+  ledgerBalances(q: { ids?: readonly string[]; prefix?: string; limit: number }): Promise<AccountBalance[]>;
+  ledgerTransfers(q: { account?: string; ref?: string; afterSeq?: number; limit: number }): Promise<Transfer[]>;
+  ledgerDump(): Promise<LedgerDump>;
+  jobCharges(jobId: string): Promise<ChargeRow[]>;
+  /** Finished jobs whose charges are not settled yet (oldest first). */
+  unsettledJobs(limit: number): Promise<string[]>;
+  /**
+   * Settles a finished job once: reads its charges, applies `plan`'s batch and
+   * marks it settled, all in one transaction. False if it is not finished or
+   * already settled.
+   */
+  settleJob(jobId: string, plan: SettlementPlan, now: number): Promise<{ settled: boolean; outcome?: BatchOutcome }>;
+  market(since: number): Promise<MarketRow[]>;
 
   /** Tells every coordinator sharing this store (PostgreSQL NOTIFY); a no-op where there is only one. */
   publish(event: StoreEvent): Promise<void>;

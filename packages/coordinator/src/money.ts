@@ -1,0 +1,140 @@
+/**
+ * The coordinator's money service: escrow holds at submit, settlement of
+ * finished jobs, pending expiry, balances, the market view, audits and the
+ * dev faucet. Rules are in ledger/, pricing/ and settlement/ (pure); this
+ * wires them to the store. Periodic work runs on the sweep leader only.
+ */
+import { FUEL_PER_EU, ImError } from '@idlemesh/protocol';
+import type { AccountView, LedgerCheckView, MarketView, TransferView } from '@idlemesh/protocol';
+import type { AccountBalance, Transfer } from './ledger/index.js';
+import { auditLog } from './ledger/persist.js';
+import type { FeeSchedule } from './pricing/index.js';
+import { ACCOUNTS, accountInput, depositPlan, holdPlan, settlementPlan, spotMarket } from './settlement/index.js';
+import type { HoldInput } from './settlement/index.js';
+import type { CoordinatorOptions } from './config.js';
+import type { Logger } from './core.js';
+import type { Store } from './store/index.js';
+
+export const MARKET_WINDOW_MS = 3_600_000;
+
+export class Money {
+  constructor(
+    private readonly store: Store,
+    private readonly opts: CoordinatorOptions,
+    private readonly log: Logger,
+    private readonly now: () => number,
+  ) {}
+
+  get fees(): FeeSchedule {
+    return { coordinatorFeeBps: this.opts.coordinatorFeeBps, poolFeeBps: this.opts.poolFeeBps };
+  }
+
+  hold(input: Omit<HoldInput, 'fees'>): ReturnType<typeof holdPlan> {
+    return holdPlan({ ...input, fees: this.fees });
+  }
+
+  /** Turns the ledger's refusal of a hold into the buyer-facing 402 with the shortfall. */
+  async explainHoldFailure(err: unknown, buyer: string, hold: bigint): Promise<unknown> {
+    if (!(err instanceof ImError) || (err.code !== 'IM_LEDGER_INSUFFICIENT_FUNDS' && err.code !== 'IM_LEDGER_ACCOUNT_NOT_FOUND')) return err;
+    const [b] = await this.store.ledgerBalances({ ids: [buyer], limit: 1 });
+    const available = b?.available ?? 0n;
+    return new ImError('IM_INSUFFICIENT_BALANCE',
+      `the job's maximum cost is ${hold} msat but ${buyer} has ${available} msat available (short by ${hold - available} msat)`,
+      { details: { account: buyer, holdMsat: hold.toString(), availableMsat: available.toString(), shortfallMsat: (hold - available).toString() } });
+  }
+
+  /** Settles one finished job (idempotent). */
+  async settle(jobId: string): Promise<boolean> {
+    const r = await this.store.settleJob(jobId, settlementPlan, this.now());
+    if (r.settled) {
+      const moved = r.outcome?.transfers.filter((t) => t.type === 'post' || t.type === 'single').length ?? 0;
+      this.log.info({ job: jobId, transfers: moved }, 'job settled');
+    }
+    return r.settled;
+  }
+
+  /** Leader work: settle finished jobs, expire timed-out pendings. */
+  async sweep(): Promise<void> {
+    for (const id of await this.store.unsettledJobs(100)) {
+      try {
+        await this.settle(id);
+      } catch (err) {
+        this.log.error({ err, job: id }, 'settlement failed; the job stays unsettled and is tried again');
+      }
+    }
+    const expired = await this.store.ledgerExpire(this.now());
+    if (expired > 0) this.log.info({ expired }, 'pending transfers expired');
+  }
+
+  async account(id: string, limit = 50): Promise<{ account: AccountView; transfers: TransferView[] }> {
+    const [b] = await this.store.ledgerBalances({ ids: [id], limit: 1 });
+    if (!b) {
+      // A well-formed account nobody has paid into yet is simply empty.
+      const input = accountInput(id);
+      if (!input) throw new ImError('IM_ACCOUNT_NOT_FOUND', `no account ${id}`);
+      return { account: { id, kind: input.kind, frozen: false, balanceMsat: '0', availableMsat: '0', heldMsat: '0', pendingMsat: '0' }, transfers: [] };
+    }
+    const transfers = await this.store.ledgerTransfers({ account: id, limit: 100_000 });
+    return { account: accountView(b), transfers: transfers.slice(-limit).reverse().map(transferView) };
+  }
+
+  async market(supply: ReadonlyMap<string, number>): Promise<MarketView> {
+    const rows = await this.store.market(this.now() - MARKET_WINDOW_MS);
+    return { windowMs: MARKET_WINDOW_MS, fees: this.fees, runtimes: spotMarket(rows, supply, FUEL_PER_EU) };
+  }
+
+  async check(): Promise<LedgerCheckView> {
+    const d = await this.store.ledgerDump();
+    const violations = auditLog(d.accountEvents, d.transfers, d.accounts, d.head);
+    let debits = 0n;
+    let credits = 0n;
+    for (const a of d.accounts) {
+      debits += a.debitsPosted;
+      credits += a.creditsPosted;
+    }
+    return {
+      ok: violations.length === 0,
+      accounts: d.accounts.length,
+      transfers: d.transfers.length,
+      violations: violations.slice(0, 100).map((v) => ({ kind: v.kind, message: v.message, ...(v.account ? { account: v.account } : {}), ...(v.transfer ? { transfer: v.transfer } : {}) })),
+      totals: { debitsMsat: debits.toString(), creditsMsat: credits.toString() },
+    };
+  }
+
+  /** The dev faucet: only on regtest, clearly labelled in the log. */
+  async devFund(account: string, sats: number, key: string | undefined): Promise<TransferView> {
+    if (this.opts.network !== 'regtest') throw new ImError('IM_DEV_ONLY', `dev fund is refused on ${this.opts.network}: it only exists with --network regtest`);
+    if (!accountInput(account) || account.startsWith('stake:')) {
+      throw new ImError('IM_VALIDATION', `dev fund credits buyer:<caller> or operator:<node id> accounts, not ${JSON.stringify(account)}`);
+    }
+    const id = `devfund:${key ?? `${this.now()}:${Math.random().toString(36).slice(2, 10)}`}`;
+    const amount = BigInt(sats) * 1000n;
+    const out = await this.store.ledgerApply(depositPlan(id, account, amount, { source: 'dev-faucet', network: 'regtest' }), this.now(), { atomic: true });
+    const t = out.transfers.find((x) => x.id === id) ?? (await this.store.ledgerTransfers({ ref: id, limit: 1 }))[0];
+    if (!t) throw new ImError('IM_INTERNAL', 'the dev fund transfer was neither recorded nor found');
+    if (t.creditAccount !== account || t.amount !== amount) throw new ImError('IM_IDEMPOTENCY_CONFLICT', 'this idempotency key funded a different account or amount');
+    this.log.warn({ account, sats, transfer: id }, 'DEV FAUCET: credited regtest sats (not real money)');
+    return transferView(t);
+  }
+}
+
+export function accountView(b: AccountBalance): AccountView {
+  return {
+    id: b.id, kind: b.kind, frozen: b.frozen,
+    balanceMsat: b.net.toString(), availableMsat: b.available.toString(),
+    heldMsat: b.debitsPending.toString(), pendingMsat: b.creditsPending.toString(),
+  };
+}
+
+export function transferView(t: Transfer): TransferView {
+  const v: TransferView = {
+    id: t.id, type: t.type, debitAccount: t.debitAccount, creditAccount: t.creditAccount, amountMsat: t.amount.toString(),
+    code: t.code, timestamp: t.timestamp, seq: t.seq,
+  };
+  if (t.ref !== undefined) v.ref = t.ref;
+  if (t.meta !== undefined) v.meta = { ...t.meta };
+  if (t.pendingId !== undefined) v.pendingId = t.pendingId;
+  return v;
+}
+
+export { ACCOUNTS };
