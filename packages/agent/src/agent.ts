@@ -78,7 +78,7 @@ export async function startAgent(opts: StartAgentOptions): Promise<Agent> {
       log.warn(`calibration failed; advertising 0 fuel/s: ${(err as Error).message}`);
     }
   }
-  const capabilities = buildCapabilities({ maxTasks: opts.maxTasks, maxMemoryMb: opts.maxMemoryMb, fuelPerSec, gpus: await detectGpus(), name: opts.name });
+  const capabilities = buildCapabilities({ maxTasks: opts.maxTasks, maxMemoryMb: opts.maxMemoryMb, fuelPerSec, gpus: await detectGpus(), name: opts.name, ask: opts.ask });
   const agent = new AgentImpl(opts, { clock, log, key, sandbox, ownsSandbox, capabilities });
   await agent.start();
   return agent;

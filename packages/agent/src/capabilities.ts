@@ -43,6 +43,7 @@ export function buildCapabilities(opts: {
   fuelPerSec: number;
   gpus: Gpu[];
   name?: string | undefined;
+  ask?: number | undefined;
 }): Capabilities {
   const caps: Capabilities = {
     runtimes: ['wasm'],
@@ -56,5 +57,6 @@ export function buildCapabilities(opts: {
     agentVersion: AGENT_VERSION,
   };
   if (opts.name !== undefined) caps.name = opts.name;
+  if (opts.ask !== undefined && opts.ask > 0) caps.ask = opts.ask;
   return caps;
 }

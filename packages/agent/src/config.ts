@@ -45,6 +45,8 @@ export const AgentOptionsSchema = z.strictObject({
   powerSupplyPath: z.string().min(1),
   /** A human name shown on the coordinator's node list. */
   name: z.string().min(1).max(200).optional(),
+  /** msat per EU this node asks; it only gets jobs bidding at least this. 0 = free. */
+  ask: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
   /** Tasks held locally (running + queued) at most; the credit window. */
   prefetch: z.number().int().min(1).max(100_000),
   drainTimeoutMs: z.number().int().min(0).max(24 * 3_600_000),
@@ -56,7 +58,7 @@ export type AgentOptions = z.infer<typeof AgentOptionsSchema>;
 export type AgentOptionsInput = Partial<AgentOptions>;
 
 type Key = keyof AgentOptions;
-const NUMERIC = new Set<Key>(['maxTasks', 'maxMemoryMb', 'onlyWhenIdle', 'prefetch', 'drainTimeoutMs']);
+const NUMERIC = new Set<Key>(['maxTasks', 'maxMemoryMb', 'onlyWhenIdle', 'prefetch', 'drainTimeoutMs', 'ask']);
 const BOOLEAN = new Set<Key>(['onlyWhenCharging', 'json']);
 const KEYS = Object.keys(AgentOptionsSchema.shape) as Key[];
 const ENV_PREFIX = 'IDLEMESH_AGENT_';
@@ -118,6 +120,7 @@ export function resolveAgentOptions(
     dataDir: baseDir,
     keyFile: join(baseDir, 'node.key'),
     maxTasks: cores,
+    ask: 0,
     maxMemoryMb: Math.max(1, Math.floor(totalmem() / (2 * 1024 * 1024))),
     onlyWhenCharging: false,
     powerSupplyPath: '/sys/class/power_supply',

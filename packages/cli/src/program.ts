@@ -8,6 +8,7 @@ import { registerCoordinator } from './commands/coordinator.js';
 import { registerJob } from './commands/job.js';
 import { registerJobs } from './commands/jobs.js';
 import { registerNodes } from './commands/nodes.js';
+import { registerMoney } from './commands/money.js';
 import { registerSubmit } from './commands/submit.js';
 import { registerUp } from './commands/up.js';
 
@@ -38,6 +39,7 @@ Docs: docs/cli.md`);
   registerJob(program);
   registerCancel(program);
   registerNodes(program);
+  registerMoney(program);
   return program;
 }
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import {
+  AccountDetail, DevFundBody, LedgerCheckView, MarketView, TransferView,
   ErrorBody, ImError, InfoView, JobEvent, JobList, JobView, ModuleInfo, NodeList, ResultsPage, SubmitJobBody,
   type ErrorCode, type JobState, type NodeView, type TaskResultView, type TaskState, type WireError,
 } from '@idlemesh/protocol';
@@ -124,6 +125,27 @@ export class IdlemeshClient {
       }
       after = page.next;
     }
+  }
+
+  /** Spot prices (median clearing ask of the last hour), supply and demand per runtime. */
+  async market(): Promise<MarketView> {
+    return this.#request({ method: 'GET', path: '/v1/market', schema: MarketView });
+  }
+
+  /** An account and its latest transfers; without an id, the caller's own buyer account. */
+  async account(id?: string, opts: { limit?: number } = {}): Promise<AccountDetail> {
+    const path = id === undefined ? '/v1/accounts/me' : `/v1/accounts/${encodeURIComponent(id)}`;
+    return this.#request({ method: 'GET', path, query: { limit: opts.limit }, schema: AccountDetail });
+  }
+
+  /** Audits the coordinator's ledger. */
+  async ledgerCheck(): Promise<LedgerCheckView> {
+    return this.#request({ method: 'GET', path: '/v1/ledger/check', schema: LedgerCheckView });
+  }
+
+  /** Dev only (coordinator on --network regtest): credits regtest sats to an account. */
+  async devFund(body: DevFundBody): Promise<TransferView> {
+    return this.#request({ method: 'POST', path: '/v1/dev/fund', json: body, schema: TransferView });
   }
 
   async nodes(): Promise<NodeView[]> {

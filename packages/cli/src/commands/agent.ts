@@ -18,6 +18,7 @@ interface AgentFlags {
   onlyWhenCharging?: boolean;
   powerSupplyPath?: string;
   name?: string;
+  ask?: number;
   config?: string;
   logLevel?: (typeof AGENT_LOG_LEVELS)[number];
   json?: boolean;
@@ -36,6 +37,7 @@ export function registerAgent(program: Command): void {
     .option('--only-when-charging', 'only run tasks while on mains power')
     .option('--power-supply-path <dir>', 'where to read the power state (default /sys/class/power_supply)')
     .option('--name <name>', 'a name for this node, shown in `idlemesh nodes`')
+    .option('--ask <msat-per-EU>', 'price this node asks per EU (1 EU = 1e9 fuel); only jobs bidding at least this run here (default 0: free)', intArg(0))
     .option('--config <file.json>', 'a JSON file of agent options; flags and environment override it')
     .addOption(new Option('--log-level <level>', 'log verbosity').choices(AGENT_LOG_LEVELS))
     .option('--json', 'log as JSON lines')
@@ -53,6 +55,7 @@ export function registerAgent(program: Command): void {
         onlyWhenCharging: flags.onlyWhenCharging,
         powerSupplyPath: flags.powerSupplyPath,
         name: flags.name,
+        ask: flags.ask,
         logLevel: flags.logLevel,
         json: flags.json,
       });

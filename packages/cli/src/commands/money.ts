@@ -1,0 +1,96 @@
+import type { Command } from 'commander';
+import type { AccountDetail, LedgerCheckView, MarketView } from '@idlemesh/sdk';
+import { age, table } from '../format.js';
+import { clientFor, intArg } from '../options.js';
+import { out, outJson } from '../output.js';
+
+/** msat as sats with three decimals: 1234567 → "1,234.567 sat". */
+export function sats(msat: string | bigint): string {
+  const v = BigInt(msat);
+  const neg = v < 0n;
+  const a = neg ? -v : v;
+  const whole = (a / 1000n).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  const frac = (a % 1000n).toString().padStart(3, '0');
+  return `${neg ? '-' : ''}${whole}.${frac} sat`;
+}
+
+export function registerMoney(program: Command): void {
+  program
+    .command('market')
+    .description('spot price per runtime (median clearing ask of the last hour), free slots and queued demand')
+    .option('--json', 'print the MarketView as one JSON document')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const m = await clientFor(cmd).market();
+      if (opts.json) return outJson(m);
+      await out(marketTable(m));
+    });
+
+  program
+    .command('balance')
+    .alias('account')
+    .description('an account\'s balance and latest transfers (default: your buyer account)')
+    .argument('[account]', 'buyer:<caller>, operator:<node id>, stake:<node id>, escrow, reward-pool, …')
+    .option('--limit <n>', 'transfers to show', intArg(0, 1000), 10)
+    .option('--json', 'print {account, transfers} as one JSON document')
+    .action(async (account: string | undefined, opts: { limit: number; json?: boolean }, cmd: Command) => {
+      const d = await clientFor(cmd).account(account, { limit: opts.limit });
+      if (opts.json) return outJson(d);
+      await out(accountText(d));
+    });
+
+  const ledger = program.command('ledger').description('the coordinator\'s double-entry ledger');
+  ledger
+    .command('check')
+    .description('audit the ledger: debits = credits, balances = Σ transfers, no overdraft, each pending resolved once; exits 1 on any violation')
+    .option('--json', 'print the LedgerCheckView as one JSON document')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const r = await clientFor(cmd).ledgerCheck();
+      if (opts.json) await outJson(r);
+      else await out(checkText(r));
+      if (!r.ok) process.exitCode = 1;
+    });
+
+  const dev = program.command('dev').description('development helpers (coordinator on --network regtest only)');
+  dev
+    .command('fund')
+    .description('DEV ONLY: credit regtest sats to an account from the dev faucet; refused on mainnet, testnet and signet')
+    .argument('<account>', 'buyer:<caller> (buyer:anonymous without an API key) or operator:<node id>')
+    .argument('<sats>', 'whole sats', intArg(1))
+    .option('--idempotency-key <key>', 'funding again with the same key does nothing')
+    .option('--json', 'print the TransferView as one JSON document')
+    .action(async (account: string, amount: number, opts: { idempotencyKey?: string; json?: boolean }, cmd: Command) => {
+      const t = await clientFor(cmd).devFund({ account, sats: amount, ...(opts.idempotencyKey ? { idempotencyKey: opts.idempotencyKey } : {}) });
+      if (opts.json) return outJson(t);
+      await out(`funded ${account} with ${sats(t.amountMsat)} (regtest dev faucet, transfer ${t.id})\n`);
+    });
+}
+
+export function marketTable(m: MarketView): string {
+  const head = `fees: coordinator ${m.fees.coordinatorFeeBps / 100} %, pool ${m.fees.poolFeeBps / 100} %; window ${m.windowMs / 60_000} min\n`;
+  if (m.runtimes.length === 0) return `${head}no supply or demand yet\n`;
+  return head + table(
+    ['RUNTIME', 'SPOT (msat/EU)', 'EXECUTIONS', 'FREE SLOTS', 'QUEUED TASKS', 'DEMAND (EU)'],
+    m.runtimes.map((r) => [r.runtime, r.spotMsatPerEu === null ? '-' : String(r.spotMsatPerEu), String(r.executions), String(r.supplySlots), String(r.queuedTasks), r.demandEu.toFixed(3)]),
+  );
+}
+
+export function accountText(d: AccountDetail, now = Date.now()): string {
+  const a = d.account;
+  const lines = [
+    `${a.id} (${a.kind})${a.frozen ? ' FROZEN' : ''}`,
+    `  balance    ${sats(a.balanceMsat)}`,
+    `  available  ${sats(a.availableMsat)}`,
+    `  held       ${sats(a.heldMsat)}`,
+    `  pending in ${sats(a.pendingMsat)}`,
+  ];
+  if (d.transfers.length === 0) return `${lines.join('\n')}\n`;
+  return `${lines.join('\n')}\n\n${table(
+    ['WHEN', 'TYPE', 'CODE', 'AMOUNT', 'FROM', 'TO', 'REF'],
+    d.transfers.map((t) => [age(t.timestamp, now), t.type, t.code, sats(t.amountMsat), t.debitAccount, t.creditAccount, t.ref ?? '']),
+  )}`;
+}
+
+export function checkText(r: LedgerCheckView): string {
+  const head = `${r.ok ? 'ok' : 'VIOLATIONS'}: ${r.accounts} accounts, ${r.transfers} transfers; debits ${sats(r.totals.debitsMsat)} = credits ${sats(r.totals.creditsMsat)}\n`;
+  return head + r.violations.map((v) => `  ${v.kind}: ${v.message}\n`).join('');
+}
