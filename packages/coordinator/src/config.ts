@@ -27,6 +27,8 @@ export const CoordinatorOptionsSchema = z.strictObject({
   /** Fees on top of the operator's charge, in basis points (500 = 5 %). */
   coordinatorFeeBps: z.number().int().min(0).max(10_000),
   poolFeeBps: z.number().int().min(0).max(10_000),
+  /** How long unbonded stake stays locked (and slashable) before it can be released. */
+  unbondingMs: z.number().int().min(0).max(365 * 24 * 3_600_000),
 });
 export type CoordinatorOptions = z.infer<typeof CoordinatorOptionsSchema>;
 export type CoordinatorOptionsInput = Partial<CoordinatorOptions>;
@@ -43,8 +45,9 @@ const ENV: Record<string, keyof CoordinatorOptions> = {
   IDLEMESH_NETWORK: 'network',
   IDLEMESH_COORDINATOR_FEE_BPS: 'coordinatorFeeBps',
   IDLEMESH_POOL_FEE_BPS: 'poolFeeBps',
+  IDLEMESH_UNBONDING_MS: 'unbondingMs',
 };
-const NUMERIC = new Set<keyof CoordinatorOptions>(['port', 'leaseMs', 'heartbeatMs', 'sweepMs', 'bodyLimitBytes', 'moduleLimitBytes', 'maxMemoryMb', 'leaseBatch', 'coordinatorFeeBps', 'poolFeeBps']);
+const NUMERIC = new Set<keyof CoordinatorOptions>(['port', 'leaseMs', 'heartbeatMs', 'sweepMs', 'bodyLimitBytes', 'moduleLimitBytes', 'maxMemoryMb', 'leaseBatch', 'coordinatorFeeBps', 'poolFeeBps', 'unbondingMs']);
 
 /**
  * Layers defaults → config file object → environment → explicit options
@@ -74,6 +77,7 @@ export function resolveCoordinatorOptions(
     network: 'regtest',
     coordinatorFeeBps: 500,
     poolFeeBps: 500,
+    unbondingMs: 7 * 24 * 3_600_000,
   };
   const fromEnv: Record<string, unknown> = {};
   for (const [name, key] of Object.entries(ENV)) {

@@ -4,10 +4,11 @@
  * dev faucet. Rules are in ledger/, pricing/ and settlement/ (pure); this
  * wires them to the store. Periodic work runs on the sweep leader only.
  */
-import { FUEL_PER_EU, ImError } from '@idlemesh/protocol';
-import type { AccountView, LedgerCheckView, MarketView, TransferView } from '@idlemesh/protocol';
-import type { AccountBalance, Transfer } from './ledger/index.js';
-import { auditLog } from './ledger/persist.js';
+import { FUEL_PER_EU, ImError, MAX_CLOCK_SKEW_MS, verifyRequest } from '@idlemesh/protocol';
+import type { AccountView, BondView, LedgerCheckView, MarketView, SignedRequest, StakeOp, StakeView, TransferView } from '@idlemesh/protocol';
+import { bond as bondEvents, getBond, release as releaseEvents, unbond as unbondEvents } from './ledger/index.js';
+import type { AccountBalance, Bond, LedgerEvent, Transfer } from './ledger/index.js';
+import { auditLog, hydrate } from './ledger/persist.js';
 import type { FeeSchedule } from './pricing/index.js';
 import { ACCOUNTS, accountInput, depositPlan, holdPlan, settlementPlan, spotMarket } from './settlement/index.js';
 import type { HoldInput } from './settlement/index.js';
@@ -101,6 +102,50 @@ export class Money {
     };
   }
 
+  /** The bonds of a node as the log tells them (ref = bond id on every transfer of a bond). */
+  async stakes(nodeId: string): Promise<StakeView> {
+    const stakeAccount = ACCOUNTS.stake(nodeId);
+    const transfers = await this.store.ledgerTransfers({ account: stakeAccount, limit: 100_000 });
+    const state = hydrate({ seq: 0, clock: 0 }, [], transfers);
+    const ids = transfers.filter((t) => t.code === 'stake' && t.type === 'single').map((t) => t.id);
+    const bonds = ids.map((id) => getBond(state, id)).filter((b): b is Bond => b !== undefined).map(bondView);
+    return { nodeId, bonds, stake: (await this.account(stakeAccount, 0)).account, operator: (await this.account(ACCOUNTS.operator(nodeId), 0)).account };
+  }
+
+  /** `idlemesh stake add|remove|release`: signed with the node key, so only the operator moves its stake. */
+  async stake(req: SignedRequest<StakeOp>): Promise<StakeView> {
+    const now = this.now();
+    await verifyRequest(req, 'stake', now);
+    if (!(await this.store.useNonce(req.nodeId, req.nonce, now + 2 * MAX_CLOCK_SKEW_MS))) throw new ImError('IM_REPLAYED');
+    const node = req.nodeId;
+    const op = req.body;
+    let events: LedgerEvent[];
+    let refs: string[] = [];
+    if (op.op === 'bond') {
+      events = bondEvents({
+        id: `bond:${node.slice(0, 16)}:${req.nonce}`, operator: ACCOUNTS.operator(node), stakeAccount: ACCOUNTS.stake(node),
+        amount: BigInt(op.amountMsat), node, capacityUnits: op.capacityUnits ?? 0,
+      });
+    } else {
+      const history = await this.store.ledgerTransfers({ ref: op.bondId, limit: 10_000 });
+      const state = hydrate({ seq: 0, clock: now }, [], history);
+      const b = getBond(state, op.bondId);
+      if (!b || b.node !== node) throw new ImError('IM_LEDGER_BOND_NOT_FOUND', `node ${node.slice(0, 12)} has no bond ${op.bondId}`);
+      events = op.op === 'unbond' ? unbondEvents(state, op.bondId, now, { unbondingMs: this.opts.unbondingMs }) : releaseEvents(state, op.bondId, now);
+      refs = [op.bondId];
+    }
+    try {
+      await this.store.ledgerApply({ accounts: [{ id: ACCOUNTS.stake(node), kind: 'stake' }], events, refs }, now, { atomic: true });
+    } catch (err) {
+      if (err instanceof ImError && (err.code === 'IM_LEDGER_ACCOUNT_NOT_FOUND' || err.code === 'IM_LEDGER_INSUFFICIENT_FUNDS')) {
+        throw await this.explainHoldFailure(err, ACCOUNTS.operator(node), op.op === 'bond' ? BigInt(op.amountMsat) : 0n);
+      }
+      throw err;
+    }
+    this.log.info({ node, op: op.op }, 'stake changed');
+    return this.stakes(node);
+  }
+
   /** The dev faucet: only on regtest, clearly labelled in the log. */
   async devFund(account: string, sats: number, key: string | undefined): Promise<TransferView> {
     if (this.opts.network !== 'regtest') throw new ImError('IM_DEV_ONLY', `dev fund is refused on ${this.opts.network}: it only exists with --network regtest`);
@@ -116,6 +161,16 @@ export class Money {
     this.log.warn({ account, sats, transfer: id }, 'DEV FAUCET: credited regtest sats (not real money)');
     return transferView(t);
   }
+}
+
+export function bondView(b: Bond): BondView {
+  const v: BondView = {
+    id: b.id, node: b.node, capacityUnits: b.capacityUnits, bondedAt: b.bondedAt,
+    bondedMsat: b.bonded.toString(), slashedMsat: b.slashed.toString(), releasedMsat: b.released.toString(), remainingMsat: b.remaining.toString(),
+    status: b.status,
+  };
+  if (b.unbonding) v.unlockAt = b.unbonding.unlockAt;
+  return v;
 }
 
 export function accountView(b: AccountBalance): AccountView {

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { ImError } from '@idlemesh/sdk';
 import type { IdlemeshClient } from '@idlemesh/sdk';
 import { pricing } from '@idlemesh/coordinator';
-import { b64, example, startAgentProc, startCoordinatorProc, tempDir, waitForNodes, waitUntil } from './helpers.js';
+import { loadOrCreateKey } from '@idlemesh/agent';
+import { b64, example, runCli, sleep, startAgentProc, startCoordinatorProc, tempDir, waitForNodes, waitUntil } from './helpers.js';
 
 const NBODY = example('nbody/nbody.wasm');
 const FEES = { coordinatorFeeBps: 500, poolFeeBps: 500 };
@@ -132,6 +133,60 @@ describe('settlement end to end', () => {
     } finally {
       await a1.stop();
       await a2.stop();
+      await coord.stop();
+      dir.remove();
+    }
+  });
+
+  it('stakes: bond from earnings with the CLI, unbond, locked until the period ends, release; nothing moves on bad input', async () => {
+    const dir = tempDir('stakes');
+    const coord = await startCoordinatorProc({ dataDir: `${dir.path}/coord`, args: ['--unbonding-ms', '2000'] });
+    const keyFile = `${dir.path}/node.key`;
+    const { key } = await loadOrCreateKey(keyFile);
+    const node = key.publicKeyHex;
+    const cli = async (...args: string[]): Promise<{ code: number | null; text: string }> => {
+      const p = runCli('cli', ['--coordinator', coord.url, ...args]);
+      const code = await p.wait();
+      return { code, text: p.text };
+    };
+    try {
+      await coord.client.devFund({ account: `operator:${node}`, sats: 1000 });
+      const added = await cli('stake', 'add', '600', '--key-file', keyFile, '--json');
+      assert.equal(added.code, 0, added.text);
+      const view = JSON.parse(added.text) as { bonds: Array<{ id: string; status: string; remainingMsat: string }>; stake: { balanceMsat: string }; operator: { availableMsat: string } };
+      assert.equal(view.bonds.length, 1);
+      assert.equal(view.bonds[0]?.status, 'active');
+      assert.equal(view.stake.balanceMsat, '600000');
+      assert.equal(view.operator.availableMsat, '400000');
+      const bondId = view.bonds[0]!.id;
+
+      // More than the balance: 402 and nothing moves.
+      const tooMuch = await cli('stake', 'add', '600', '--key-file', keyFile, '--json');
+      assert.equal(tooMuch.code, 1);
+      assert.match(tooMuch.text, /IM_INSUFFICIENT_BALANCE/);
+      // Someone else's key cannot move this node's bond.
+      const otherKey = `${dir.path}/other.key`;
+      await loadOrCreateKey(otherKey);
+      const foreign = await cli('stake', 'remove', bondId, '--key-file', otherKey);
+      assert.equal(foreign.code, 1);
+      assert.match(foreign.text, /IM_LEDGER_BOND_NOT_FOUND/);
+
+      const removed = await cli('stake', 'remove', bondId, '--key-file', keyFile, '--json');
+      assert.equal(removed.code, 0, removed.text);
+      assert.equal((JSON.parse(removed.text) as typeof view).bonds[0]?.status, 'unbonding');
+      const early = await cli('stake', 'release', bondId, '--key-file', keyFile);
+      assert.equal(early.code, 1);
+      assert.match(early.text, /IM_LEDGER_BOND_LOCKED/);
+      assert.equal((await coord.client.account(`operator:${node}`)).account.availableMsat, '400000', 'locked while unbonding');
+      await sleep(2100);
+      const released = await cli('stake', 'release', bondId, '--key-file', keyFile, '--json');
+      assert.equal(released.code, 0, released.text);
+      const end = JSON.parse(released.text) as typeof view;
+      assert.equal(end.bonds[0]?.status, 'released');
+      assert.equal(end.operator.availableMsat, '1000000');
+      assert.equal(end.stake.balanceMsat, '0');
+      await ledgerOk(coord.client);
+    } finally {
       await coord.stop();
       dir.remove();
     }

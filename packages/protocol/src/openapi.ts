@@ -33,6 +33,8 @@ export const ROUTES: readonly RouteDoc[] = [
   { method: 'get', path: '/v1/accounts/me', summary: "The caller's buyer account and its latest transfers", response: S.AccountDetail },
   { method: 'get', path: '/v1/accounts/{id}', summary: 'An account (buyer:…, operator:…, stake:…, system) and its latest transfers', response: S.AccountDetail },
   { method: 'get', path: '/v1/ledger/check', summary: 'Audit the ledger: debits = credits, balances = Σ transfers, no overdraft, pendings resolved once', response: S.LedgerCheckView },
+  { method: 'get', path: '/v1/stakes/{nodeId}', summary: "A node's bonds (active, unbonding, released, slashed) and its stake and operator accounts", response: S.StakeView },
+  { method: 'post', path: '/v1/stakes', summary: 'Bond, unbond or release stake; signed with the node key (idlemesh stake add|remove|release)', body: S.SignedStakeRequest, response: S.StakeView },
   { method: 'post', path: '/v1/dev/fund', summary: 'Dev only (--network regtest): credit an account from the dev faucet', body: S.DevFundBody, response: S.TransferView, status: 201 },
 ];
 

@@ -360,3 +360,35 @@ export const DevFundBody = z.strictObject({
   idempotencyKey: z.string().min(1).max(200).optional(),
 });
 export type DevFundBody = z.input<typeof DevFundBody>;
+
+export const StakeOp = z.discriminatedUnion('op', [
+  z.strictObject({ op: z.literal('bond'), amountMsat: z.string().regex(/^[1-9]\d{0,18}$/, 'a positive whole number of msat'), capacityUnits: z.number().int().min(0).max(1_000_000).optional() }),
+  z.strictObject({ op: z.literal('unbond'), bondId: z.string().min(1).max(128) }),
+  z.strictObject({ op: z.literal('release'), bondId: z.string().min(1).max(128) }),
+]);
+export type StakeOp = z.infer<typeof StakeOp>;
+
+/** A request signed with the node key (see signRequest). */
+export const SignedStakeRequest = z.strictObject({
+  body: StakeOp,
+  nodeId: NodeId,
+  nonce: z.string().regex(/^[0-9a-f]{32}$/),
+  ts: Millis,
+  sig: z.string().regex(/^[0-9a-f]{128}$/, 'ed25519 signature, hex'),
+});
+
+export const BondView = z.strictObject({
+  id: z.string(),
+  node: z.string(),
+  capacityUnits: z.number().int(),
+  bondedAt: Millis,
+  bondedMsat: Msat,
+  slashedMsat: Msat,
+  releasedMsat: Msat,
+  remainingMsat: Msat,
+  status: z.enum(['active', 'unbonding', 'released', 'slashed']),
+  unlockAt: Millis.optional(),
+});
+export type BondView = z.infer<typeof BondView>;
+export const StakeView = z.strictObject({ nodeId: NodeId, bonds: z.array(BondView), stake: AccountView, operator: AccountView });
+export type StakeView = z.infer<typeof StakeView>;

@@ -34,3 +34,31 @@ export async function verifyMessage(msg: SignedMessage, now: number, expectedNod
   const ok = await verify(msg.nodeId, msg.sig, signingBytes(msg.type, msg.body, msg.nodeId, msg.nonce, msg.ts));
   if (!ok) throw new ImError('IM_BAD_SIGNATURE');
 }
+
+/**
+ * A request an operator signs with its node key (stakes, withdrawals from
+ * `operator:<node id>`): the same bytes as agent messages, with the purpose
+ * as the type, so a signature for one purpose never passes for another.
+ */
+export interface SignedRequest<B> {
+  body: B;
+  nodeId: string;
+  nonce: string;
+  ts: number;
+  sig: string;
+}
+
+export async function signRequest<B>(key: NodeKeyPair, purpose: string, body: B, now: number): Promise<SignedRequest<B>> {
+  const nonce = randomHex(16);
+  const bytes = utf8(canonicalJson({ v: PROTOCOL_VERSION, type: `request:${purpose}`, body, nodeId: key.publicKeyHex, nonce, ts: now }));
+  return { body, nodeId: key.publicKeyHex, nonce, ts: now, sig: await sign(key.privateKey, bytes) };
+}
+
+/** Signature and freshness of a signed request; replay (the nonce) is the caller's check. */
+export async function verifyRequest(req: SignedRequest<unknown>, purpose: string, now: number): Promise<void> {
+  if (Math.abs(now - req.ts) > MAX_CLOCK_SKEW_MS) {
+    throw new ImError('IM_STALE_TIMESTAMP', undefined, { details: { skewMs: now - req.ts, maxSkewMs: MAX_CLOCK_SKEW_MS } });
+  }
+  const bytes = utf8(canonicalJson({ v: PROTOCOL_VERSION, type: `request:${purpose}`, body: req.body, nodeId: req.nodeId, nonce: req.nonce, ts: req.ts }));
+  if (!(await verify(req.nodeId, req.sig, bytes))) throw new ImError('IM_BAD_SIGNATURE');
+}

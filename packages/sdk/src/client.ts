@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import {
-  AccountDetail, DevFundBody, LedgerCheckView, MarketView, TransferView,
+  AccountDetail, DevFundBody, LedgerCheckView, MarketView, StakeView, TransferView,
+  type SignedRequest, type StakeOp,
   ErrorBody, ImError, InfoView, JobEvent, JobList, JobView, ModuleInfo, NodeList, ResultsPage, SubmitJobBody,
   type ErrorCode, type JobState, type NodeView, type TaskResultView, type TaskState, type WireError,
 } from '@idlemesh/protocol';
@@ -141,6 +142,16 @@ export class IdlemeshClient {
   /** Audits the coordinator's ledger. */
   async ledgerCheck(): Promise<LedgerCheckView> {
     return this.#request({ method: 'GET', path: '/v1/ledger/check', schema: LedgerCheckView });
+  }
+
+  /** A node's bonds and its stake and operator accounts. */
+  async stakes(nodeId: string): Promise<StakeView> {
+    return this.#request({ method: 'GET', path: `/v1/stakes/${encodeURIComponent(nodeId)}`, schema: StakeView });
+  }
+
+  /** Bond, unbond or release: `req` is signed with the node key (`signRequest(key, 'stake', op, now)`). */
+  async stake(req: SignedRequest<StakeOp>): Promise<StakeView> {
+    return this.#request({ method: 'POST', path: '/v1/stakes', json: req, schema: StakeView });
   }
 
   /** Dev only (coordinator on --network regtest): credits regtest sats to an account. */

@@ -12,6 +12,10 @@ interface CoordinatorFlags {
   config?: string;
   leaseMs?: number;
   heartbeatMs?: number;
+  network?: 'mainnet' | 'testnet' | 'signet' | 'regtest';
+  coordinatorFeeBps?: number;
+  poolFeeBps?: number;
+  unbondingMs?: number;
   logLevel?: (typeof LOG_LEVELS)[number];
   json?: boolean;
 }
@@ -27,13 +31,18 @@ export function registerCoordinator(program: Command): void {
     .option('--config <file.json>', 'a JSON file of coordinator options; flags and environment override it')
     .option('--lease-ms <ms>', 'how long an agent holds a task between heartbeats (env IDLEMESH_LEASE_MS)', intArg(100, 3_600_000))
     .option('--heartbeat-ms <ms>', 'how often agents report (env IDLEMESH_HEARTBEAT_MS)', intArg(50, 600_000))
+    .addOption(new Option('--network <network>', 'bitcoin network money settles on (env IDLEMESH_NETWORK, default regtest: dev fund allowed)').choices(['mainnet', 'testnet', 'signet', 'regtest']))
+    .option('--coordinator-fee-bps <bps>', 'coordinator fee on top of the operator charge, basis points (default 500 = 5 %)', intArg(0, 10_000))
+    .option('--pool-fee-bps <bps>', 'reward-pool fee on top of the operator charge, basis points (default 500 = 5 %)', intArg(0, 10_000))
+    .option('--unbonding-ms <ms>', 'how long unbonded stake stays locked and slashable (default 7 days)', intArg(0, 365 * 24 * 3_600_000))
     .addOption(new Option('--log-level <level>', 'log verbosity (env IDLEMESH_LOG_LEVEL, default info)').choices(LOG_LEVELS))
     .option('--json', 'print {"url":…} as JSON once listening')
     .action(async (flags: CoordinatorFlags) => {
       const { resolveCoordinatorOptions } = await import('@idlemesh/coordinator');
       const file = await readConfigFile(flags.config);
       const opts = resolveCoordinatorOptions(
-        defined({ host: flags.host, port: flags.port, dataDir: flags.dataDir, store: flags.store, leaseMs: flags.leaseMs, heartbeatMs: flags.heartbeatMs, logLevel: flags.logLevel }),
+        defined({ host: flags.host, port: flags.port, dataDir: flags.dataDir, store: flags.store, leaseMs: flags.leaseMs, heartbeatMs: flags.heartbeatMs, logLevel: flags.logLevel,
+          network: flags.network, coordinatorFeeBps: flags.coordinatorFeeBps, poolFeeBps: flags.poolFeeBps, unbondingMs: flags.unbondingMs }),
         file === undefined ? {} : { file },
       );
       const coordinator = await startCoordinatorCli(opts);

@@ -1,5 +1,8 @@
 import type { Command } from 'commander';
-import type { AccountDetail, LedgerCheckView, MarketView } from '@idlemesh/sdk';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { AccountDetail, LedgerCheckView, MarketView, StakeOp, StakeView } from '@idlemesh/sdk';
+import { ImError, signRequest } from '@idlemesh/protocol';
 import { age, table } from '../format.js';
 import { clientFor, intArg } from '../options.js';
 import { out, outJson } from '../output.js';
@@ -50,6 +53,52 @@ export function registerMoney(program: Command): void {
       if (!r.ok) process.exitCode = 1;
     });
 
+  const stake = program.command('stake').description('bond sats from your operator earnings so your node may join the public pool (signed with the node key)');
+  const keyOption = ['--key-file <file>', 'the node key (default ~/.idlemesh/agent/node.key, as `idlemesh agent`)'] as const;
+  const run = async (op: StakeOp, opts: { keyFile?: string; json?: boolean }, cmd: Command): Promise<void> => {
+    const { loadOrCreateKey } = await import('@idlemesh/agent');
+    const file = opts.keyFile ?? join(homedir(), '.idlemesh', 'agent', 'node.key');
+    const { existsSync } = await import('node:fs');
+    if (!existsSync(file)) throw new ImError('IM_CONFIG_INVALID', `no node key at ${file}; run the agent once or pass --key-file`);
+    const { key } = await loadOrCreateKey(file);
+    const view = await clientFor(cmd).stake(await signRequest(key, 'stake', op, Date.now()));
+    if (opts.json) return outJson(view);
+    await out(stakeText(view));
+  };
+  stake
+    .command('add')
+    .description('bond sats from operator:<node id> into stake:<node id>')
+    .argument('<sats>', 'whole sats to bond', intArg(1))
+    .option('--capacity-units <n>', 'capacity units the bond covers (0 = a per-node bond)', intArg(0, 1_000_000))
+    .option(...keyOption)
+    .option('--json', 'print the StakeView as one JSON document')
+    .action(async (amount: number, opts: { capacityUnits?: number; keyFile?: string; json?: boolean }, cmd: Command) =>
+      run({ op: 'bond', amountMsat: String(BigInt(amount) * 1000n), ...(opts.capacityUnits !== undefined ? { capacityUnits: opts.capacityUnits } : {}) }, opts, cmd));
+  stake
+    .command('remove')
+    .description('start unbonding a bond: it stays locked (and slashable) for the unbonding period, then `stake release`')
+    .argument('<bond-id>', 'from `idlemesh stake list`')
+    .option(...keyOption)
+    .option('--json', 'print the StakeView as one JSON document')
+    .action(async (bondId: string, opts: { keyFile?: string; json?: boolean }, cmd: Command) => run({ op: 'unbond', bondId }, opts, cmd));
+  stake
+    .command('release')
+    .description('return an unbonded bond to your operator balance once its unlock time has passed')
+    .argument('<bond-id>', 'from `idlemesh stake list`')
+    .option(...keyOption)
+    .option('--json', 'print the StakeView as one JSON document')
+    .action(async (bondId: string, opts: { keyFile?: string; json?: boolean }, cmd: Command) => run({ op: 'release', bondId }, opts, cmd));
+  stake
+    .command('list')
+    .description('a node\'s bonds')
+    .argument('<node-id>', 'the node id (its public key, hex)')
+    .option('--json', 'print the StakeView as one JSON document')
+    .action(async (nodeId: string, opts: { json?: boolean }, cmd: Command) => {
+      const view = await clientFor(cmd).stakes(nodeId);
+      if (opts.json) return outJson(view);
+      await out(stakeText(view));
+    });
+
   const dev = program.command('dev').description('development helpers (coordinator on --network regtest only)');
   dev
     .command('fund')
@@ -88,6 +137,15 @@ export function accountText(d: AccountDetail, now = Date.now()): string {
     ['WHEN', 'TYPE', 'CODE', 'AMOUNT', 'FROM', 'TO', 'REF'],
     d.transfers.map((t) => [age(t.timestamp, now), t.type, t.code, sats(t.amountMsat), t.debitAccount, t.creditAccount, t.ref ?? '']),
   )}`;
+}
+
+export function stakeText(v: StakeView, now = Date.now()): string {
+  const head = `node ${v.nodeId.slice(0, 12)}: staked ${sats(v.stake.balanceMsat)}, operator available ${sats(v.operator.availableMsat)}\n`;
+  if (v.bonds.length === 0) return `${head}no bonds\n`;
+  return head + table(
+    ['BOND', 'STATUS', 'BONDED', 'REMAINING', 'SLASHED', 'UNLOCKS'],
+    v.bonds.map((b) => [b.id, b.status, sats(b.bondedMsat), sats(b.remainingMsat), sats(b.slashedMsat), b.unlockAt === undefined ? '' : b.unlockAt <= now ? 'now' : new Date(b.unlockAt).toISOString()]),
+  );
 }
 
 export function checkText(r: LedgerCheckView): string {

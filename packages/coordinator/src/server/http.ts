@@ -3,6 +3,8 @@ import { z } from 'zod';
 import {
   AccountId,
   DevFundBody,
+  NodeId,
+  SignedStakeRequest,
   ImError,
   JobsQuery,
   ResultsQuery,
@@ -143,6 +145,10 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
   });
 
   app.get('/v1/ledger/check', async () => core.money.check());
+
+  app.get('/v1/stakes/:nodeId', async (req) => core.money.stakes(parse(z.strictObject({ nodeId: NodeId }), req.params, 'path').nodeId));
+
+  app.post('/v1/stakes', async (req) => core.money.stake(parse(SignedStakeRequest, req.body, 'stake request')));
 
   app.post('/v1/dev/fund', async (req, reply) => {
     const body = parse(DevFundBody, req.body, 'dev fund');
