@@ -201,5 +201,38 @@ export function ledgerConformance(name: string, open: () => Promise<Store>, runs
       assert.deepEqual((await store.ledgerTransfers({ ref: j.id, limit: 10 })).map((t) => t.type), ['pending', 'void']);
       await audit(store);
     });
+
+    it('money records commit with their ledger batch, only from the expected state', async () => {
+      await store.commitMoney({ records: [{ kind: 'withdrawal', id: 'w1', state: 'queued', doc: { amount: 12n, to: 'x' } }],
+        batch: { accounts: ACCS, events: [{ id: 'd1', debitAccount: 'treasury', creditAccount: 'buyer:x', amount: 100n, code: 'deposit' }] } }, 10);
+      const [w] = await store.moneyRecords('withdrawal', { ids: ['w1'], limit: 5 });
+      assert.deepEqual(w?.doc, { amount: 12n, to: 'x' });
+      assert.equal(w?.state, 'queued');
+      // Wrong prior state: nothing is written, not even the ledger part.
+      await assert.rejects(store.commitMoney({ expect: [{ kind: 'withdrawal', id: 'w1', states: ['sent'] }], records: [{ kind: 'withdrawal', id: 'w1', state: 'done', doc: {} }],
+        batch: { events: [{ id: 'd2', debitAccount: 'treasury', creditAccount: 'buyer:x', amount: 5n, code: 'deposit' }] } }, 11), (e: unknown) => e instanceof ImError && e.code === 'IM_CONFLICT');
+      assert.equal((await store.moneyRecords('withdrawal', { states: ['queued'], limit: 5 })).length, 1);
+      assert.equal((await store.ledgerBalances({ ids: ['buyer:x'], limit: 1 }))[0]?.net, 100n);
+      // A ledger failure rolls back the records too.
+      await assert.rejects(store.commitMoney({ records: [{ kind: 'withdrawal', id: 'w2', state: 'queued', doc: {} }],
+        batch: { events: [{ id: 'w2', debitAccount: 'buyer:x', creditAccount: 'escrow', amount: 1000n, code: 'payout' }] } }, 12));
+      assert.equal((await store.moneyRecords('withdrawal', { ids: ['w2'], limit: 5 })).length, 0);
+      await audit(store);
+    });
+
+    it('deposit addresses: fresh per request, in index order, up to the gap limit', async () => {
+      const derive = (i: number): string => `addr${i}`;
+      const a = await store.issueDepositAddress('buyer:x', derive, 3, 1);
+      const b = await store.issueDepositAddress('buyer:y', derive, 3, 2);
+      const c = await store.issueDepositAddress('buyer:x', derive, 3, 3);
+      assert.deepEqual([a.index, b.index, c.index], [0, 1, 2]);
+      const again = await store.issueDepositAddress('buyer:x', derive, 3, 4);
+      assert.deepEqual([again.reused, again.address], [true, 'addr2']);
+      await assert.rejects(store.issueDepositAddress('buyer:z', derive, 3, 5), (e: unknown) => e instanceof ImError && e.code === 'IM_RATE_LIMITED');
+      await store.commitMoney({ usedAddresses: ['addr1'] }, 6);
+      const d = await store.issueDepositAddress('buyer:z', derive, 3, 7);
+      assert.deepEqual([d.index, d.reused], [3, false]);
+      assert.deepEqual((await store.depositAddresses()).map((x) => [x.address, x.account]), [['addr0', 'buyer:x'], ['addr1', 'buyer:y'], ['addr2', 'buyer:x'], ['addr3', 'buyer:z']]);
+    });
   });
 }

@@ -7,6 +7,22 @@
 import type { Account, AccountBalance, AccountEvent, AccountKind, AccountState, Transfer } from '../ledger/index.js';
 import type { Row } from './rows.js';
 
+/** JSON that keeps bigints: they travel as {"$big":"123"}. */
+export function encodeDoc(doc: unknown): string {
+  return JSON.stringify(doc, (_k, v: unknown) => (typeof v === 'bigint' ? { $big: v.toString() } : v));
+}
+
+export function decodeDoc(text: string): unknown {
+  return JSON.parse(text, (_k, v: unknown) => {
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+      const o = v as Record<string, unknown>;
+      const keys = Object.keys(o);
+      if (keys.length === 1 && keys[0] === '$big' && typeof o.$big === 'string') return BigInt(o.$big);
+    }
+    return v;
+  });
+}
+
 export function big(v: unknown): bigint {
   if (typeof v === 'bigint') return v;
   if (typeof v === 'number') return BigInt(v);

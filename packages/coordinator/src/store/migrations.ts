@@ -147,4 +147,24 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   CREATE TRIGGER ledger_transfers_immutable BEFORE UPDATE ON ledger_transfers BEGIN SELECT RAISE(ABORT, 'ledger transfers are immutable'); END;
   CREATE TRIGGER ledger_transfers_append_only BEFORE DELETE ON ledger_transfers BEGIN SELECT RAISE(ABORT, 'ledger transfers are append-only'); END;
   `,
+  // 4: money outside the ledger — deposits, invoices, withdrawals, payout batches, cursors (JSON documents by kind), deposit addresses
+  `
+  CREATE TABLE money_records (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (kind, id)
+  );
+  CREATE INDEX money_records_state ON money_records (kind, state);
+  CREATE TABLE deposit_addresses (
+    idx INTEGER PRIMARY KEY,
+    address TEXT NOT NULL UNIQUE,
+    account TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    used_at INTEGER
+  );
+  CREATE INDEX deposit_addresses_account ON deposit_addresses (account, idx);
+  `,
 ];

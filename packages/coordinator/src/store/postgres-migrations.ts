@@ -158,4 +158,24 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   CREATE TRIGGER ledger_transfers_immutable BEFORE UPDATE OR DELETE ON ledger_transfers
     FOR EACH ROW EXECUTE FUNCTION ledger_transfers_immutable();
   `,
+  // 4: money outside the ledger — deposits, invoices, withdrawals, payout batches, cursors (JSON documents by kind), deposit addresses
+  `
+  CREATE TABLE money_records (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (kind, id)
+  );
+  CREATE INDEX money_records_state ON money_records (kind, state);
+  CREATE TABLE deposit_addresses (
+    idx INTEGER PRIMARY KEY,
+    address TEXT NOT NULL UNIQUE,
+    account TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    used_at BIGINT
+  );
+  CREATE INDEX deposit_addresses_account ON deposit_addresses (account, idx);
+  `,
 ];

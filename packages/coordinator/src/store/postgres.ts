@@ -29,10 +29,15 @@ import type {
   TaskRef,
   TaskRow,
   ChargeRow,
+  DepositAddress,
   LedgerDump,
   MarketRow,
+  MoneyChange,
+  MoneyRecord,
   SettlementPlan,
 } from './types.js';
+import { encodeDoc } from './ledger-rows.js';
+import { toDepositAddress, toMoneyRecord } from './sqlite.js';
 
 export interface PostgresStoreOptions {
   /** Where the tables live; default `idlemesh`, or `?schema=` in the URL. */
@@ -617,6 +622,51 @@ export class PostgresStore implements Store {
 
   async market(since: number): Promise<MarketRow[]> {
     return pgMarket(this.pool, since);
+  }
+
+  async moneyRecords(kind: string, q: { ids?: readonly string[]; states?: readonly string[]; limit: number }): Promise<MoneyRecord[]> {
+    const rows = await this.rows(`SELECT * FROM money_records WHERE kind = $1 AND ($2::text[] IS NULL OR id = ANY($2)) AND ($3::text[] IS NULL OR state = ANY($3))
+      ORDER BY updated_at, id LIMIT $4`, [kind, q.ids ?? null, q.states ?? null, q.limit]);
+    return rows.map(toMoneyRecord);
+  }
+
+  async commitMoney(change: MoneyChange, now: number): Promise<BatchOutcome | undefined> {
+    return this.tx(async (c) => {
+      for (const e of change.expect ?? []) {
+        const [r] = (await c.query<Row>('SELECT state FROM money_records WHERE kind = $1 AND id = $2 FOR UPDATE', [e.kind, e.id])).rows;
+        const state = r ? String(r.state) : 'absent';
+        if (!e.states.includes(state)) throw new ImError('IM_CONFLICT', `${e.kind} ${e.id} is ${state}, not ${e.states.join(' or ')}`, { details: { kind: e.kind, id: e.id, state } });
+      }
+      for (const r of change.records ?? []) {
+        await c.query(`INSERT INTO money_records (kind, id, state, doc, updated_at) VALUES ($1, $2, $3, $4, $5)
+          ON CONFLICT (kind, id) DO UPDATE SET state = EXCLUDED.state, doc = EXCLUDED.doc, updated_at = EXCLUDED.updated_at`, [r.kind, r.id, r.state, encodeDoc(r.doc), now]);
+      }
+      if ((change.usedAddresses ?? []).length > 0) {
+        await c.query('UPDATE deposit_addresses SET used_at = $1 WHERE address = ANY($2::text[]) AND used_at IS NULL', [now, change.usedAddresses]);
+      }
+      return change.batch === undefined ? undefined : pgLedgerApply(c, change.batch, now, true);
+    });
+  }
+
+  async issueDepositAddress(account: string, derive: (index: number) => string, gap: number, now: number): Promise<DepositAddress & { reused: boolean }> {
+    return this.tx(async (c) => {
+      // One issuer at a time across coordinators: indexes are handed out in order, never twice.
+      await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`idlemesh deposit addresses ${this.schema}`]);
+      const [r] = (await c.query<Row>('SELECT COALESCE(MAX(idx), -1) AS last, (SELECT COALESCE(MAX(idx), -1) FROM deposit_addresses WHERE used_at IS NOT NULL) AS used FROM deposit_addresses')).rows;
+      const next = Number(r?.last ?? -1) + 1;
+      if (next - (Number(r?.used ?? -1) + 1) >= gap) {
+        const [mine] = (await c.query<Row>('SELECT * FROM deposit_addresses WHERE account = $1 AND used_at IS NULL ORDER BY idx DESC LIMIT 1', [account])).rows;
+        if (mine) return { ...toDepositAddress(mine), reused: true };
+        throw new ImError('IM_RATE_LIMITED', `${gap} deposit addresses in a row are unused (the gap limit wallets scan); pay into one of them first`, { retryAfterMs: 60_000 });
+      }
+      const address = derive(next);
+      await c.query('INSERT INTO deposit_addresses (idx, address, account, created_at) VALUES ($1, $2, $3, $4)', [next, address, account, now]);
+      return { index: next, address, account, createdAt: now, reused: false };
+    });
+  }
+
+  async depositAddresses(): Promise<DepositAddress[]> {
+    return (await this.rows('SELECT * FROM deposit_addresses ORDER BY idx')).map(toDepositAddress);
   }
 
   async publish(event: StoreEvent): Promise<void> {

@@ -24,10 +24,14 @@ import type {
   TaskRef,
   TaskRow,
   ChargeRow,
+  DepositAddress,
   LedgerDump,
   MarketRow,
+  MoneyChange,
+  MoneyRecord,
   SettlementPlan,
 } from './types.js';
+import { decodeDoc, encodeDoc } from './ledger-rows.js';
 
 
 interface Delta {
@@ -489,6 +493,50 @@ export class SqliteStore implements Store {
     return this.ledger.market(since);
   }
 
+  async moneyRecords(kind: string, q: { ids?: readonly string[]; states?: readonly string[]; limit: number }): Promise<MoneyRecord[]> {
+    const where = ['kind = ?'];
+    const args: unknown[] = [kind];
+    if (q.ids !== undefined) { where.push(`id IN (${q.ids.map(() => '?').join(', ') || 'NULL'})`); args.push(...q.ids); }
+    if (q.states !== undefined) { where.push(`state IN (${q.states.map(() => '?').join(', ') || 'NULL'})`); args.push(...q.states); }
+    const rows = this.db.prepare(`SELECT * FROM money_records WHERE ${where.join(' AND ')} ORDER BY updated_at, id LIMIT ?`).all(...args, q.limit) as Row[];
+    return rows.map(toMoneyRecord);
+  }
+
+  async commitMoney(change: MoneyChange, now: number): Promise<BatchOutcome | undefined> {
+    return this.db.transaction(() => {
+      for (const e of change.expect ?? []) {
+        const r = this.db.prepare('SELECT state FROM money_records WHERE kind = ? AND id = ?').get(e.kind, e.id) as Row | undefined;
+        const state = r ? String(r.state) : 'absent';
+        if (!e.states.includes(state)) throw new ImError('IM_CONFLICT', `${e.kind} ${e.id} is ${state}, not ${e.states.join(' or ')}`, { details: { kind: e.kind, id: e.id, state } });
+      }
+      const upsert = this.db.prepare(`INSERT INTO money_records (kind, id, state, doc, updated_at) VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT (kind, id) DO UPDATE SET state = excluded.state, doc = excluded.doc, updated_at = excluded.updated_at`);
+      for (const r of change.records ?? []) upsert.run(r.kind, r.id, r.state, encodeDoc(r.doc), now);
+      const used = this.db.prepare('UPDATE deposit_addresses SET used_at = ? WHERE address = ? AND used_at IS NULL');
+      for (const a of change.usedAddresses ?? []) used.run(now, a);
+      return change.batch === undefined ? undefined : this.ledger.apply(change.batch, now, true);
+    }).immediate();
+  }
+
+  async issueDepositAddress(account: string, derive: (index: number) => string, gap: number, now: number): Promise<DepositAddress & { reused: boolean }> {
+    return this.db.transaction(() => {
+      const r = this.db.prepare('SELECT COALESCE(MAX(idx), -1) AS last, (SELECT COALESCE(MAX(idx), -1) FROM deposit_addresses WHERE used_at IS NOT NULL) AS used FROM deposit_addresses').get() as Row;
+      const next = Number(r.last) + 1;
+      if (next - (Number(r.used) + 1) >= gap) {
+        const mine = this.db.prepare('SELECT * FROM deposit_addresses WHERE account = ? AND used_at IS NULL ORDER BY idx DESC LIMIT 1').get(account) as Row | undefined;
+        if (mine) return { ...toDepositAddress(mine), reused: true };
+        throw new ImError('IM_RATE_LIMITED', `${gap} deposit addresses in a row are unused (the gap limit wallets scan); pay into one of them first`, { retryAfterMs: 60_000 });
+      }
+      const address = derive(next);
+      this.db.prepare('INSERT INTO deposit_addresses (idx, address, account, created_at) VALUES (?, ?, ?, ?)').run(next, address, account, now);
+      return { index: next, address, account, createdAt: now, reused: false };
+    }).immediate();
+  }
+
+  async depositAddresses(): Promise<DepositAddress[]> {
+    return (this.db.prepare('SELECT * FROM deposit_addresses ORDER BY idx').all() as Row[]).map(toDepositAddress);
+  }
+
   // One coordinator per SQLite file: there is nobody to tell, and it always leads.
   async publish(_event: StoreEvent): Promise<void> {}
 
@@ -499,6 +547,14 @@ export class SqliteStore implements Store {
   async holdsLock(_name: string): Promise<boolean> {
     return true;
   }
+}
+
+export function toMoneyRecord(r: Row): MoneyRecord {
+  return { kind: String(r.kind), id: String(r.id), state: String(r.state), doc: decodeDoc(String(r.doc)), updatedAt: Number(r.updated_at) };
+}
+
+export function toDepositAddress(r: Row): DepositAddress {
+  return { index: Number(r.idx), address: String(r.address), account: String(r.account), createdAt: Number(r.created_at) };
 }
 
 function zero(): Delta {

@@ -103,6 +103,33 @@ export interface MarketRow {
   queuedTasks: number;
 }
 
+/** A document of the money plane outside the ledger (deposit, invoice, withdrawal, payout batch, cursor). */
+export interface MoneyRecord {
+  kind: string;
+  id: string;
+  state: string;
+  /** JSON; bigints survive (see ledger-rows.ts encodeDoc). */
+  doc: unknown;
+  updatedAt: number;
+}
+
+/** Money-plane writes that must land together with their ledger transfers. */
+export interface MoneyChange {
+  records?: Array<{ kind: string; id: string; state: string; doc: unknown }>;
+  /** Nothing is written (IM_CONFLICT) unless each named record is in one of `states` ('absent' = no such record). */
+  expect?: Array<{ kind: string; id: string; states: string[] }>;
+  /** Deposit addresses that received something: the gap limit counts from the last used one. */
+  usedAddresses?: string[];
+  batch?: LedgerBatch;
+}
+
+export interface DepositAddress {
+  index: number;
+  address: string;
+  account: string;
+  createdAt: number;
+}
+
 /** The whole stored ledger, for audits. */
 export interface LedgerDump {
   head: LedgerHead;
@@ -272,6 +299,16 @@ export interface Store {
    */
   settleJob(jobId: string, plan: SettlementPlan, now: number): Promise<{ settled: boolean; outcome?: BatchOutcome }>;
   market(since: number): Promise<MarketRow[]>;
+  moneyRecords(kind: string, q: { ids?: readonly string[]; states?: readonly string[]; limit: number }): Promise<MoneyRecord[]>;
+  /** Records, the expected prior states and a ledger batch (atomic), in one transaction. */
+  commitMoney(change: MoneyChange, now: number): Promise<BatchOutcome | undefined>;
+  /**
+   * The next receive address (BIP32 index) for an account, unless `gap`
+   * unused addresses already follow the last used one: then the account's
+   * newest unused address again (`reused`), or IM_RATE_LIMITED if it has none.
+   */
+  issueDepositAddress(account: string, derive: (index: number) => string, gap: number, now: number): Promise<DepositAddress & { reused: boolean }>;
+  depositAddresses(): Promise<DepositAddress[]>;
 
   /** Tells every coordinator sharing this store (PostgreSQL NOTIFY); a no-op where there is only one. */
   publish(event: StoreEvent): Promise<void>;
