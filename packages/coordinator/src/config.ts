@@ -29,6 +29,19 @@ export const CoordinatorOptionsSchema = z.strictObject({
   poolFeeBps: z.number().int().min(0).max(10_000),
   /** How long unbonded stake stays locked (and slashable) before it can be released. */
   unbondingMs: z.number().int().min(0).max(365 * 24 * 3_600_000),
+  /** The treasury's watch-only BIP84 account key (xpub/zpub, tpub/vpub, optionally `[fingerprint/84'/0'/0']`-prefixed). Never a private key. */
+  treasuryKey: z.string().min(1).max(300).optional(),
+  /** Chain backend: `esplora:https://host/api` or `bitcoind:http://user:pass@host:8332?wallet=name`. */
+  chain: z.string().regex(/^(esplora|bitcoind):https?:\/\/\S+$/, 'esplora:<url> or bitcoind:<url>').optional(),
+  /** Confirmations before a deposit is credited. */
+  minConf: z.number().int().min(1).max(100),
+  /** Unused receive addresses in a row at most (what wallets scan). */
+  depositGap: z.number().int().min(1).max(10_000),
+  chainPollMs: z.number().int().min(50).max(3_600_000),
+  /** Lightning node: `lnd:https://host:8080` or `cln:https://host:3010`; credentials in lightningAuth. */
+  lightning: z.string().regex(/^(lnd|cln):https?:\/\/\S+$/, 'lnd:<url> or cln:<url>').optional(),
+  /** LND admin/invoice macaroon (hex) or CLN rune. */
+  lightningAuth: z.string().min(1).max(10_000).optional(),
 });
 export type CoordinatorOptions = z.infer<typeof CoordinatorOptionsSchema>;
 export type CoordinatorOptionsInput = Partial<CoordinatorOptions>;
@@ -46,8 +59,14 @@ const ENV: Record<string, keyof CoordinatorOptions> = {
   IDLEMESH_COORDINATOR_FEE_BPS: 'coordinatorFeeBps',
   IDLEMESH_POOL_FEE_BPS: 'poolFeeBps',
   IDLEMESH_UNBONDING_MS: 'unbondingMs',
+  IDLEMESH_TREASURY_KEY: 'treasuryKey',
+  IDLEMESH_CHAIN: 'chain',
+  IDLEMESH_MIN_CONF: 'minConf',
+  IDLEMESH_CHAIN_POLL_MS: 'chainPollMs',
+  IDLEMESH_LIGHTNING: 'lightning',
+  IDLEMESH_LIGHTNING_AUTH: 'lightningAuth',
 };
-const NUMERIC = new Set<keyof CoordinatorOptions>(['port', 'leaseMs', 'heartbeatMs', 'sweepMs', 'bodyLimitBytes', 'moduleLimitBytes', 'maxMemoryMb', 'leaseBatch', 'coordinatorFeeBps', 'poolFeeBps', 'unbondingMs']);
+const NUMERIC = new Set<keyof CoordinatorOptions>(['port', 'leaseMs', 'heartbeatMs', 'sweepMs', 'bodyLimitBytes', 'moduleLimitBytes', 'maxMemoryMb', 'leaseBatch', 'coordinatorFeeBps', 'poolFeeBps', 'unbondingMs', 'minConf', 'depositGap', 'chainPollMs']);
 
 /**
  * Layers defaults → config file object → environment → explicit options
@@ -78,6 +97,9 @@ export function resolveCoordinatorOptions(
     coordinatorFeeBps: 500,
     poolFeeBps: 500,
     unbondingMs: 7 * 24 * 3_600_000,
+    minConf: 2,
+    depositGap: 20,
+    chainPollMs: 10_000,
   };
   const fromEnv: Record<string, unknown> = {};
   for (const [name, key] of Object.entries(ENV)) {

@@ -17,6 +17,7 @@ import { SubmitJobBody } from '@idlemesh/protocol';
 import type { z } from 'zod';
 import { Instrumenter } from './modules/index.js';
 import { ACCOUNTS, Money } from './money.js';
+import { Deposits, treasuryFromOptions } from './treasury/index.js';
 import type { CoordinatorOptions } from './config.js';
 import type { Metrics } from './metrics.js';
 import { ProgressHub } from './progress.js';
@@ -51,6 +52,8 @@ export class Core {
   private readonly modules = new Map<string, StoredModule>();
   readonly progress: ProgressHub;
   readonly money: Money;
+  readonly deposits: Deposits;
+  private lastChainPoll = 0;
   private dispatching = false;
   private dispatchAgain = false;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -72,6 +75,8 @@ export class Core {
     this.progress = new ProgressHub((id) => store.getJob(id));
     this.instrumenter = new Instrumenter({ maxMemoryMb: opts.maxMemoryMb, maxBytes: opts.moduleLimitBytes });
     this.money = new Money(store, opts, log, now);
+    const t = treasuryFromOptions(opts);
+    this.deposits = new Deposits({ store, log, now, account: t.account, chain: t.chain, lightning: t.lightning, minConf: opts.minConf, gap: opts.depositGap, network: opts.network });
   }
 
   async start(): Promise<void> {
@@ -355,6 +360,21 @@ export class Core {
     return claimed.length;
   }
 
+  /** Deposits from the chain and Lightning; an unreachable backend is logged and tried again next time. */
+  private async pollTreasury(): Promise<void> {
+    try {
+      const r = await this.deposits.pollChain();
+      if (r.credited + r.reversed > 0) this.log.info(r, 'chain deposits reconciled');
+    } catch (err) {
+      this.log.warn({ err: err instanceof ImError ? err.toWire() : err }, 'chain poll failed; retrying later');
+    }
+    try {
+      await this.deposits.pollLightning(0);
+    } catch (err) {
+      this.log.warn({ err: err instanceof ImError ? err.toWire() : err }, 'lightning poll failed; retrying later');
+    }
+  }
+
   // ---- results and leases -------------------------------------------------------
 
   private async sweep(): Promise<void> {
@@ -374,6 +394,10 @@ export class Core {
         // Nodes whose coordinator died with their socket never said goodbye.
         await this.store.markStaleNodes(now - Math.max(3 * this.opts.heartbeatMs, this.opts.leaseMs));
         await this.money.sweep();
+        if (now - this.lastChainPoll >= this.opts.chainPollMs) {
+          this.lastChainPoll = now;
+          await this.pollTreasury();
+        }
         if (now - this.lastNoncePurge > 60_000) {
           this.lastNoncePurge = now;
           await this.store.purgeNonces(now);

@@ -154,9 +154,9 @@ async function dropSchemas(): Promise<void> {
   }
 }
 
-export async function startCoordinatorProc(opts: { dataDir: string; port?: number; args?: string[]; schema?: string }): Promise<CoordinatorProc> {
+export async function startCoordinatorProc(opts: { dataDir: string; port?: number; args?: string[]; schema?: string; env?: NodeJS.ProcessEnv }): Promise<CoordinatorProc> {
   const port = opts.port ?? (await freePort());
-  const p = runCli('coordinator', ['coordinator', '--port', String(port), '--data-dir', opts.dataDir, ...storeArgs(opts.dataDir, opts.schema), ...(opts.args ?? [])]);
+  const p = runCli('coordinator', ['coordinator', '--port', String(port), '--data-dir', opts.dataDir, ...storeArgs(opts.dataDir, opts.schema), ...(opts.args ?? [])], opts.env);
   const url = `http://127.0.0.1:${port}`;
   const client = new IdlemeshClient({ url });
   await waitUntil(async () => (await client.health().catch(() => undefined)) !== undefined, 20_000, () => p.text);

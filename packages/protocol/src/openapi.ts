@@ -35,6 +35,9 @@ export const ROUTES: readonly RouteDoc[] = [
   { method: 'get', path: '/v1/ledger/check', summary: 'Audit the ledger: debits = credits, balances = Σ transfers, no overdraft, pendings resolved once', response: S.LedgerCheckView },
   { method: 'get', path: '/v1/stakes/{nodeId}', summary: "A node's bonds (active, unbonding, released, slashed) and its stake and operator accounts", response: S.StakeView },
   { method: 'post', path: '/v1/stakes', summary: 'Bond, unbond or release stake; signed with the node key (idlemesh stake add|remove|release)', body: S.SignedStakeRequest, response: S.StakeView },
+  { method: 'post', path: '/v1/deposits/address', summary: 'A fresh BIP84 receive address for an account (credited after minConf confirmations)', body: S.DepositAddressBody, response: S.DepositAddressView },
+  { method: 'post', path: '/v1/deposits/lightning', summary: 'A Lightning invoice that credits an account once paid', body: S.LightningDepositBody, response: S.LightningInvoiceView, status: 201 },
+  { method: 'get', path: '/v1/deposits', summary: 'On-chain deposits seen, with their state (seen, credited, reversed, dropped)', response: S.DepositList },
   { method: 'post', path: '/v1/dev/fund', summary: 'Dev only (--network regtest): credit an account from the dev faucet', body: S.DevFundBody, response: S.TransferView, status: 201 },
 ];
 

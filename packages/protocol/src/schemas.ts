@@ -392,3 +392,20 @@ export const BondView = z.strictObject({
 export type BondView = z.infer<typeof BondView>;
 export const StakeView = z.strictObject({ nodeId: NodeId, bonds: z.array(BondView), stake: AccountView, operator: AccountView });
 export type StakeView = z.infer<typeof StakeView>;
+
+export const DepositAddressBody = z.strictObject({ account: AccountId.optional().describe('default: your buyer account') });
+export const DepositAddressView = z.strictObject({
+  address: z.string(), index: z.number().int(), account: AccountId, reused: z.boolean(), network: z.string(), minConf: z.number().int(),
+});
+export type DepositAddressView = z.infer<typeof DepositAddressView>;
+export const LightningDepositBody = z.strictObject({
+  sats: z.number().int().positive().max(21e14).describe('whole sats'),
+  account: AccountId.optional().describe('default: your buyer account'),
+});
+export const LightningInvoiceView = z.strictObject({ bolt11: z.string(), paymentHash: z.string(), expiresAt: Millis, account: AccountId, amountMsat: Msat });
+export type LightningInvoiceView = z.infer<typeof LightningInvoiceView>;
+export const DepositView = z.strictObject({
+  outpoint: z.string(), address: z.string(), valueSats: z.string(), state: z.string(), confirmations: z.number().int(), account: z.string().optional(),
+});
+export const DepositList = z.strictObject({ deposits: z.array(DepositView) });
+export type DepositList = z.infer<typeof DepositList>;

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import {
-  AccountDetail, DevFundBody, LedgerCheckView, MarketView, StakeView, TransferView,
+  AccountDetail, DepositAddressView, DepositList, DevFundBody, LedgerCheckView, LightningInvoiceView, MarketView, StakeView, TransferView,
   type SignedRequest, type StakeOp,
   ErrorBody, ImError, InfoView, JobEvent, JobList, JobView, ModuleInfo, NodeList, ResultsPage, SubmitJobBody,
   type ErrorCode, type JobState, type NodeView, type TaskResultView, type TaskState, type WireError,
@@ -142,6 +142,20 @@ export class IdlemeshClient {
   /** Audits the coordinator's ledger. */
   async ledgerCheck(): Promise<LedgerCheckView> {
     return this.#request({ method: 'GET', path: '/v1/ledger/check', schema: LedgerCheckView });
+  }
+
+  /** A fresh on-chain receive address; credited after the coordinator's minConf confirmations. */
+  async depositAddress(account?: string): Promise<DepositAddressView> {
+    return this.#request({ method: 'POST', path: '/v1/deposits/address', json: account === undefined ? {} : { account }, schema: DepositAddressView });
+  }
+
+  /** A Lightning invoice that credits the account once paid. */
+  async lightningDeposit(sats: number, account?: string): Promise<LightningInvoiceView> {
+    return this.#request({ method: 'POST', path: '/v1/deposits/lightning', json: account === undefined ? { sats } : { sats, account }, schema: LightningInvoiceView });
+  }
+
+  async deposits(): Promise<DepositList> {
+    return this.#request({ method: 'GET', path: '/v1/deposits', schema: DepositList });
   }
 
   /** A node's bonds and its stake and operator accounts. */

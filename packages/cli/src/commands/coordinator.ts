@@ -16,6 +16,11 @@ interface CoordinatorFlags {
   coordinatorFeeBps?: number;
   poolFeeBps?: number;
   unbondingMs?: number;
+  treasuryKey?: string;
+  chain?: string;
+  minConf?: number;
+  chainPollMs?: number;
+  lightning?: string;
   logLevel?: (typeof LOG_LEVELS)[number];
   json?: boolean;
 }
@@ -35,6 +40,11 @@ export function registerCoordinator(program: Command): void {
     .option('--coordinator-fee-bps <bps>', 'coordinator fee on top of the operator charge, basis points (default 500 = 5 %)', intArg(0, 10_000))
     .option('--pool-fee-bps <bps>', 'reward-pool fee on top of the operator charge, basis points (default 500 = 5 %)', intArg(0, 10_000))
     .option('--unbonding-ms <ms>', 'how long unbonded stake stays locked and slashable (default 7 days)', intArg(0, 365 * 24 * 3_600_000))
+    .option('--treasury-key <xpub>', 'the treasury\'s watch-only BIP84 account key (xpub/zpub or tpub/vpub, optionally [fingerprint/84\'/0\'/0\']-prefixed); never a private key (env IDLEMESH_TREASURY_KEY)')
+    .option('--chain <backend>', 'esplora:<url> or bitcoind:<url>?wallet=<name> (env IDLEMESH_CHAIN)')
+    .option('--min-conf <n>', 'confirmations before a deposit is credited (default 2)', intArg(1, 100))
+    .option('--chain-poll-ms <ms>', 'how often deposits are checked (default 10000)', intArg(50, 3_600_000))
+    .option('--lightning <node>', 'lnd:<url> or cln:<url>; the macaroon (hex) or rune in env IDLEMESH_LIGHTNING_AUTH')
     .addOption(new Option('--log-level <level>', 'log verbosity (env IDLEMESH_LOG_LEVEL, default info)').choices(LOG_LEVELS))
     .option('--json', 'print {"url":…} as JSON once listening')
     .action(async (flags: CoordinatorFlags) => {
@@ -42,7 +52,8 @@ export function registerCoordinator(program: Command): void {
       const file = await readConfigFile(flags.config);
       const opts = resolveCoordinatorOptions(
         defined({ host: flags.host, port: flags.port, dataDir: flags.dataDir, store: flags.store, leaseMs: flags.leaseMs, heartbeatMs: flags.heartbeatMs, logLevel: flags.logLevel,
-          network: flags.network, coordinatorFeeBps: flags.coordinatorFeeBps, poolFeeBps: flags.poolFeeBps, unbondingMs: flags.unbondingMs }),
+          network: flags.network, coordinatorFeeBps: flags.coordinatorFeeBps, poolFeeBps: flags.poolFeeBps, unbondingMs: flags.unbondingMs,
+          treasuryKey: flags.treasuryKey, chain: flags.chain, minConf: flags.minConf, chainPollMs: flags.chainPollMs, lightning: flags.lightning }),
         file === undefined ? {} : { file },
       );
       const coordinator = await startCoordinatorCli(opts);

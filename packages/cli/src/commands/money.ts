@@ -53,6 +53,24 @@ export function registerMoney(program: Command): void {
       if (!r.ok) process.exitCode = 1;
     });
 
+  program
+    .command('deposit')
+    .description('get a fresh bitcoin address (or, with --lightning, an invoice) that credits your account')
+    .option('--lightning <sats>', 'a Lightning invoice for this many sats instead of an on-chain address', intArg(1))
+    .option('--account <id>', 'the account to credit (default: your buyer account)')
+    .option('--json', 'print the address or invoice as one JSON document')
+    .action(async (opts: { lightning?: number; account?: string; json?: boolean }, cmd: Command) => {
+      const client = clientFor(cmd);
+      if (opts.lightning !== undefined) {
+        const inv = await client.lightningDeposit(opts.lightning, opts.account);
+        if (opts.json) return outJson(inv);
+        return out(`pay this invoice to credit ${inv.account} with ${sats(inv.amountMsat)} (expires ${new Date(inv.expiresAt).toISOString()}):\n${inv.bolt11}\n`);
+      }
+      const a = await client.depositAddress(opts.account);
+      if (opts.json) return outJson(a);
+      await out(`send bitcoin (${a.network}) to ${a.address}\ncredited to ${a.account} after ${a.minConf} confirmations${a.reused ? ' (an address you were given before and have not used)' : ''}\n`);
+    });
+
   const stake = program.command('stake').description('bond sats from your operator earnings so your node may join the public pool (signed with the node key)');
   const keyOption = ['--key-file <file>', 'the node key (default ~/.idlemesh/agent/node.key, as `idlemesh agent`)'] as const;
   const run = async (op: StakeOp, opts: { keyFile?: string; json?: boolean }, cmd: Command): Promise<void> => {

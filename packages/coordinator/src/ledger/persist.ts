@@ -20,7 +20,7 @@ export interface LedgerHead {
   readonly clock: number;
 }
 
-/** One ledger write: accounts to create if missing, freezes, then events. */
+/** One ledger write: accounts to create if missing, then events, then freezes (a correction can take what is left before the account is frozen). */
 export interface LedgerBatch {
   readonly accounts?: readonly AccountInput[];
   readonly freeze?: ReadonlyArray<{ readonly accountId: string; readonly frozen: boolean }>;
@@ -122,6 +122,9 @@ export function applyBatch(state: LedgerState, batch: LedgerBatch, now: number):
       touched.add(ev.account.id);
     }
   }
+  const out = batch.events.length > 0 || state.timeouts.length > 0
+    ? submit(state, batch.events, now)
+    : { state, results: [], appended: [] };
   const freezeResults: EventResult[] = [];
   for (const f of batch.freeze ?? []) {
     const r = setFrozen(state, f.accountId, f.frozen, now);
@@ -131,9 +134,6 @@ export function applyBatch(state: LedgerState, batch: LedgerBatch, now: number):
       touched.add(f.accountId);
     }
   }
-  const out = batch.events.length > 0 || state.timeouts.length > 0
-    ? submit(state, batch.events, now)
-    : { state, results: [], appended: [] };
   for (const t of out.appended) {
     touched.add(t.debitAccount);
     touched.add(t.creditAccount);

@@ -2,7 +2,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import {
   AccountId,
+  DepositAddressBody,
   DevFundBody,
+  LightningDepositBody,
   NodeId,
   SignedStakeRequest,
   ImError,
@@ -149,6 +151,28 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
   app.get('/v1/stakes/:nodeId', async (req) => core.money.stakes(parse(z.strictObject({ nodeId: NodeId }), req.params, 'path').nodeId));
 
   app.post('/v1/stakes', async (req) => core.money.stake(parse(SignedStakeRequest, req.body, 'stake request')));
+
+  app.post('/v1/deposits/address', async (req) => {
+    const body = parse(DepositAddressBody, req.body ?? {}, 'deposit request');
+    return core.deposits.address(body.account ?? `buyer:${await callerOf(req)}`);
+  });
+
+  app.post('/v1/deposits/lightning', async (req, reply) => {
+    const body = parse(LightningDepositBody, req.body, 'lightning deposit');
+    return reply.code(201).send(await core.deposits.invoice(body.account ?? `buyer:${await callerOf(req)}`, body.sats));
+  });
+
+  app.get('/v1/deposits', async () => {
+    const owners = new Map((await core.store.depositAddresses()).map((a) => [a.address, a.account]));
+    const rows = await core.store.moneyRecords('deposit', { limit: 1000 });
+    return {
+      deposits: rows.map((r) => {
+        const d = r.doc as { outpoint: string; address: string; valueSats: bigint; state: string; confirmations: number };
+        const owner = owners.get(d.address);
+        return { outpoint: d.outpoint, address: d.address, valueSats: d.valueSats.toString(), state: d.state, confirmations: d.confirmations, ...(owner ? { account: owner } : {}) };
+      }),
+    };
+  });
 
   app.post('/v1/dev/fund', async (req, reply) => {
     const body = parse(DevFundBody, req.body, 'dev fund');
