@@ -9,6 +9,7 @@ import { registerJob } from './commands/job.js';
 import { registerJobs } from './commands/jobs.js';
 import { registerNodes } from './commands/nodes.js';
 import { registerMoney } from './commands/money.js';
+import { registerTreasury } from './commands/treasury.js';
 import { registerSubmit } from './commands/submit.js';
 import { registerUp } from './commands/up.js';
 
@@ -40,6 +41,7 @@ Docs: docs/cli.md`);
   registerCancel(program);
   registerNodes(program);
   registerMoney(program);
+  registerTreasury(program);
   return program;
 }
 

@@ -42,6 +42,12 @@ export const CoordinatorOptionsSchema = z.strictObject({
   lightning: z.string().regex(/^(lnd|cln):https?:\/\/\S+$/, 'lnd:<url> or cln:<url>').optional(),
   /** LND admin/invoice macaroon (hex) or CLN rune. */
   lightningAuth: z.string().min(1).max(10_000).optional(),
+  /** Smallest withdrawal on chain, sats (above dust, since the fee share comes out of it). */
+  minWithdrawalSats: z.number().int().min(1),
+  /** How often queued on-chain withdrawals are batched into a PSBT. */
+  payoutIntervalMs: z.number().int().min(1000).max(7 * 24 * 3_600_000),
+  /** Max Lightning routing fee, basis points of the amount (at least 10 sats); the withdrawer pays what is used. */
+  lnMaxFeeBps: z.number().int().min(0).max(10_000),
 });
 export type CoordinatorOptions = z.infer<typeof CoordinatorOptionsSchema>;
 export type CoordinatorOptionsInput = Partial<CoordinatorOptions>;
@@ -65,8 +71,10 @@ const ENV: Record<string, keyof CoordinatorOptions> = {
   IDLEMESH_CHAIN_POLL_MS: 'chainPollMs',
   IDLEMESH_LIGHTNING: 'lightning',
   IDLEMESH_LIGHTNING_AUTH: 'lightningAuth',
+  IDLEMESH_MIN_WITHDRAWAL_SATS: 'minWithdrawalSats',
+  IDLEMESH_PAYOUT_INTERVAL_MS: 'payoutIntervalMs',
 };
-const NUMERIC = new Set<keyof CoordinatorOptions>(['port', 'leaseMs', 'heartbeatMs', 'sweepMs', 'bodyLimitBytes', 'moduleLimitBytes', 'maxMemoryMb', 'leaseBatch', 'coordinatorFeeBps', 'poolFeeBps', 'unbondingMs', 'minConf', 'depositGap', 'chainPollMs']);
+const NUMERIC = new Set<keyof CoordinatorOptions>(['port', 'leaseMs', 'heartbeatMs', 'sweepMs', 'bodyLimitBytes', 'moduleLimitBytes', 'maxMemoryMb', 'leaseBatch', 'coordinatorFeeBps', 'poolFeeBps', 'unbondingMs', 'minConf', 'depositGap', 'chainPollMs', 'minWithdrawalSats', 'payoutIntervalMs', 'lnMaxFeeBps']);
 
 /**
  * Layers defaults → config file object → environment → explicit options
@@ -100,6 +108,9 @@ export function resolveCoordinatorOptions(
     minConf: 2,
     depositGap: 20,
     chainPollMs: 10_000,
+    minWithdrawalSats: 10_000,
+    payoutIntervalMs: 3_600_000,
+    lnMaxFeeBps: 100,
   };
   const fromEnv: Record<string, unknown> = {};
   for (const [name, key] of Object.entries(ENV)) {

@@ -17,7 +17,7 @@ import { SubmitJobBody } from '@idlemesh/protocol';
 import type { z } from 'zod';
 import { Instrumenter } from './modules/index.js';
 import { ACCOUNTS, Money } from './money.js';
-import { Deposits, treasuryFromOptions } from './treasury/index.js';
+import { Deposits, Payouts, treasuryFromOptions } from './treasury/index.js';
 import type { CoordinatorOptions } from './config.js';
 import type { Metrics } from './metrics.js';
 import { ProgressHub } from './progress.js';
@@ -53,7 +53,9 @@ export class Core {
   readonly progress: ProgressHub;
   readonly money: Money;
   readonly deposits: Deposits;
+  readonly payouts: Payouts;
   private lastChainPoll = 0;
+  private lastBatch = Date.now();
   private dispatching = false;
   private dispatchAgain = false;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -77,6 +79,10 @@ export class Core {
     this.money = new Money(store, opts, log, now);
     const t = treasuryFromOptions(opts);
     this.deposits = new Deposits({ store, log, now, account: t.account, chain: t.chain, lightning: t.lightning, minConf: opts.minConf, gap: opts.depositGap, network: opts.network });
+    this.payouts = new Payouts({
+      store, log, now, network: opts.network, account: t.account, chain: t.chain, lightning: t.lightning,
+      minConf: opts.minConf, minWithdrawalSats: opts.minWithdrawalSats, lnMaxFeeBps: opts.lnMaxFeeBps,
+    });
   }
 
   async start(): Promise<void> {
@@ -372,6 +378,15 @@ export class Core {
       await this.deposits.pollLightning(0);
     } catch (err) {
       this.log.warn({ err: err instanceof ImError ? err.toWire() : err }, 'lightning poll failed; retrying later');
+    }
+    try {
+      await this.payouts.sweep();
+      if (this.deposits.onChain && this.now() - this.lastBatch >= this.opts.payoutIntervalMs) {
+        this.lastBatch = this.now();
+        await this.payouts.buildBatch();
+      }
+    } catch (err) {
+      this.log.warn({ err: err instanceof ImError ? err.toWire() : err }, 'payouts sweep failed; retrying later');
     }
   }
 

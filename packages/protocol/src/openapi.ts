@@ -38,6 +38,13 @@ export const ROUTES: readonly RouteDoc[] = [
   { method: 'post', path: '/v1/deposits/address', summary: 'A fresh BIP84 receive address for an account (credited after minConf confirmations)', body: S.DepositAddressBody, response: S.DepositAddressView },
   { method: 'post', path: '/v1/deposits/lightning', summary: 'A Lightning invoice that credits an account once paid', body: S.LightningDepositBody, response: S.LightningInvoiceView, status: 201 },
   { method: 'get', path: '/v1/deposits', summary: 'On-chain deposits seen, with their state (seen, credited, reversed, dropped)', response: S.DepositList },
+  { method: 'post', path: '/v1/withdrawals', summary: 'Withdraw to an address or a BOLT11 invoice; funds move to payouts-in-flight at once (operator accounts: node-signed form)', body: S.WithdrawBody, response: S.WithdrawalView, status: 201 },
+  { method: 'get', path: '/v1/withdrawals', summary: 'Withdrawals and their state (queued, batched, paying, completed, failed)', response: S.WithdrawalList },
+  { method: 'get', path: '/v1/payouts/batches', summary: 'On-chain payout batches', response: S.PayoutBatchList },
+  { method: 'post', path: '/v1/payouts/batches', summary: 'Batch the queued on-chain withdrawals into one unsigned PSBT now', response: S.PayoutBatchView, status: 201 },
+  { method: 'get', path: '/v1/payouts/batches/{id}', summary: 'One batch: its PSBT and the approved payouts the treasury signer checks', response: S.PayoutBatchView },
+  { method: 'post', path: '/v1/payouts/batches/{id}/signed', summary: "Import the treasury's signed PSBT: checked against the approved payouts, then broadcast", body: S.SignedPsbtBody, response: S.PayoutBatchView },
+  { method: 'post', path: '/v1/payouts/batches/{id}/reject', summary: 'Reject an unsigned (or failed) batch: its withdrawals are refunded', body: S.RejectBatchBody, response: S.PayoutBatchView },
   { method: 'post', path: '/v1/dev/fund', summary: 'Dev only (--network regtest): credit an account from the dev faucet', body: S.DevFundBody, response: S.TransferView, status: 201 },
 ];
 

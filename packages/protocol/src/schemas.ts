@@ -409,3 +409,36 @@ export const DepositView = z.strictObject({
 });
 export const DepositList = z.strictObject({ deposits: z.array(DepositView) });
 export type DepositList = z.infer<typeof DepositList>;
+
+export const WithdrawBody = z.strictObject({
+  account: AccountId.optional().describe('default: your buyer account; operator:<node id> needs the node-signed form'),
+  sats: z.number().int().positive().max(21e14).optional().describe('whole sats (on chain; for Lightning the invoice amount)'),
+  address: z.string().min(1).max(200).optional().describe('an on-chain address of the coordinator network'),
+  invoice: z.string().min(1).max(4000).optional().describe('a BOLT11 invoice with an amount'),
+  idempotencyKey: z.string().min(1).max(200).optional(),
+});
+export type WithdrawBody = z.infer<typeof WithdrawBody>;
+export const SignedWithdrawRequest = z.strictObject({
+  body: WithdrawBody,
+  nodeId: NodeId,
+  nonce: z.string().regex(/^[0-9a-f]{32}$/),
+  ts: Millis,
+  sig: z.string().regex(/^[0-9a-f]{128}$/, 'ed25519 signature, hex'),
+});
+export const WithdrawalView = z.strictObject({
+  id: z.string(), account: z.string(), method: z.enum(['chain', 'lightning']), state: z.string(), amountMsat: Msat,
+  address: z.string().optional(), invoice: z.string().optional(), paymentHash: z.string().optional(), batchId: z.string().optional(),
+  txid: z.string().optional(), feeMsat: Msat.optional(), reason: z.string().optional(), createdAt: Millis,
+});
+export type WithdrawalView = z.infer<typeof WithdrawalView>;
+export const WithdrawalList = z.strictObject({ withdrawals: z.array(WithdrawalView) });
+export const PayoutBatchView = z.strictObject({
+  id: z.string(), state: z.string(), txid: z.string(), psbt: z.string().describe('base64 PSBT for the treasury signer'),
+  withdrawals: z.array(z.string()),
+  approved: z.array(z.strictObject({ id: z.string(), address: z.string(), valueSats: z.string() })).describe('exactly the outputs the PSBT may pay besides change'),
+  feeSats: z.string(), treasuryFeeSats: z.string(), createdAt: Millis, reason: z.string().optional(),
+});
+export type PayoutBatchView = z.infer<typeof PayoutBatchView>;
+export const PayoutBatchList = z.strictObject({ batches: z.array(PayoutBatchView) });
+export const SignedPsbtBody = z.strictObject({ psbt: z.string().min(1).max(4_000_000) });
+export const RejectBatchBody = z.strictObject({ reason: z.string().min(1).max(500) });

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import {
   AccountDetail, DepositAddressView, DepositList, DevFundBody, LedgerCheckView, LightningInvoiceView, MarketView, StakeView, TransferView,
+  PayoutBatchList, PayoutBatchView, WithdrawalList, WithdrawalView, type WithdrawBody,
   type SignedRequest, type StakeOp,
   ErrorBody, ImError, InfoView, JobEvent, JobList, JobView, ModuleInfo, NodeList, ResultsPage, SubmitJobBody,
   type ErrorCode, type JobState, type NodeView, type TaskResultView, type TaskState, type WireError,
@@ -156,6 +157,36 @@ export class IdlemeshClient {
 
   async deposits(): Promise<DepositList> {
     return this.#request({ method: 'GET', path: '/v1/deposits', schema: DepositList });
+  }
+
+  /** Withdraw from your buyer account (or, with a node-signed request, from operator:<node id>). */
+  async withdraw(body: WithdrawBody | SignedRequest<WithdrawBody>): Promise<WithdrawalView> {
+    return this.#request({ method: 'POST', path: '/v1/withdrawals', json: body, schema: WithdrawalView });
+  }
+
+  async withdrawals(account?: string): Promise<WithdrawalView[]> {
+    return (await this.#request({ method: 'GET', path: '/v1/withdrawals', query: { account }, schema: WithdrawalList })).withdrawals;
+  }
+
+  async payoutBatches(): Promise<PayoutBatchView[]> {
+    return (await this.#request({ method: 'GET', path: '/v1/payouts/batches', schema: PayoutBatchList })).batches;
+  }
+
+  async payoutBatch(id: string): Promise<PayoutBatchView> {
+    return this.#request({ method: 'GET', path: `/v1/payouts/batches/${encodeURIComponent(id)}`, schema: PayoutBatchView });
+  }
+
+  /** Batches the queued on-chain withdrawals into one unsigned PSBT now. */
+  async buildPayoutBatch(): Promise<PayoutBatchView> {
+    return this.#request({ method: 'POST', path: '/v1/payouts/batches', schema: PayoutBatchView });
+  }
+
+  async importSignedPsbt(batchId: string, psbt: string): Promise<PayoutBatchView> {
+    return this.#request({ method: 'POST', path: `/v1/payouts/batches/${encodeURIComponent(batchId)}/signed`, json: { psbt }, schema: PayoutBatchView });
+  }
+
+  async rejectPayoutBatch(batchId: string, reason: string): Promise<PayoutBatchView> {
+    return this.#request({ method: 'POST', path: `/v1/payouts/batches/${encodeURIComponent(batchId)}/reject`, json: { reason }, schema: PayoutBatchView });
   }
 
   /** A node's bonds and its stake and operator accounts. */

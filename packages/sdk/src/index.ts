@@ -10,7 +10,7 @@ export { parseSse } from './sse.js';
 export type { SseMessage } from './sse.js';
 export { ImError, bytesToBase64, base64ToBytes } from '@idlemesh/protocol';
 export type {
-  AccountDetail, AccountView, BondView, DepositAddressView, DepositList, LightningInvoiceView, DevFundBody, LedgerCheckView, MarketView, SignedRequest, StakeOp, StakeView, TransferView,
+  AccountDetail, AccountView, BondView, PayoutBatchView, WithdrawalView, WithdrawBody, DepositAddressView, DepositList, LightningInvoiceView, DevFundBody, LedgerCheckView, MarketView, SignedRequest, StakeOp, StakeView, TransferView,
   ErrorCode, InfoView, JobEvent, JobState, JobView, ModuleInfo, NodeView, ResultsPage, SubmitJobBody,
   TaskResultView, TaskState, WireError,
 } from '@idlemesh/protocol';

@@ -25,6 +25,10 @@ export class FakeChain {
   readonly blocks: Block[] = [{ hash: randomHex(), txids: [] }];
   readonly mempool: string[] = [];
   readonly txs = new Map<string, FakeOutput[]>();
+  /** Outpoints (txid:vout) spent by broadcast transactions; no longer unspent. */
+  readonly spent = new Set<string>();
+  /** Raw transactions broadcast, in order. */
+  readonly broadcasts: string[] = [];
   /** target blocks → sat/vB, as Esplora's /fee-estimates. */
   fees: Record<string, number> = { '1': 25.5, '3': 12.1, '6': 8, '144': 1.2 };
 
@@ -113,7 +117,7 @@ export class FakeChain {
     const h = this.addressHistory(address);
     return [...h.mempool, ...h.confirmed].flatMap((txid) => {
       const tx = this.chainTx(txid);
-      return tx.outputs.filter((o) => o.address === address).map((o) => {
+      return tx.outputs.filter((o) => o.address === address && !this.spent.has(`${txid}:${o.vout}`)).map((o) => {
         const u: ChainUtxo = { txid, vout: o.vout, valueSats: o.valueSats, confirmed: tx.confirmed };
         if (tx.blockHeight !== undefined) u.blockHeight = tx.blockHeight;
         return u;

@@ -2,6 +2,10 @@
 // Esplora does: /txs = up to 50 mempool + newest 25 confirmed,
 // /txs/chain/:last_seen_txid = the next 25 confirmed.
 import { createHash } from 'node:crypto';
+import { Transaction } from '@scure/btc-signer';
+import { hex as hexCodec } from '@scure/base';
+import { scriptToAddress } from '../../src/wallet/address.js';
+import type { BitcoinNetwork } from '../../src/wallet/network.js';
 import type { ServerResponse } from 'node:http';
 import { FakeChain } from './chain.js';
 import { FakeHttpServer, sendJson, sendText } from './server.js';
@@ -20,6 +24,8 @@ export class FakeEsplora {
   corrupt = false;
   /** The next broadcast is refused with this bitcoind message. */
   rejectBroadcast: string | undefined;
+  /** Broadcast transactions are decoded for this network's addresses. */
+  network: BitcoinNetwork = 'regtest';
 
   constructor(chain = new FakeChain()) {
     this.chain = chain;
@@ -96,11 +102,31 @@ export class FakeEsplora {
       }
       const hex = body.trim();
       if (!/^(?:[0-9a-f]{2})+$/i.test(hex)) return sendText(res, 400, 'sendrawtransaction RPC error: {"code":-22,"message":"TX decode failed"}');
-      // sha256d of the raw bytes: the real txid for non-segwit transactions.
-      const once = createHash('sha256').update(Buffer.from(hex, 'hex')).digest();
-      const txid = Buffer.from(createHash('sha256').update(once).digest()).reverse().toString('hex');
-      c.addTx([], txid);
-      return sendText(res, 200, txid);
+      // A real transaction is decoded: its txid, outputs and the coins it spends, as a node would see them.
+      let decoded: Transaction | undefined;
+      try {
+        decoded = Transaction.fromRaw(hexCodec.decode(hex.toLowerCase()), { allowUnknownOutputs: true });
+      } catch {
+        decoded = undefined;
+      }
+      if (decoded === undefined) {
+        // sha256d of the raw bytes: the real txid for non-segwit transactions.
+        const once = createHash('sha256').update(Buffer.from(hex, 'hex')).digest();
+        const txid = Buffer.from(createHash('sha256').update(once).digest()).reverse().toString('hex');
+        c.addTx([], txid);
+        return sendText(res, 200, txid);
+      }
+      const outputs = Array.from({ length: decoded.outputsLength }, (_, i) => {
+        const o = decoded.getOutput(i);
+        return { address: scriptToAddress(o.script ?? new Uint8Array(), this.network), valueSats: o.amount ?? 0n };
+      });
+      for (let i = 0; i < decoded.inputsLength; i++) {
+        const input = decoded.getInput(i);
+        if (input.txid) c.spent.add(`${hexCodec.encode(input.txid)}:${input.index ?? 0}`);
+      }
+      c.broadcasts.push(hex);
+      c.addTx(outputs, decoded.id);
+      return sendText(res, 200, decoded.id);
     }
     sendText(res, 404, 'Not found');
   }

@@ -5,6 +5,12 @@ import {
   DepositAddressBody,
   DevFundBody,
   LightningDepositBody,
+  MAX_CLOCK_SKEW_MS,
+  RejectBatchBody,
+  SignedPsbtBody,
+  SignedWithdrawRequest,
+  WithdrawBody,
+  verifyRequest,
   NodeId,
   SignedStakeRequest,
   ImError,
@@ -15,8 +21,9 @@ import {
   sha256Hex,
   utf8,
 } from '@idlemesh/protocol';
-import type { InfoView, JobEvent, NodeView } from '@idlemesh/protocol';
+import type { InfoView, JobEvent, NodeView, PayoutBatchView, WithdrawalView } from '@idlemesh/protocol';
 import { jobView, moduleInfo, resultView } from '../core.js';
+import type { Batch, Withdrawal } from '../treasury/index.js';
 import type { Core } from '../core.js';
 
 export const VERSION = '0.1.0';
@@ -174,6 +181,59 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
     };
   });
 
+  app.post('/v1/withdrawals', async (req, reply) => {
+    const raw = req.body as { sig?: unknown } | null;
+    let body: z.infer<typeof WithdrawBody>;
+    let account: string;
+    if (raw !== null && typeof raw === 'object' && 'sig' in raw) {
+      // Operator earnings: only the node key moves them.
+      const signed = parse(SignedWithdrawRequest, raw, 'signed withdrawal');
+      await verifyRequest(signed, 'withdraw', core.now());
+      if (!(await core.store.useNonce(signed.nodeId, signed.nonce, core.now() + 2 * MAX_CLOCK_SKEW_MS))) throw new ImError('IM_REPLAYED');
+      body = signed.body;
+      account = body.account ?? `operator:${signed.nodeId}`;
+      if (account !== `operator:${signed.nodeId}`) throw new ImError('IM_UNAUTHORIZED', `a request signed by node ${signed.nodeId.slice(0, 12)} can only withdraw from operator:${signed.nodeId}`);
+    } else {
+      body = parse(WithdrawBody, raw, 'withdrawal');
+      account = body.account ?? `buyer:${await callerOf(req)}`;
+      if (account.startsWith('operator:')) throw new ImError('IM_UNAUTHORIZED', 'withdrawals from operator accounts must be signed with the node key (idlemesh withdraw --key-file)');
+      if (account !== `buyer:${await callerOf(req)}`) throw new ImError('IM_UNAUTHORIZED', 'you can only withdraw from your own buyer account');
+    }
+    const w = await core.payouts.withdraw({
+      account, ...(body.sats !== undefined ? { sats: body.sats } : {}), ...(body.address !== undefined ? { address: body.address } : {}),
+      ...(body.invoice !== undefined ? { invoice: body.invoice } : {}), ...(body.idempotencyKey !== undefined ? { idempotencyKey: body.idempotencyKey } : {}),
+    });
+    const [rec] = await core.store.moneyRecords('withdrawal', { ids: [w.id], limit: 1 });
+    return reply.code(201).send(withdrawalView({ ...w, state: rec?.state ?? 'queued' }));
+  });
+
+  app.get('/v1/withdrawals', async (req) => {
+    const q = parse(z.strictObject({ account: AccountId.optional() }), req.query, 'query');
+    return { withdrawals: (await core.payouts.withdrawals(q.account)).map(withdrawalView) };
+  });
+
+  app.get('/v1/payouts/batches', async () => ({ batches: (await core.payouts.batches()).map(batchView) }));
+
+  app.post('/v1/payouts/batches', async (_req, reply) => {
+    const b = await core.payouts.buildBatch();
+    if (!b) throw new ImError('IM_CONFLICT', 'no on-chain withdrawals are queued');
+    return reply.code(201).send(batchView(b));
+  });
+
+  app.get('/v1/payouts/batches/:id', async (req) => batchView(await core.payouts.batch(parse(IdParam, req.params, 'path').id)));
+
+  app.post('/v1/payouts/batches/:id/signed', async (req) => {
+    const { id } = parse(IdParam, req.params, 'path');
+    const { psbt } = parse(SignedPsbtBody, req.body, 'signed PSBT');
+    return batchView(await core.payouts.importSigned(id, psbt));
+  });
+
+  app.post('/v1/payouts/batches/:id/reject', async (req) => {
+    const { id } = parse(IdParam, req.params, 'path');
+    const { reason } = parse(RejectBatchBody, req.body, 'reject');
+    return batchView(await core.payouts.reject(id, reason));
+  });
+
   app.post('/v1/dev/fund', async (req, reply) => {
     const body = parse(DevFundBody, req.body, 'dev fund');
     return reply.code(201).send(await core.money.devFund(body.account, body.sats, body.idempotencyKey));
@@ -199,6 +259,28 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
       }),
     };
   });
+}
+
+function withdrawalView(w: Withdrawal & { state: string }): WithdrawalView {
+  const v: WithdrawalView = { id: w.id, account: w.account, method: w.method, state: w.state, amountMsat: w.amountMsat.toString(), createdAt: w.createdAt };
+  if (w.address !== undefined) v.address = w.address;
+  if (w.invoice !== undefined) v.invoice = w.invoice;
+  if (w.paymentHash !== undefined) v.paymentHash = w.paymentHash;
+  if (w.batchId !== undefined) v.batchId = w.batchId;
+  if (w.txid !== undefined) v.txid = w.txid;
+  if (w.feeMsat !== undefined) v.feeMsat = w.feeMsat.toString();
+  if (w.reason !== undefined) v.reason = w.reason;
+  return v;
+}
+
+function batchView(b: Batch & { state: string }): PayoutBatchView {
+  const v: PayoutBatchView = {
+    id: b.id, state: b.state, txid: b.txid, psbt: b.psbt, withdrawals: b.withdrawals,
+    approved: b.approved.map((a) => ({ id: a.id, address: a.address, valueSats: a.valueSats.toString() })),
+    feeSats: b.feeSats.toString(), treasuryFeeSats: b.treasuryFeeSats.toString(), createdAt: b.createdAt,
+  };
+  if (b.reason !== undefined) v.reason = b.reason;
+  return v;
 }
 
 function finished(state: string): boolean {

@@ -8,6 +8,8 @@ import { ImError } from '@idlemesh/protocol';
 import type { CoordinatorOptions } from '../config.js';
 
 export { Deposits } from './deposits.js';
+export { Payouts } from './payouts.js';
+export type { Batch, Withdrawal, WithdrawRequest } from './payouts.js';
 
 export interface TreasuryParts {
   account?: WatchOnlyAccount;
