@@ -48,6 +48,8 @@ export const CoordinatorOptionsSchema = z.strictObject({
   payoutIntervalMs: z.number().int().min(1000).max(7 * 24 * 3_600_000),
   /** Max Lightning routing fee, basis points of the amount (at least 10 sats); the withdrawer pays what is used. */
   lnMaxFeeBps: z.number().int().min(0).max(10_000),
+  /** Earnings stay pending this long after a job settles (verification may still reverse them); only then withdrawable. */
+  challengeWindowMs: z.number().int().min(0).max(30 * 24 * 3_600_000),
 });
 export type CoordinatorOptions = z.infer<typeof CoordinatorOptionsSchema>;
 export type CoordinatorOptionsInput = Partial<CoordinatorOptions>;
@@ -73,8 +75,9 @@ const ENV: Record<string, keyof CoordinatorOptions> = {
   IDLEMESH_LIGHTNING_AUTH: 'lightningAuth',
   IDLEMESH_MIN_WITHDRAWAL_SATS: 'minWithdrawalSats',
   IDLEMESH_PAYOUT_INTERVAL_MS: 'payoutIntervalMs',
+  IDLEMESH_CHALLENGE_WINDOW_MS: 'challengeWindowMs',
 };
-const NUMERIC = new Set<keyof CoordinatorOptions>(['port', 'leaseMs', 'heartbeatMs', 'sweepMs', 'bodyLimitBytes', 'moduleLimitBytes', 'maxMemoryMb', 'leaseBatch', 'coordinatorFeeBps', 'poolFeeBps', 'unbondingMs', 'minConf', 'depositGap', 'chainPollMs', 'minWithdrawalSats', 'payoutIntervalMs', 'lnMaxFeeBps']);
+const NUMERIC = new Set<keyof CoordinatorOptions>(['port', 'leaseMs', 'heartbeatMs', 'sweepMs', 'bodyLimitBytes', 'moduleLimitBytes', 'maxMemoryMb', 'leaseBatch', 'coordinatorFeeBps', 'poolFeeBps', 'unbondingMs', 'minConf', 'depositGap', 'chainPollMs', 'minWithdrawalSats', 'payoutIntervalMs', 'lnMaxFeeBps', 'challengeWindowMs']);
 
 /**
  * Layers defaults → config file object → environment → explicit options
@@ -111,6 +114,7 @@ export function resolveCoordinatorOptions(
     minWithdrawalSats: 10_000,
     payoutIntervalMs: 3_600_000,
     lnMaxFeeBps: 100,
+    challengeWindowMs: 0,
   };
   const fromEnv: Record<string, unknown> = {};
   for (const [name, key] of Object.entries(ENV)) {

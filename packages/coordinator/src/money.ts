@@ -10,7 +10,7 @@ import { bond as bondEvents, getBond, release as releaseEvents, unbond as unbond
 import type { AccountBalance, Bond, LedgerEvent, Transfer } from './ledger/index.js';
 import { auditLog, hydrate } from './ledger/persist.js';
 import type { FeeSchedule } from './pricing/index.js';
-import { ACCOUNTS, accountInput, depositPlan, holdPlan, settlementPlan, spotMarket } from './settlement/index.js';
+import { ACCOUNTS, accountInput, depositPlan, finalizePlan, holdPlan, settlementPlanner, spotMarket } from './settlement/index.js';
 import type { HoldInput } from './settlement/index.js';
 import type { CoordinatorOptions } from './config.js';
 import type { Logger } from './core.js';
@@ -46,7 +46,8 @@ export class Money {
 
   /** Settles one finished job (idempotent). */
   async settle(jobId: string): Promise<boolean> {
-    const r = await this.store.settleJob(jobId, settlementPlan, this.now());
+    const now = this.now();
+    const r = await this.store.settleJob(jobId, settlementPlanner({ challengeWindowMs: this.opts.challengeWindowMs, now }), now);
     if (r.settled) {
       const moved = r.outcome?.transfers.filter((t) => t.type === 'post' || t.type === 'single').length ?? 0;
       this.log.info({ job: jobId, transfers: moved }, 'job settled');
@@ -65,6 +66,13 @@ export class Money {
     }
     const expired = await this.store.ledgerExpire(this.now());
     if (expired > 0) this.log.info({ expired }, 'pending transfers expired');
+    // Earnings whose challenge window closed become final (withdrawable).
+    const open = await this.store.ledgerOpenPendings({ codes: ['payment', 'fee', 'pool'], limit: 1000 });
+    const final = finalizePlan(open, this.now());
+    if (final.events.length > 0) {
+      const out = await this.store.ledgerApply(final, this.now());
+      this.log.info({ final: out.results.filter((x) => x.status === 'ok').length }, 'earnings final');
+    }
   }
 
   async account(id: string, limit = 50): Promise<{ account: AccountView; transfers: TransferView[] }> {

@@ -10,7 +10,10 @@ import type { Capabilities } from '@idlemesh/protocol';
 import { balance, createAccounts, createLedger, submit } from '../src/ledger/index.js';
 import type { AccountInput, LedgerEvent } from '../src/ledger/index.js';
 import { auditLog } from '../src/ledger/persist.js';
-import { holdPlan, settlementPlan } from '../src/settlement/index.js';
+import { finalizePlan, holdPlan, settlementPlan, settlementPlanner } from '../src/settlement/index.js';
+import { bond, getBond } from '../src/ledger/index.js';
+import { hydrate } from '../src/ledger/persist.js';
+import { slash, unbond } from '../src/ledger/stakes.js';
 import { price } from '../src/pricing/index.js';
 import type { Store } from '../src/store/index.js';
 import { inputs, job } from './store-conformance.js';
@@ -233,6 +236,52 @@ export function ledgerConformance(name: string, open: () => Promise<Store>, runs
       const d = await store.issueDepositAddress('buyer:z', derive, 3, 7);
       assert.deepEqual([d.index, d.reused], [3, false]);
       assert.deepEqual((await store.depositAddresses()).map((x) => [x.address, x.account]), [['addr0', 'buyer:x'], ['addr1', 'buyer:y'], ['addr2', 'buyer:x'], ['addr3', 'buyer:z']]);
+    });
+
+    it('earnings in a challenge window stay pending (not spendable) until it closes, then post once', async () => {
+      await store.upsertNode(NODE, CAPS, 1000);
+      await store.ledgerApply({ accounts: ACCS, events: [{ id: 'fund', debitAccount: 'treasury', creditAccount: 'buyer:x', amount: 100_000n, code: 'deposit' }] }, 1000);
+      const j = job({ limits: { fuel: 1_000_000_000, memoryMb: 16, timeoutMs: 1000, outputBytes: 1024 }, bid: 5000, buyer: 'buyer:x', fees: FEES });
+      const hold = holdPlan({ jobId: j.id, buyer: 'buyer:x', tasks: 1, fuelLimit: j.limits.fuel, bid: 5000, maxExecutionsPerTask: 1, fees: FEES })!;
+      await store.createJob({ ...j, holdMsat: hold.amount }, inputs(1), hold.batch);
+      const [t] = await store.claimTasks([{ jobId: j.id, nodeId: NODE, count: 1, ask: 4000 }], 2000, 10_000);
+      await store.completeTasks(NODE, [{ jobId: j.id, index: t!.index, attempt: t!.attempt, ok: true, output: new Uint8Array(), fuel: 500_000_000 }], 3000);
+      assert.equal((await store.settleJob(j.id, settlementPlanner({ challengeWindowMs: 60_000, now: 4000 }), 4000)).settled, true);
+      const op = `operator:${NODE}`;
+      let [o] = await store.ledgerBalances({ ids: [op], limit: 1 });
+      assert.equal(o?.creditsPending, 2000n);
+      assert.equal(o?.available, 0n, 'not withdrawable yet');
+      const open = await store.ledgerOpenPendings({ codes: ['payment', 'fee', 'pool'], limit: 10 });
+      assert.deepEqual(open.map((p) => p.code).sort(), ['fee', 'payment', 'pool']);
+      assert.equal(finalizePlan(open, 63_999).events.length, 0);
+      await store.ledgerApply(finalizePlan(open, 64_000), 64_000);
+      await store.ledgerApply(finalizePlan(open, 64_000), 64_001); // again: exists, nothing moves
+      [o] = await store.ledgerBalances({ ids: [op], limit: 1 });
+      assert.deepEqual([o?.available, o?.creditsPending], [2000n, 0n]);
+      assert.equal((await store.ledgerOpenPendings({ codes: ['payment'], limit: 10 })).length, 0);
+      const [x] = await store.ledgerBalances({ ids: ['buyer:x'], limit: 1 });
+      assert.equal(x?.net, 100_000n - 2200n);
+      await audit(store);
+    });
+
+    it('bond, unbond, slash during unbonding, release the rest: balances and the audit hold', async () => {
+      await store.ledgerApply({ accounts: [...ACCS, { id: 'stake:n', kind: 'stake' }, { id: 'reward-pool', kind: 'reward-pool' }],
+        events: [{ id: 'earn', debitAccount: 'treasury', creditAccount: 'operator:n', amount: 10_000n, code: 'deposit' }] }, 1);
+      await store.ledgerApply({ events: bond({ id: 'b1', operator: 'operator:n', stakeAccount: 'stake:n', amount: 8000n, node: 'n' }) }, 2);
+      const load = async (): Promise<ReturnType<typeof hydrate>> => hydrate({ seq: 0, clock: 0 }, [], await store.ledgerTransfers({ ref: 'b1', limit: 100 }));
+      await store.ledgerApply({ events: unbond(await load(), 'b1', 100, { unbondingMs: 1000 }), refs: ['b1'] }, 100);
+      assert.equal(getBond(await load(), 'b1')?.status, 'unbonding');
+      const sl = slash(await load(), { bondId: 'b1', evidenceId: 'ev1', bps: 2500, to: [{ account: 'reward-pool', weight: 1 }] });
+      const r = await store.ledgerApply({ events: sl, refs: ['b1'] }, 200);
+      assert.ok(r.results.every((x) => x.status === 'ok'), JSON.stringify(r.results));
+      const b = getBond(await load(), 'b1');
+      assert.equal(b?.slashed, 2000n);
+      assert.equal(b?.remaining, 6000n);
+      const [stake] = await store.ledgerBalances({ ids: ['stake:n'], limit: 1 });
+      assert.equal(stake?.net, 6000n);
+      const [op] = await store.ledgerBalances({ ids: ['operator:n'], limit: 1 });
+      assert.equal(op?.available, 2000n, 'the unbonding remainder is still locked');
+      await audit(store);
     });
   });
 }

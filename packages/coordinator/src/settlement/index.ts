@@ -99,11 +99,28 @@ export function chargesByNode(charges: readonly ChargeRow[], fees: FeeSchedule):
   }));
 }
 
+export interface SettlementOptions {
+  /**
+   * How long earnings stay pending (the challenge window: verification can
+   * still reverse them). 0 = final at once. Pending parts carry meta.finalAt
+   * and are posted by `finalizePlan` once it has passed.
+   */
+  challengeWindowMs: number;
+  now: number;
+}
+
+/** Settlement with earnings held pending for the challenge window. */
+export function settlementPlanner(opts: SettlementOptions): (input: SettlementInput) => LedgerBatch {
+  return (input) => settlementPlan(input, opts);
+}
+
 /**
  * The batch that settles a finished job: one linked chain, so it applies
  * whole or not at all. Free jobs (no buyer) settle with nothing to move.
+ * Within a challenge window the operator, fee and pool parts are pending
+ * transfers out of escrow: not withdrawable until posted.
  */
-export function settlementPlan({ job, charges }: SettlementInput): LedgerBatch {
+export function settlementPlan({ job, charges }: SettlementInput, opts: SettlementOptions = { challengeWindowMs: 0, now: 0 }): LedgerBatch {
   if (job.buyer === undefined || job.holdMsat === undefined) return { events: [] };
   const fees = job.fees ?? { coordinatorFeeBps: 0, poolFeeBps: 0 };
   const nodes = chargesByNode(charges, fees).filter((n) => n.buyerPays > 0n);
@@ -129,7 +146,20 @@ export function settlementPlan({ job, charges }: SettlementInput): LedgerBatch {
   }
   if (coordinatorFee > 0n) events.push({ id: `settle:${job.id}:fee`, debitAccount: ACCOUNTS.escrow, creditAccount: ACCOUNTS.coordinatorFee, amount: coordinatorFee, code: 'fee', ref: job.id });
   if (pool > 0n) events.push({ id: `settle:${job.id}:pool`, debitAccount: ACCOUNTS.escrow, creditAccount: ACCOUNTS.rewardPool, amount: pool, code: 'pool', ref: job.id });
+  if (opts.challengeWindowMs > 0) {
+    const finalAt = String(opts.now + opts.challengeWindowMs);
+    for (let i = 1; i < events.length; i++) {
+      const e = events[i]!;
+      if (e.type === undefined || e.type === 'single') events[i] = { ...e, type: 'pending', meta: { ...(e.meta ?? {}), finalAt } };
+    }
+  }
   return { accounts, events: link(events) };
+}
+
+/** Posts the pending earnings whose challenge window has closed (each once: the post id derives from the pending's). */
+export function finalizePlan(pendings: readonly { id: string; meta?: Readonly<Record<string, string>> }[], now: number): LedgerBatch {
+  const due = pendings.filter((p) => p.meta?.finalAt !== undefined && Number(p.meta.finalAt) <= now);
+  return { events: due.map((p) => ({ id: `final:${p.id}`, type: 'post' as const, pendingId: p.id })) };
 }
 
 /** Marks every event but the last as linked: one all-or-nothing chain. */

@@ -36,7 +36,7 @@ import type {
   MoneyRecord,
   SettlementPlan,
 } from './types.js';
-import { encodeDoc } from './ledger-rows.js';
+import { encodeDoc, toTransfer } from './ledger-rows.js';
 import { toDepositAddress, toMoneyRecord } from './sqlite.js';
 
 export interface PostgresStoreOptions {
@@ -598,6 +598,12 @@ export class PostgresStore implements Store {
 
   async ledgerDump(): Promise<LedgerDump> {
     return this.tx((c) => pgDump(c), 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  }
+
+  async ledgerOpenPendings(q: { codes: readonly string[]; limit: number }): Promise<Transfer[]> {
+    const rows = await this.rows(`SELECT * FROM ledger_transfers p WHERE p.type = 'pending' AND p.code = ANY($1::text[])
+      AND NOT EXISTS (SELECT 1 FROM ledger_transfers r WHERE r.pending_id = p.id) ORDER BY p.seq LIMIT $2`, [q.codes, q.limit]);
+    return rows.map(toTransfer);
   }
 
   async jobCharges(jobId: string): Promise<ChargeRow[]> {

@@ -31,7 +31,7 @@ import type {
   MoneyRecord,
   SettlementPlan,
 } from './types.js';
-import { decodeDoc, encodeDoc } from './ledger-rows.js';
+import { decodeDoc, encodeDoc, toTransfer } from './ledger-rows.js';
 
 
 interface Delta {
@@ -467,6 +467,12 @@ export class SqliteStore implements Store {
   async ledgerDump(): Promise<LedgerDump> {
     // One read transaction: a consistent picture of log, balances and head.
     return this.db.transaction(() => this.ledger.dump())();
+  }
+
+  async ledgerOpenPendings(q: { codes: readonly string[]; limit: number }): Promise<Transfer[]> {
+    const rows = this.db.prepare(`SELECT * FROM ledger_transfers p WHERE p.type = 'pending' AND p.code IN (${q.codes.map(() => '?').join(', ') || 'NULL'})
+      AND NOT EXISTS (SELECT 1 FROM ledger_transfers r WHERE r.pending_id = p.id) ORDER BY p.seq LIMIT ?`).safeIntegers(true).all(...q.codes, q.limit) as Row[];
+    return rows.map(toTransfer);
   }
 
   async jobCharges(jobId: string): Promise<ChargeRow[]> {

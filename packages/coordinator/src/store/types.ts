@@ -289,6 +289,8 @@ export interface Store {
   ledgerBalances(q: { ids?: readonly string[]; prefix?: string; limit: number }): Promise<AccountBalance[]>;
   ledgerTransfers(q: { account?: string; ref?: string; afterSeq?: number; limit: number }): Promise<Transfer[]>;
   ledgerDump(): Promise<LedgerDump>;
+  /** Pending transfers not yet posted, voided or expired, with these codes (oldest first). */
+  ledgerOpenPendings(q: { codes: readonly string[]; limit: number }): Promise<Transfer[]>;
   jobCharges(jobId: string): Promise<ChargeRow[]>;
   /** Finished jobs whose charges are not settled yet (oldest first). */
   unsettledJobs(limit: number): Promise<string[]>;
