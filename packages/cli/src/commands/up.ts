@@ -12,6 +12,7 @@ import { DEFAULT_COORDINATOR, defined, intArg, LOG_LEVELS } from '../options.js'
 import { note, out, outJson } from '../output.js';
 import { BIN_PATH, REPO_ROOT } from '../paths.js';
 import { resultLine } from '../results.js';
+import { sats } from './money.js';
 import { onShutdown } from '../shutdown.js';
 import { startCoordinatorCli } from '../start-coordinator.js';
 
@@ -30,6 +31,11 @@ const AGENT_STOP_TIMEOUT_MS = 10_000;
 const DEMO_ROWS = 20;
 const DEMO_MODULE = join('examples', 'sha256', 'sha256.wasm');
 const DEMO_INPUTS = join('examples', 'sha256', 'inputs.jsonl');
+/** The demo market (msat per EU): local agents ask 1,000 sat per EU, the demo buyer bids twice that, with regtest faucet sats. */
+const DEMO_ASK = 1_000_000;
+const DEMO_BID = 2_000_000;
+const DEMO_FUND_SATS = 10_000;
+const DEMO_FUEL = 100_000_000;
 
 export function registerUp(program: Command): void {
   program
@@ -102,6 +108,7 @@ async function startMesh(flags: UpFlags): Promise<Mesh> {
       '--coordinator', coordinator.url,
       '--data-dir', join(opts.dataDir, name),
       '--name', `local-${i}`,
+      '--ask', String(DEMO_ASK),
       '--log-level', agentLevel,
     ], {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -184,18 +191,36 @@ async function runDemo(client: IdlemeshClient, json: boolean, strict: boolean): 
   }
   const inputs = parseInputsJsonl(await readFile(inputsPath, 'utf8'));
   const mod = await client.uploadModule(await readFile(wasmPath));
-  const submitted = await client.submitJob({ module: mod.hash, name: 'demo: sha256', inputs: inputs.map(bytesToBase64) });
-  if (!json) note(`demo: sha256 of ${num(inputs.length)} inputs as job ${submitted.id}`);
+  // The demo pays, in regtest sats from the dev faucet (once per data directory), so the market shows.
+  await client.devFund({ account: 'buyer:anonymous', sats: DEMO_FUND_SATS, idempotencyKey: 'demo-seed' });
+  const submitted = await client.submitJob({ module: mod.hash, name: 'demo: sha256', inputs: inputs.map(bytesToBase64), bid: DEMO_BID, limits: { fuel: DEMO_FUEL } });
+  if (!json) note(`demo: sha256 of ${num(inputs.length)} inputs as job ${submitted.id}, bidding ${DEMO_BID} msat/EU (escrow ${sats(submitted.holdMsat ?? '0')})`);
   const job = await followJob(client, submitted, { quiet: json });
   const results: TaskResultView[] = [];
   for await (const r of client.allResults(job.id)) results.push(r);
+  const cost = await demoCost(client, job.id);
   if (json) {
-    await outJson({ type: 'demo', job, results: results.map(resultLine) });
+    await outJson({ type: 'demo', job, results: results.map(resultLine), cost });
   } else {
     await out(demoTable(inputs, results));
     note(demoSummary(job));
+    if (cost) note(`paid ${sats(cost.buyerMsat)} (regtest): operators ${sats(cost.operatorMsat)}, coordinator fee ${sats(cost.feeMsat)}, reward pool ${sats(cost.poolMsat)}; the rest of the escrow went back`);
   }
   return job.counts.failed === 0 && job.state === 'completed';
+}
+
+/** What the demo job cost once settled (the coordinator settles within a sweep). */
+async function demoCost(client: IdlemeshClient, jobId: string): Promise<{ buyerMsat: string; operatorMsat: string; feeMsat: string; poolMsat: string } | undefined> {
+  const deadline = Date.now() + 10_000;
+  while ((await client.getJob(jobId)).settledAt === undefined) {
+    if (Date.now() > deadline) return undefined;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const t = (await client.account(undefined, { limit: 1000 })).transfers.filter((x) => x.ref === jobId);
+  const buyerMsat = t.filter((x) => x.type === 'post').reduce((s, x) => s + BigInt(x.amountMsat), 0n);
+  const escrow = (await client.account('escrow', { limit: 1000 })).transfers.filter((x) => x.ref === jobId && x.debitAccount === 'escrow');
+  const sum = (code: string): string => escrow.filter((x) => x.code === code).reduce((s, x) => s + BigInt(x.amountMsat), 0n).toString();
+  return { buyerMsat: buyerMsat.toString(), operatorMsat: sum('payment'), feeMsat: sum('fee'), poolMsat: sum('pool') };
 }
 
 function demoTable(inputs: readonly Uint8Array[], results: readonly TaskResultView[]): string {
@@ -228,6 +253,8 @@ function whatNext(url: string): string {
     [`npx idlemesh submit ${mod} --inputs ${inputs}${c}`, 'run a job'],
     [`npx idlemesh jobs${c}`, 'list jobs'],
     [`npx idlemesh nodes${c}`, 'list agents'],
+    [`npx idlemesh market${c}`, 'spot prices, supply and demand'],
+    [`npx idlemesh balance${c}`, 'your (regtest) balance and transfers'],
     [`npx idlemesh agent --coordinator ${url}`, 'lend another machine (or this one again)'],
   ];
   const width = Math.max(...rows.map(([cmd]) => cmd.length));
