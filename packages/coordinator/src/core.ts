@@ -76,7 +76,7 @@ export class Core {
   ) {
     this.progress = new ProgressHub((id) => store.getJob(id));
     this.instrumenter = new Instrumenter({ maxMemoryMb: opts.maxMemoryMb, maxBytes: opts.moduleLimitBytes });
-    this.money = new Money(store, opts, log, now);
+    this.money = new Money(store, opts, log, now, metrics);
     const t = treasuryFromOptions(opts);
     this.deposits = new Deposits({ store, log, now, account: t.account, chain: t.chain, lightning: t.lightning, minConf: opts.minConf, gap: opts.depositGap, network: opts.network });
     this.payouts = new Payouts({
@@ -371,11 +371,13 @@ export class Core {
     try {
       const r = await this.deposits.pollChain();
       if (r.credited + r.reversed > 0) this.log.info(r, 'chain deposits reconciled');
+      this.metrics.depositsCredited.inc({ rail: 'chain', action: 'credit' }, r.credited);
+      this.metrics.depositsCredited.inc({ rail: 'chain', action: 'reverse' }, r.reversed);
     } catch (err) {
       this.log.warn({ err: err instanceof ImError ? err.toWire() : err }, 'chain poll failed; retrying later');
     }
     try {
-      await this.deposits.pollLightning(0);
+      this.metrics.depositsCredited.inc({ rail: 'lightning', action: 'credit' }, await this.deposits.pollLightning(0));
     } catch (err) {
       this.log.warn({ err: err instanceof ImError ? err.toWire() : err }, 'lightning poll failed; retrying later');
     }

@@ -15,6 +15,10 @@ export function createMetrics() {
     wsMessages: new Counter({ name: 'idlemesh_ws_messages_total', help: 'WebSocket messages from agents, by type', labelNames: ['type'], registers: [registry] }),
     protocolErrors: new Counter({ name: 'idlemesh_protocol_errors_total', help: 'Refused agent messages, by error code', labelNames: ['code'], registers: [registry] }),
     resultBatch: new Histogram({ name: 'idlemesh_result_batch_size', help: 'Results per signed batch', buckets: [1, 4, 16, 64, 256, 1024], registers: [registry] }),
+    ledgerTransfers: new Counter({ name: 'idlemesh_ledger_transfers_total', help: 'Ledger transfers recorded by this coordinator, by code', labelNames: ['code'], registers: [registry] }),
+    jobsSettled: new Counter({ name: 'idlemesh_jobs_settled_total', help: 'Finished jobs whose charges were settled', registers: [registry] }),
+    depositsCredited: new Counter({ name: 'idlemesh_deposits_total', help: 'Deposits credited or reversed, by rail and action', labelNames: ['rail', 'action'], registers: [registry] }),
+    withdrawals: new Counter({ name: 'idlemesh_withdrawals_total', help: 'Withdrawals by rail and final state', labelNames: ['rail', 'state'], registers: [registry] }),
     tasksQueued: new Gauge({ name: 'idlemesh_tasks_queued', help: 'Tasks waiting for an agent (set on scrape)', registers: [registry] }),
     httpDuration: new Histogram({
       name: 'idlemesh_http_request_duration_seconds', help: 'HTTP request latency', labelNames: ['route', 'method', 'status'],

@@ -14,6 +14,7 @@ import { ACCOUNTS, accountInput, depositPlan, finalizePlan, holdPlan, settlement
 import type { HoldInput } from './settlement/index.js';
 import type { CoordinatorOptions } from './config.js';
 import type { Logger } from './core.js';
+import type { Metrics } from './metrics.js';
 import type { Store } from './store/index.js';
 
 export const MARKET_WINDOW_MS = 3_600_000;
@@ -24,6 +25,7 @@ export class Money {
     private readonly opts: CoordinatorOptions,
     private readonly log: Logger,
     private readonly now: () => number,
+    private readonly metrics?: Metrics,
   ) {}
 
   get fees(): FeeSchedule {
@@ -50,6 +52,8 @@ export class Money {
     const r = await this.store.settleJob(jobId, settlementPlanner({ challengeWindowMs: this.opts.challengeWindowMs, now }), now);
     if (r.settled) {
       const moved = r.outcome?.transfers.filter((t) => t.type === 'post' || t.type === 'single').length ?? 0;
+      this.metrics?.jobsSettled.inc();
+      for (const t of r.outcome?.transfers ?? []) this.metrics?.ledgerTransfers.inc({ code: t.code });
       this.log.info({ job: jobId, transfers: moved }, 'job settled');
     }
     return r.settled;

@@ -21,6 +21,10 @@ interface CoordinatorFlags {
   minConf?: number;
   chainPollMs?: number;
   lightning?: string;
+  depositGap?: number;
+  challengeWindowMs?: number;
+  minWithdrawalSats?: number;
+  payoutIntervalMs?: number;
   logLevel?: (typeof LOG_LEVELS)[number];
   json?: boolean;
 }
@@ -44,6 +48,10 @@ export function registerCoordinator(program: Command): void {
     .option('--chain <backend>', 'esplora:<url> or bitcoind:<url>?wallet=<name> (env IDLEMESH_CHAIN)')
     .option('--min-conf <n>', 'confirmations before a deposit is credited (default 2)', intArg(1, 100))
     .option('--chain-poll-ms <ms>', 'how often deposits are checked (default 10000)', intArg(50, 3_600_000))
+    .option('--deposit-gap <n>', 'unused deposit addresses in a row at most (default 20)', intArg(1, 10_000))
+    .option('--challenge-window-ms <ms>', 'earnings stay pending this long after settlement (default 0)', intArg(0, 30 * 24 * 3_600_000))
+    .option('--min-withdrawal-sats <n>', 'smallest on-chain withdrawal (default 10000)', intArg(1))
+    .option('--payout-interval-ms <ms>', 'how often queued on-chain withdrawals are batched (default 1 h)', intArg(1000, 7 * 24 * 3_600_000))
     .option('--lightning <node>', 'lnd:<url> or cln:<url>; the macaroon (hex) or rune in env IDLEMESH_LIGHTNING_AUTH')
     .addOption(new Option('--log-level <level>', 'log verbosity (env IDLEMESH_LOG_LEVEL, default info)').choices(LOG_LEVELS))
     .option('--json', 'print {"url":…} as JSON once listening')
@@ -53,7 +61,8 @@ export function registerCoordinator(program: Command): void {
       const opts = resolveCoordinatorOptions(
         defined({ host: flags.host, port: flags.port, dataDir: flags.dataDir, store: flags.store, leaseMs: flags.leaseMs, heartbeatMs: flags.heartbeatMs, logLevel: flags.logLevel,
           network: flags.network, coordinatorFeeBps: flags.coordinatorFeeBps, poolFeeBps: flags.poolFeeBps, unbondingMs: flags.unbondingMs,
-          treasuryKey: flags.treasuryKey, chain: flags.chain, minConf: flags.minConf, chainPollMs: flags.chainPollMs, lightning: flags.lightning }),
+          treasuryKey: flags.treasuryKey, chain: flags.chain, minConf: flags.minConf, chainPollMs: flags.chainPollMs, lightning: flags.lightning,
+          depositGap: flags.depositGap, challengeWindowMs: flags.challengeWindowMs, minWithdrawalSats: flags.minWithdrawalSats, payoutIntervalMs: flags.payoutIntervalMs }),
         file === undefined ? {} : { file },
       );
       const coordinator = await startCoordinatorCli(opts);

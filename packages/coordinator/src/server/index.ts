@@ -29,7 +29,8 @@ const FASTIFY_ERRORS: Record<string, ImError['code']> = {
 export async function startCoordinator(opts: CoordinatorOptions): Promise<RunningCoordinator> {
   const store = await openStore(opts.store, opts.dataDir, { synchronous: opts.sqliteSynchronous });
   const app = Fastify({
-    logger: opts.logLevel === 'silent' ? false : { level: opts.logLevel },
+    // Logs go to stderr: stdout stays for what a command prints (`--json` documents, tables).
+    logger: opts.logLevel === 'silent' ? false : { level: opts.logLevel, stream: process.stderr },
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: opts.bodyLimitBytes,
     forceCloseConnections: true,
