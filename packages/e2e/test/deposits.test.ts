@@ -120,6 +120,14 @@ describe('deposits end to end', () => {
     const p = runCli('coord', ['coordinator', '--port', '0', '--data-dir', `${dir.path}/c1`, '--treasury-key', zpub]);
     assert.notEqual(await p.wait(), 0);
     assert.match(p.text, /IM_BTC_WRONG_NETWORK/);
+    const testnet = await startCoordinatorProc({ dataDir: `${dir.path}/c3`, args: ['--network', 'testnet'] });
+    try {
+      const e = await testnet.client.devFund({ account: 'buyer:anonymous', sats: 10 }).then(() => undefined, (x: unknown) => x);
+      assert.ok(e instanceof ImError && e.code === 'IM_DEV_ONLY', String(e));
+      assert.equal((await testnet.client.account()).account.balanceMsat, '0');
+    } finally {
+      await testnet.stop();
+    }
     const coord = await startCoordinatorProc({ dataDir: `${dir.path}/c2` });
     try {
       const e = await coord.client.depositAddress().then(() => undefined, (x: unknown) => x);

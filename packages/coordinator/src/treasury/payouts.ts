@@ -259,6 +259,25 @@ export class Payouts {
       batch: { accounts: [payoutsAccount(), { id: ACCOUNTS.treasury, kind: 'treasury' }], events },
     }, this.d.now());
     this.d.log.info({ batch: b.id, txid: b.txid, payouts: ws.length }, 'payout batch confirmed');
+    if (b.treasuryFeeSats > 0n) await this.treasuryFee(b);
+  }
+
+  /**
+   * Change below dust went to the miners: coins the treasury no longer holds
+   * and no withdrawer paid. The coordinator's fees carry it, so the ledger
+   * keeps matching the chain; if they cannot, a flag asks the operator.
+   */
+  private async treasuryFee(b: Batch): Promise<void> {
+    const amount = b.treasuryFeeSats * 1000n;
+    const id = `batch:${b.id}:treasury-fee`;
+    const r = await this.d.store.ledgerApply({
+      accounts: [{ id: ACCOUNTS.coordinatorFee, kind: 'coordinator-fee' }, { id: ACCOUNTS.treasury, kind: 'treasury' }],
+      events: [{ id, debitAccount: ACCOUNTS.coordinatorFee, creditAccount: ACCOUNTS.treasury, amount, code: 'fee', ref: b.id, meta: { txid: b.txid, reason: 'change below dust went to the miners' } }],
+    }, this.d.now());
+    if (r.results[0]?.status === 'error') {
+      await this.d.store.commitMoney({ records: [{ kind: 'flag', id, state: 'open', doc: { batch: b.id, txid: b.txid, shortfallMsat: amount, reason: 'extra miner fee (sub-dust change) not covered by coordinator fees' } }] }, this.d.now());
+      this.d.log.error({ batch: b.id, msat: amount.toString() }, 'extra miner fee could not be charged to coordinator fees; flagged');
+    }
   }
 
   private async payLightning(ln: LightningNode): Promise<void> {
