@@ -14,7 +14,7 @@ import {
   toBalance, toTransfer, transferValues,
 } from './ledger-rows.js';
 import type { Row } from './rows.js';
-import { ledgerFailure, marketRows, toCharge } from './sqlite-ledger.js';
+import { ledgerFailure, marketRows, sumAccruals, toCharge } from './sqlite-ledger.js';
 import type { Accrued } from './sqlite-ledger.js';
 import type { ChargeRow, LedgerDump, MarketRow } from './types.js';
 
@@ -118,16 +118,7 @@ export async function pgDump(c: Q): Promise<LedgerDump> {
 
 /** Exact sums in NUMERIC; rows in key order so concurrent batches lock them alike. */
 export async function pgAccrue(c: Q, items: readonly Accrued[], now: number): Promise<void> {
-  const sums = new Map<string, { a: Accrued; fuel: bigint; fuelAsk: bigint; n: number }>();
-  for (const a of items) {
-    const k = `${a.jobId}\u0000${a.nodeId}\u0000${a.ask}`;
-    const s = sums.get(k) ?? { a, fuel: 0n, fuelAsk: 0n, n: 0 };
-    s.fuel += BigInt(a.fuel);
-    s.fuelAsk += BigInt(a.fuel) * BigInt(a.ask);
-    s.n++;
-    sums.set(k, s);
-  }
-  const list = [...sums.entries()].sort((x, y) => (x[0] < y[0] ? -1 : 1)).map(([, v]) => v);
+  const list = sumAccruals(items);
   await c.query(`INSERT INTO job_charges (job_id, node_id, ask, fuel, fuel_ask, executions, updated_at)
       SELECT u.job_id, u.node_id, u.ask, u.fuel, u.fuel_ask, u.n, $7
       FROM unnest($1::text[], $2::text[], $3::bigint[], $4::numeric[], $5::numeric[], $6::int[]) AS u(job_id, node_id, ask, fuel, fuel_ask, n)

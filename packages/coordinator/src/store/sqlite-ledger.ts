@@ -24,6 +24,20 @@ export interface Accrued {
   fuel: number;
 }
 
+/** Executions summed per (job, node, ask), in key order (so concurrent writers lock rows alike). */
+export function sumAccruals(items: readonly Accrued[]): Array<{ a: Accrued; fuel: bigint; fuelAsk: bigint; n: number }> {
+  const sums = new Map<string, { a: Accrued; fuel: bigint; fuelAsk: bigint; n: number }>();
+  for (const a of items) {
+    const k = `${a.jobId}\u0000${a.nodeId}\u0000${a.ask}`;
+    const s = sums.get(k) ?? { a, fuel: 0n, fuelAsk: 0n, n: 0 };
+    s.fuel += BigInt(a.fuel);
+    s.fuelAsk += BigInt(a.fuel) * BigInt(a.ask);
+    s.n++;
+    sums.set(k, s);
+  }
+  return [...sums.entries()].sort((x, y) => (x[0] < y[0] ? -1 : 1)).map(([, v]) => v);
+}
+
 /** A ledger batch that had to go through whole did not: throw the first real error. */
 export function ledgerFailure(o: BatchOutcome): ImError {
   const e = firstError(o);
@@ -137,16 +151,7 @@ export class SqliteLedger {
 
   /** Adds executions to their (job, node, ask) rows: exact decimal sums, never rounded. */
   accrue(items: readonly Accrued[], now: number): void {
-    const sums = new Map<string, { a: Accrued; fuel: bigint; fuelAsk: bigint; n: number }>();
-    for (const a of items) {
-      const k = `${a.jobId}\u0000${a.nodeId}\u0000${a.ask}`;
-      const s = sums.get(k) ?? { a, fuel: 0n, fuelAsk: 0n, n: 0 };
-      s.fuel += BigInt(a.fuel);
-      s.fuelAsk += BigInt(a.fuel) * BigInt(a.ask);
-      s.n++;
-      sums.set(k, s);
-    }
-    for (const { a, fuel, fuelAsk, n } of sums.values()) {
+    for (const { a, fuel, fuelAsk, n } of sumAccruals(items)) {
       const cur = this.st.charge.get(a.jobId, a.nodeId, a.ask) as Row | undefined;
       const f = fuel + (cur ? BigInt(String(cur.fuel)) : 0n);
       const fa = fuelAsk + (cur ? BigInt(String(cur.fuel_ask)) : 0n);
