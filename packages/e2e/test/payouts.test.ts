@@ -100,8 +100,11 @@ describe('payouts end to end', () => {
       // The signer's own check, on its machine, against what the coordinator published.
       writeFileSync(`${dir.path}/good.psbt`, batch.psbt);
       writeFileSync(`${dir.path}/bad.psbt`, tamperedB64);
-      const verify = async (file: string): Promise<{ code: number | null; text: string }> => {
-        const p = runCli('verify', ['treasury', 'verify-psbt', file, '--batch', batch.id, '--treasury-key', TPUB, '--network', 'regtest', '--coordinator', coord.url, '--json']);
+      // The signer pinned the coordinator's payout key once, out of band.
+      const pinned = ((await (await fetch(`${coord.url}/v1/payouts/key`)).json()) as { publicKey: string }).publicKey;
+      assert.equal(batch.approval?.publicKey, pinned);
+      const verify = async (file: string, key = pinned): Promise<{ code: number | null; text: string }> => {
+        const p = runCli('verify', ['treasury', 'verify-psbt', file, '--batch', batch.id, '--treasury-key', TPUB, '--network', 'regtest', '--coordinator', coord.url, '--coordinator-key', key, '--json']);
         return { code: await p.wait(), text: p.text };
       };
       const good = await verify(`${dir.path}/good.psbt`);
@@ -109,6 +112,9 @@ describe('payouts end to end', () => {
       const bad = await verify(`${dir.path}/bad.psbt`);
       assert.equal(bad.code, 1);
       assert.match(bad.text, /IM_BTC_PSBT_MISMATCH/);
+      const impostor = await verify(`${dir.path}/good.psbt`, 'ab'.repeat(32));
+      assert.equal(impostor.code, 1);
+      assert.match(impostor.text, /IM_BAD_SIGNATURE/);
 
       const imported = await coord.client.importSignedPsbt(batch.id, sign(batch.psbt));
       assert.equal(imported.state, 'broadcast');

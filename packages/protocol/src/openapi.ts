@@ -40,6 +40,7 @@ export const ROUTES: readonly RouteDoc[] = [
   { method: 'get', path: '/v1/deposits', summary: 'On-chain deposits seen, with their state (seen, credited, reversed, dropped)', response: S.DepositList },
   { method: 'post', path: '/v1/withdrawals', summary: 'Withdraw to an address or a BOLT11 invoice; funds move to payouts-in-flight at once (operator accounts: node-signed form)', body: S.WithdrawBody, response: S.WithdrawalView, status: 201 },
   { method: 'get', path: '/v1/withdrawals', summary: 'Withdrawals and their state (queued, batched, paying, completed, failed)', response: S.WithdrawalList },
+  { method: 'get', path: '/v1/payouts/key', summary: 'The coordinator payout key that signs batch approvals (pin it on the treasury signer)', response: z.object({ publicKey: z.string() }) },
   { method: 'get', path: '/v1/payouts/batches', summary: 'On-chain payout batches', response: S.PayoutBatchList },
   { method: 'post', path: '/v1/payouts/batches', summary: 'Batch the queued on-chain withdrawals into one unsigned PSBT now', response: S.PayoutBatchView, status: 201 },
   { method: 'get', path: '/v1/payouts/batches/{id}', summary: 'One batch: its PSBT and the approved payouts the treasury signer checks', response: S.PayoutBatchView },

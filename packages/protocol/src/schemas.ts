@@ -437,6 +437,8 @@ export const PayoutBatchView = z.strictObject({
   withdrawals: z.array(z.string()),
   approved: z.array(z.strictObject({ id: z.string(), address: z.string(), valueSats: z.string() })).describe('exactly the outputs the PSBT may pay besides change'),
   feeSats: z.string(), treasuryFeeSats: z.string(), createdAt: Millis, reason: z.string().optional(),
+  approval: z.strictObject({ publicKey: z.string(), sig: z.string() }).optional()
+    .describe('the coordinator payout key signs {batch, txid, approved} (payoutApprovalBytes); the treasury signer pins the key'),
 });
 export type PayoutBatchView = z.infer<typeof PayoutBatchView>;
 export const PayoutBatchList = z.strictObject({ batches: z.array(PayoutBatchView) });

@@ -35,6 +35,22 @@ export async function verifyMessage(msg: SignedMessage, now: number, expectedNod
   if (!ok) throw new ImError('IM_BAD_SIGNATURE');
 }
 
+/** What a coordinator signs when it publishes a payout batch: the exact payouts the treasury may sign for. */
+export interface PayoutApproval {
+  batch: string;
+  txid: string;
+  approved: Array<{ id: string; address: string; valueSats: string }>;
+}
+
+export function payoutApprovalBytes(a: PayoutApproval): Uint8Array {
+  return utf8(canonicalJson({ type: 'idlemesh-payout-approval/1', batch: a.batch, txid: a.txid, approved: a.approved }));
+}
+
+/** Checks a published approval against the coordinator key the signer pinned. */
+export async function verifyPayoutApproval(a: PayoutApproval, publicKeyHex: string, sig: string): Promise<boolean> {
+  return verify(publicKeyHex, sig, payoutApprovalBytes(a));
+}
+
 /**
  * A request an operator signs with its node key (stakes, withdrawals from
  * `operator:<node id>`): the same bytes as agent messages, with the purpose

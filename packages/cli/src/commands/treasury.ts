@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
-import { ImError, signRequest } from '@idlemesh/protocol';
+import { ImError, signRequest, verifyPayoutApproval } from '@idlemesh/protocol';
 import type { PayoutBatchView, WithdrawalView, WithdrawBody } from '@idlemesh/sdk';
 import { age, table } from '../format.js';
 import { clientFor, intArg } from '../options.js';
@@ -113,12 +113,19 @@ export function registerTreasury(program: Command): void {
     .requiredOption('--batch <id>', 'the batch it claims to be')
     .requiredOption('--treasury-key <xpub>', 'your own account key (xpub/zpub or tpub/vpub), not the coordinator\'s word for it')
     .addOption(new Option('--network <network>', 'bitcoin network').choices(NETWORKS).default('mainnet'))
+    .option('--coordinator-key <hex>', 'the coordinator payout key you pinned (GET /v1/payouts/key once, out of band); the approval must be signed by it')
     .option('--max-fee-sats <n>', 'refuse a fee above this (default: the batch\'s own fee)', intArg(0))
     .option('--json', 'print the report as one JSON document')
-    .action(async (file: string, opts: { batch: string; treasuryKey: string; network: (typeof NETWORKS)[number]; maxFeeSats?: number; json?: boolean }, cmd: Command) => {
+    .action(async (file: string, opts: { batch: string; treasuryKey: string; network: (typeof NETWORKS)[number]; coordinatorKey?: string; maxFeeSats?: number; json?: boolean }, cmd: Command) => {
       const { WatchOnlyAccount, verifyPayoutPsbt } = await import('@idlemesh/bitcoin');
       const account = WatchOnlyAccount.parse(opts.treasuryKey, opts.network);
       const b = await clientFor(cmd).payoutBatch(opts.batch);
+      // The approved list is only as good as its signature: by the key the signer pinned, not by whatever key the batch names.
+      const signer = opts.coordinatorKey ?? b.approval?.publicKey;
+      if (!b.approval || signer === undefined || !(await verifyPayoutApproval({ batch: b.id, txid: b.txid, approved: b.approved }, signer, b.approval.sig))) {
+        throw new ImError('IM_BAD_SIGNATURE', `the approved payouts of ${b.id} are not signed by ${opts.coordinatorKey ? 'the pinned coordinator key' : 'the key they name'}`);
+      }
+      if (opts.coordinatorKey === undefined) note(`approval signed by coordinator key ${signer}; pin it with --coordinator-key`);
       const report = verifyPayoutPsbt({
         psbt: await readPsbt(file), account, network: opts.network,
         approved: b.approved.map((a) => ({ id: a.id, address: a.address, valueSats: BigInt(a.valueSats) })),

@@ -214,6 +214,8 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
 
   app.get('/v1/payouts/batches', async () => ({ batches: (await core.payouts.batches()).map(batchView) }));
 
+  app.get('/v1/payouts/key', async () => ({ publicKey: (await core.payouts.payoutKey()).publicKeyHex }));
+
   app.post('/v1/payouts/batches', async (_req, reply) => {
     const b = await core.payouts.buildBatch();
     if (!b) throw new ImError('IM_CONFLICT', 'no on-chain withdrawals are queued');
@@ -280,6 +282,7 @@ function batchView(b: Batch & { state: string }): PayoutBatchView {
     feeSats: b.feeSats.toString(), treasuryFeeSats: b.treasuryFeeSats.toString(), createdAt: b.createdAt,
   };
   if (b.reason !== undefined) v.reason = b.reason;
+  if (b.approval !== undefined) v.approval = b.approval;
   return v;
 }
 

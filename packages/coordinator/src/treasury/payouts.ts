@@ -13,7 +13,8 @@
  * transaction is fixed (its txid) before it is signed, so the same coins can
  * only ever be sent by that one transaction.
  */
-import { ImError } from '@idlemesh/protocol';
+import { ImError, fromHex, generateNodeKey, importNodeKey, payoutApprovalBytes, sign, toHex } from '@idlemesh/protocol';
+import type { NodeKeyPair } from '@idlemesh/protocol';
 import {
   buildPayoutBatch, decodeInvoice, dustLimitSats, finalizeSignedPsbt, parseAddress, psbtTxid, verifyPayoutPsbt,
 } from '@idlemesh/bitcoin';
@@ -74,6 +75,8 @@ export interface Batch {
   txHex?: string;
   createdAt: number;
   reason?: string;
+  /** The coordinator payout key's signature over {batch, txid, approved}. */
+  approval?: { publicKey: string; sig: string };
 }
 
 export interface WithdrawRequest {
@@ -87,7 +90,29 @@ export interface WithdrawRequest {
 const OPEN_BATCH: readonly BatchState[] = ['awaiting-signature', 'signed', 'broadcast', 'failed'];
 
 export class Payouts {
+  private key: NodeKeyPair | undefined;
+
   constructor(private readonly d: PayoutsDeps) {}
+
+  /**
+   * The coordinator's payout key: made once and kept in the store, so every
+   * coordinator sharing it signs with the same key the treasury signer pins.
+   */
+  async payoutKey(): Promise<NodeKeyPair> {
+    if (this.key) return this.key;
+    for (let i = 0; i < 2; i++) {
+      const [r] = await this.d.store.moneyRecords('key', { ids: ['payout-approval'], limit: 1 });
+      if (r) return (this.key = await importNodeKey(fromHex((r.doc as { pkcs8: string }).pkcs8)));
+      const k = await generateNodeKey();
+      try {
+        await this.d.store.commitMoney({ expect: [{ kind: 'key', id: 'payout-approval', states: ['absent'] }], records: [{ kind: 'key', id: 'payout-approval', state: 'active', doc: { pkcs8: toHex(k.pkcs8), publicKey: k.publicKeyHex } }] }, this.d.now());
+        return (this.key = k);
+      } catch (err) {
+        if (!(err instanceof ImError && err.code === 'IM_CONFLICT')) throw err; // another coordinator made it first: read theirs
+      }
+    }
+    throw new ImError('IM_INTERNAL', 'could not create or read the payout approval key');
+  }
 
   /** Checks everything before anything moves; then account → payouts-in-flight with the record, in one transaction. */
   async withdraw(req: WithdrawRequest): Promise<Withdrawal> {
@@ -167,9 +192,13 @@ export class Payouts {
       payouts: queued.map((w) => ({ id: w.id, address: w.address!, amountSats: w.amountMsat / 1000n })),
     });
     const id = `batch_${built.txid.slice(0, 16)}`;
+    const approved = built.outputs.filter((o) => o.payoutId !== undefined).map((o) => ({ id: o.payoutId!, address: o.address, valueSats: o.valueSats }));
+    const key = await this.payoutKey();
+    const sig = await sign(key.privateKey, payoutApprovalBytes({ batch: id, txid: built.txid, approved: approved.map((a) => ({ ...a, valueSats: a.valueSats.toString() })) }));
     const b: Batch = {
+      approval: { publicKey: key.publicKeyHex, sig },
       id, txid: built.txid, psbt: built.psbt, withdrawals: queued.map((w) => w.id),
-      approved: built.outputs.filter((o) => o.payoutId !== undefined).map((o) => ({ id: o.payoutId!, address: o.address, valueSats: o.valueSats })),
+      approved,
       inputs: built.inputs, outputs: built.outputs, feeSats: built.feeSats, treasuryFeeSats: built.treasuryFeeSats, feeShares: built.feeShares,
       createdAt: this.d.now(), ...(built.changeIndex !== undefined ? { changeIndex: built.changeIndex } : {}),
     };
