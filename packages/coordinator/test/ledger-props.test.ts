@@ -230,7 +230,8 @@ describe('ledger properties', () => {
       submit(fork, [{ id: 'fork-only', debitAccount: 'treasury', creditAccount: 'b1', amount: 5n, code: 'deposit' }], w.now);
       assert.deepEqual(snapshot(w.state), before);
       assert.deepEqual(check(fork), []);
-    }), { numRuns: Number(process.env.FC_RUNS ?? 300) });
+      // A fixed default seed: the coverage check below must not depend on luck (FC_SEED explores others).
+    }), { numRuns: Number(process.env.FC_RUNS ?? 300), seed: Number(process.env.FC_SEED ?? 20261122) });
     if (process.env.LEDGER_TALLY) console.log(JSON.stringify([...tally].sort()));
     for (const k of ['single:ok', 'pending:ok', 'post:ok', 'void:ok', 'expire:ok', 'chain:ok', 'chain:failed',
       'single:IM_LEDGER_INSUFFICIENT_FUNDS', 'single:IM_LEDGER_ACCOUNT_FROZEN', 'post:IM_LEDGER_PENDING_RESOLVED',
