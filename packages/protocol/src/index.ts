@@ -19,3 +19,4 @@ export * from './signing.js';
 export * from './ids.js';
 export * from './units.js';
 export * from './openapi.js';
+export * from './audit/index.js';
