@@ -20,8 +20,14 @@ export function coordinatorFlag(cmd: Command): string | undefined {
   return cmd.optsWithGlobals<{ coordinator?: string }>().coordinator;
 }
 
+/** The API key: --api-key, else IDLEMESH_API_KEY (none before the coordinator is bootstrapped). */
+export function apiKey(cmd: Command, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return cmd.optsWithGlobals<{ apiKey?: string }>().apiKey ?? (env.IDLEMESH_API_KEY || undefined);
+}
+
 export function clientFor(cmd: Command): IdlemeshClient {
-  return new IdlemeshClient({ url: coordinatorUrl(cmd) });
+  const key = apiKey(cmd);
+  return new IdlemeshClient(key === undefined ? { url: coordinatorUrl(cmd) } : { url: coordinatorUrl(cmd), apiKey: key });
 }
 
 /** A commander value parser for integers within bounds; bad values are usage errors (exit 2). */

@@ -10,6 +10,7 @@ import { registerJobs } from './commands/jobs.js';
 import { registerNodes } from './commands/nodes.js';
 import { registerMoney } from './commands/money.js';
 import { registerTreasury } from './commands/treasury.js';
+import { registerIdentity } from './commands/identity.js';
 import { registerSubmit } from './commands/submit.js';
 import { registerUp } from './commands/up.js';
 
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   const program = new Command('idlemesh')
     .description('idlemesh: one compute cluster made of idle machines')
     .version(VERSION, '-V, --version')
+    .addOption(new Option('--api-key <key>', 'API key (env IDLEMESH_API_KEY); needed once the coordinator is bootstrapped'))
     .addOption(new Option('--coordinator <url>', `coordinator URL (env IDLEMESH_COORDINATOR, default ${DEFAULT_COORDINATOR}); for an agent, a comma-separated list fails over in turn`))
     .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
     .showSuggestionAfterError(true)
@@ -42,6 +44,7 @@ Docs: docs/cli.md`);
   registerNodes(program);
   registerMoney(program);
   registerTreasury(program);
+  registerIdentity(program);
   return program;
 }
 

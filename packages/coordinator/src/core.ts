@@ -18,6 +18,7 @@ import type { z } from 'zod';
 import { Instrumenter } from './modules/index.js';
 import { ACCOUNTS, Money } from './money.js';
 import { Deposits, Payouts, treasuryFromOptions } from './treasury/index.js';
+import { Identity } from './identity/index.js';
 import type { CoordinatorOptions } from './config.js';
 import type { Metrics } from './metrics.js';
 import { ProgressHub } from './progress.js';
@@ -54,6 +55,7 @@ export class Core {
   readonly money: Money;
   readonly deposits: Deposits;
   readonly payouts: Payouts;
+  readonly identity: Identity;
   private lastChainPoll = 0;
   private lastBatch = Date.now();
   private dispatching = false;
@@ -77,6 +79,7 @@ export class Core {
     this.progress = new ProgressHub((id) => store.getJob(id));
     this.instrumenter = new Instrumenter({ maxMemoryMb: opts.maxMemoryMb, maxBytes: opts.moduleLimitBytes });
     this.money = new Money(store, opts, log, now, metrics);
+    this.identity = new Identity(store, log, now);
     const t = treasuryFromOptions(opts);
     this.deposits = new Deposits({ store, log, now, account: t.account, chain: t.chain, lightning: t.lightning, minConf: opts.minConf, gap: opts.depositGap, network: opts.network });
     this.payouts = new Payouts({

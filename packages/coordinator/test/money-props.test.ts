@@ -73,7 +73,7 @@ describe('money properties', () => {
             switch (o.op) {
               case 'deposit': {
                 const amount = BigInt(o.sats) * 1000n;
-                await store.commitMoney({ batch: depositPlan(`dep${n++}`, BUYERS[o.who]!, amount, {}) }, clock);
+                await store.commitRecords({ batch: depositPlan(`dep${n++}`, BUYERS[o.who]!, amount, {}) }, clock);
                 deposited += amount;
                 break;
               }
@@ -116,18 +116,18 @@ describe('money properties', () => {
                 const amount = BigInt(o.sats) * 1000n;
                 const account = BUYERS[o.who]!;
                 try {
-                  await store.commitMoney({ records: [{ kind: 'withdrawal', id, state: 'queued', doc: {} }], batch: { events: [{ id: `wd:${id}`, debitAccount: account, creditAccount: ACCOUNTS.payoutsInFlight, amount, code: 'payout', ref: id }] } }, clock);
+                  await store.commitRecords({ records: [{ kind: 'withdrawal', id, state: 'queued', doc: {} }], batch: { events: [{ id: `wd:${id}`, debitAccount: account, creditAccount: ACCOUNTS.payoutsInFlight, amount, code: 'payout', ref: id }] } }, clock);
                   inFlight.push({ id, account, amount });
                 } catch (e) {
                   assert.ok(e instanceof ImError && e.code === 'IM_LEDGER_INSUFFICIENT_FUNDS', String(e));
-                  assert.equal((await store.moneyRecords('withdrawal', { ids: [id], limit: 1 })).length, 0);
+                  assert.equal((await store.records('withdrawal', { ids: [id], limit: 1 })).length, 0);
                 }
                 break;
               }
               case 'payout': {
                 const w = inFlight.shift();
                 if (!w) break;
-                await store.commitMoney({
+                await store.commitRecords({
                   expect: [{ kind: 'withdrawal', id: w.id, states: ['queued'] }],
                   records: [{ kind: 'withdrawal', id: w.id, state: o.paid ? 'completed' : 'failed', doc: {} }],
                   batch: { events: [o.paid

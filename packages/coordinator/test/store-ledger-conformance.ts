@@ -206,20 +206,20 @@ export function ledgerConformance(name: string, open: () => Promise<Store>, runs
     });
 
     it('money records commit with their ledger batch, only from the expected state', async () => {
-      await store.commitMoney({ records: [{ kind: 'withdrawal', id: 'w1', state: 'queued', doc: { amount: 12n, to: 'x' } }],
+      await store.commitRecords({ records: [{ kind: 'withdrawal', id: 'w1', state: 'queued', doc: { amount: 12n, to: 'x' } }],
         batch: { accounts: ACCS, events: [{ id: 'd1', debitAccount: 'treasury', creditAccount: 'buyer:x', amount: 100n, code: 'deposit' }] } }, 10);
-      const [w] = await store.moneyRecords('withdrawal', { ids: ['w1'], limit: 5 });
+      const [w] = await store.records('withdrawal', { ids: ['w1'], limit: 5 });
       assert.deepEqual(w?.doc, { amount: 12n, to: 'x' });
       assert.equal(w?.state, 'queued');
       // Wrong prior state: nothing is written, not even the ledger part.
-      await assert.rejects(store.commitMoney({ expect: [{ kind: 'withdrawal', id: 'w1', states: ['sent'] }], records: [{ kind: 'withdrawal', id: 'w1', state: 'done', doc: {} }],
+      await assert.rejects(store.commitRecords({ expect: [{ kind: 'withdrawal', id: 'w1', states: ['sent'] }], records: [{ kind: 'withdrawal', id: 'w1', state: 'done', doc: {} }],
         batch: { events: [{ id: 'd2', debitAccount: 'treasury', creditAccount: 'buyer:x', amount: 5n, code: 'deposit' }] } }, 11), (e: unknown) => e instanceof ImError && e.code === 'IM_CONFLICT');
-      assert.equal((await store.moneyRecords('withdrawal', { states: ['queued'], limit: 5 })).length, 1);
+      assert.equal((await store.records('withdrawal', { states: ['queued'], limit: 5 })).length, 1);
       assert.equal((await store.ledgerBalances({ ids: ['buyer:x'], limit: 1 }))[0]?.net, 100n);
       // A ledger failure rolls back the records too.
-      await assert.rejects(store.commitMoney({ records: [{ kind: 'withdrawal', id: 'w2', state: 'queued', doc: {} }],
+      await assert.rejects(store.commitRecords({ records: [{ kind: 'withdrawal', id: 'w2', state: 'queued', doc: {} }],
         batch: { events: [{ id: 'w2', debitAccount: 'buyer:x', creditAccount: 'escrow', amount: 1000n, code: 'payout' }] } }, 12));
-      assert.equal((await store.moneyRecords('withdrawal', { ids: ['w2'], limit: 5 })).length, 0);
+      assert.equal((await store.records('withdrawal', { ids: ['w2'], limit: 5 })).length, 0);
       await audit(store);
     });
 
@@ -232,7 +232,7 @@ export function ledgerConformance(name: string, open: () => Promise<Store>, runs
       const again = await store.issueDepositAddress('buyer:x', derive, 3, 4);
       assert.deepEqual([again.reused, again.address], [true, 'addr2']);
       await assert.rejects(store.issueDepositAddress('buyer:z', derive, 3, 5), (e: unknown) => e instanceof ImError && e.code === 'IM_RATE_LIMITED');
-      await store.commitMoney({ usedAddresses: ['addr1'] }, 6);
+      await store.commitRecords({ usedAddresses: ['addr1'] }, 6);
       const d = await store.issueDepositAddress('buyer:z', derive, 3, 7);
       assert.deepEqual([d.index, d.reused], [3, false]);
       assert.deepEqual((await store.depositAddresses()).map((x) => [x.address, x.account]), [['addr0', 'buyer:x'], ['addr1', 'buyer:y'], ['addr2', 'buyer:x'], ['addr3', 'buyer:z']]);

@@ -68,6 +68,9 @@ export function registerCoordinator(program: Command): void {
       const coordinator = await startCoordinatorCli(opts);
       if (flags.json) await outJson({ url: coordinator.url, port: coordinator.port, dataDir: opts.dataDir, store: opts.store });
       else note(`idlemesh coordinator listening on ${coordinator.url} (store ${opts.store}, data ${opts.dataDir})`);
+      if (coordinator.bootstrapToken !== undefined && !flags.json) {
+        note(`no admin yet (open to this machine only). Create the first one: idlemesh bootstrap --token ${coordinator.bootstrapToken} --org <name>`);
+      }
       onShutdown(async () => {
         note('stopping coordinator…');
         await coordinator.close();

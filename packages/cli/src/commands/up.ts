@@ -52,8 +52,11 @@ export function registerUp(program: Command): void {
       const json = flags.json === true;
       const mesh = await startMesh(flags);
       try {
-        if (json) await outJson({ type: 'coordinator', url: mesh.url, dataDir: mesh.dataDir });
-        else note(`coordinator on ${mesh.url} (data in ${mesh.dataDir})`);
+        if (json) await outJson({ type: 'coordinator', url: mesh.url, dataDir: mesh.dataDir, ...(mesh.bootstrapToken ? { bootstrapToken: mesh.bootstrapToken } : {}) });
+        else {
+          note(`coordinator on ${mesh.url} (data in ${mesh.dataDir})`);
+          if (mesh.bootstrapToken) note(`open to this machine until an admin exists: idlemesh bootstrap --token ${mesh.bootstrapToken} --org <name>`);
+        }
         const client = new IdlemeshClient({ url: mesh.url });
         const nodes = await waitForNodes(client, mesh, flags.agents);
         if (json) await outJson({ type: 'nodes', nodes });
@@ -86,6 +89,7 @@ interface Mesh {
   dataDir: string;
   startedAt: number;
   agents: ChildProcess[];
+  bootstrapToken: string | undefined;
   /** Why an agent ended early, if one did. */
   exited: (string | undefined)[];
   stop(): Promise<void>;
@@ -141,6 +145,7 @@ async function startMesh(flags: UpFlags): Promise<Mesh> {
     dataDir: opts.dataDir,
     startedAt,
     agents,
+    bootstrapToken: coordinator.bootstrapToken,
     exited,
     async stop() {
       if (stopping) return;

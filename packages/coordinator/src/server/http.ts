@@ -24,6 +24,28 @@ import {
 import type { InfoView, JobEvent, NodeView, PayoutBatchView, WithdrawalView } from '@idlemesh/protocol';
 import { jobView, moduleInfo, resultView } from '../core.js';
 import type { Batch, Withdrawal } from '../treasury/index.js';
+import { ROUTE_RULES, authorize, seesAll } from '../identity/index.js';
+import type { Principal } from '../identity/index.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal | null;
+  }
+}
+
+/** The principal the access hook resolved for this request. */
+function principalOf(req: FastifyRequest): Principal {
+  if (!req.principal) throw new ImError('IM_INTERNAL', 'no principal: the access hook did not run');
+  return req.principal;
+}
+
+function callerOf(req: FastifyRequest): string {
+  const p = principalOf(req);
+  if (p.kind === 'anonymous') throw new ImError('IM_UNAUTHORIZED', 'this needs an API key');
+  return p.caller;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
 import type { Core } from '../core.js';
 
 export const VERSION = '0.1.0';
@@ -39,8 +61,8 @@ export function parse<T extends z.ZodType>(schema: T, value: unknown, where: str
   throw new ImError('IM_VALIDATION', `invalid ${where}: ${z.prettifyError(r.error).slice(0, 500)}`, { details: r.error.issues.slice(0, 20) });
 }
 
-/** Who is asking: scopes idempotency keys. API keys with roles arrive with governance. */
-async function callerOf(req: FastifyRequest): Promise<string> {
+/** Before bootstrap (a local mesh): callers told apart by their bearer token, hashed. */
+async function openCallerOf(req: FastifyRequest): Promise<string> {
   const auth = req.headers.authorization;
   if (!auth) return 'anonymous';
   const m = /^Bearer\s+(\S+)$/i.exec(auth);
@@ -54,6 +76,33 @@ const AccountQuery = z.strictObject({ limit: z.coerce.number().int().min(0).max(
 const HashParam = z.strictObject({ hash: z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 hex') });
 
 export function registerRoutes(app: FastifyInstance, core: Core): void {
+  app.decorateRequest('principal', null);
+  // A route without an access rule does not start: nothing is left unchecked by accident.
+  app.addHook('onRoute', (r) => {
+    for (const m of Array.isArray(r.method) ? r.method : [r.method]) {
+      if (m === 'HEAD' || m === 'OPTIONS') continue;
+      if (ROUTE_RULES[`${m} ${r.url}`] === undefined) throw new Error(`route ${m} ${r.url} has no access rule in identity/access.ts`);
+    }
+  });
+  // Every route is checked here, before its handler: role and organisation from the route table.
+  app.addHook('onRequest', async (req) => {
+    const url = req.routeOptions.url;
+    if (url === undefined) return; // no such route: the not-found handler answers
+    const route = `${req.method} ${url}`;
+    const rule = ROUTE_RULES[route];
+    if (rule !== undefined && (rule.allow === 'public' || rule.allow === 'node')) return;
+    req.principal = await core.identity.principal(req.headers.authorization, () => openCallerOf(req), LOOPBACK.has(req.socket.remoteAddress ?? ''));
+    authorize(req.principal, route);
+  });
+
+  /** A job the caller may see: its own organisation's, or any for root admins and auditors. Others are "not found". */
+  const visibleJob = async (req: FastifyRequest, id: string): Promise<void> => {
+    const p = principalOf(req);
+    if (seesAll(p)) return;
+    const job = await core.store.getJob(id);
+    if (!job || job.caller !== callerOf(req)) throw new ImError('IM_NOT_FOUND', `no job ${id}`);
+  };
+
   app.get('/healthz', async (_req, reply) => {
     const ok = await core.store.ping().catch(() => false);
     return reply.code(ok ? 200 : 503).send({ ok });
@@ -107,23 +156,33 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
     const header = req.headers['idempotency-key'];
     if (Array.isArray(header)) throw new ImError('IM_VALIDATION', 'one Idempotency-Key header at most');
     if (header !== undefined && (header.length === 0 || header.length > 200)) throw new ImError('IM_VALIDATION', 'Idempotency-Key must be 1–200 characters');
-    const { job, created } = await core.submitJob(await callerOf(req), body, header);
+    const { job, created } = await core.submitJob(callerOf(req), body, header);
     return reply.code(created ? 201 : 200).send(job);
   });
 
   app.get('/v1/jobs', async (req) => {
     const q = parse(JobsQuery, req.query, 'query');
+    const p = principalOf(req);
     const jobs = await core.store.listJobs(q.state ? { state: q.state, limit: q.limit } : { limit: q.limit });
-    return { jobs: jobs.map(jobView) };
+    return { jobs: jobs.filter((j) => seesAll(p) || j.caller === callerOf(req)).map(jobView) };
   });
 
-  app.get('/v1/jobs/:id', async (req) => core.getJob(parse(IdParam, req.params, 'path').id));
+  app.get('/v1/jobs/:id', async (req) => {
+    const { id } = parse(IdParam, req.params, 'path');
+    await visibleJob(req, id);
+    return core.getJob(id);
+  });
 
-  app.post('/v1/jobs/:id/cancel', async (req) => core.cancelJob(parse(IdParam, req.params, 'path').id));
+  app.post('/v1/jobs/:id/cancel', async (req) => {
+    const { id } = parse(IdParam, req.params, 'path');
+    await visibleJob(req, id);
+    return core.cancelJob(id);
+  });
 
   app.get('/v1/jobs/:id/results', async (req) => {
     const { id } = parse(IdParam, req.params, 'path');
     const q = parse(ResultsQuery, req.query, 'query');
+    await visibleJob(req, id);
     const job = await core.getJob(id);
     if (q.wait !== undefined && q.wait > 0 && !finished(job.state)) await untilFinished(core, id, q.wait, req);
     const rows = await core.store.getResults(id, q.state ? { after: q.after, limit: q.limit, state: q.state } : { after: q.after, limit: q.limit });
@@ -131,7 +190,11 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
     return { results: rows.map(resultView), next: rows.length === q.limit && last ? last.index : null };
   });
 
-  app.get('/v1/jobs/:id/events', async (req, reply) => streamEvents(core, parse(IdParam, req.params, 'path').id, req, reply));
+  app.get('/v1/jobs/:id/events', async (req, reply) => {
+    const { id } = parse(IdParam, req.params, 'path');
+    await visibleJob(req, id);
+    return streamEvents(core, id, req, reply);
+  });
 
   app.get('/v1/market', async () => {
     const supply = new Map<string, number>();
@@ -144,12 +207,17 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
 
   app.get('/v1/accounts/me', async (req) => {
     const q = parse(AccountQuery, req.query, 'query');
-    return core.money.account(`buyer:${await callerOf(req)}`, q.limit);
+    return core.money.account(`buyer:${callerOf(req)}`, q.limit);
   });
 
   app.get('/v1/accounts/:id', async (req) => {
     const { id } = parse(AccountParam, req.params, 'path');
     const q = parse(AccountQuery, req.query, 'query');
+    const p = principalOf(req);
+    // Your own buyer account; operators see operator and stake accounts (earnings are public); root admins and auditors all.
+    const mayRead = seesAll(p) || id === `buyer:${callerOf(req)}`
+      || (p.kind === 'key' && p.roles.includes('operator') && (id.startsWith('operator:') || id.startsWith('stake:')));
+    if (!mayRead) throw new ImError('IM_NOT_FOUND', `no account ${id} you may read`);
     return core.money.account(id, q.limit);
   });
 
@@ -161,17 +229,17 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
 
   app.post('/v1/deposits/address', async (req) => {
     const body = parse(DepositAddressBody, req.body ?? {}, 'deposit request');
-    return core.deposits.address(body.account ?? `buyer:${await callerOf(req)}`);
+    return core.deposits.address(ownAccount(req, body.account));
   });
 
   app.post('/v1/deposits/lightning', async (req, reply) => {
     const body = parse(LightningDepositBody, req.body, 'lightning deposit');
-    return reply.code(201).send(await core.deposits.invoice(body.account ?? `buyer:${await callerOf(req)}`, body.sats));
+    return reply.code(201).send(await core.deposits.invoice(ownAccount(req, body.account), body.sats));
   });
 
   app.get('/v1/deposits', async () => {
     const owners = new Map((await core.store.depositAddresses()).map((a) => [a.address, a.account]));
-    const rows = await core.store.moneyRecords('deposit', { limit: 1000 });
+    const rows = await core.store.records('deposit', { limit: 1000 });
     return {
       deposits: rows.map((r) => {
         const d = r.doc as { outpoint: string; address: string; valueSats: bigint; state: string; confirmations: number };
@@ -195,21 +263,23 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
       if (account !== `operator:${signed.nodeId}`) throw new ImError('IM_UNAUTHORIZED', `a request signed by node ${signed.nodeId.slice(0, 12)} can only withdraw from operator:${signed.nodeId}`);
     } else {
       body = parse(WithdrawBody, raw, 'withdrawal');
-      account = body.account ?? `buyer:${await callerOf(req)}`;
+      account = body.account ?? `buyer:${callerOf(req)}`;
       if (account.startsWith('operator:')) throw new ImError('IM_UNAUTHORIZED', 'withdrawals from operator accounts must be signed with the node key (idlemesh withdraw --key-file)');
-      if (account !== `buyer:${await callerOf(req)}`) throw new ImError('IM_UNAUTHORIZED', 'you can only withdraw from your own buyer account');
+      if (account !== `buyer:${callerOf(req)}`) throw new ImError('IM_UNAUTHORIZED', 'you can only withdraw from your own buyer account');
     }
     const w = await core.payouts.withdraw({
       account, ...(body.sats !== undefined ? { sats: body.sats } : {}), ...(body.address !== undefined ? { address: body.address } : {}),
       ...(body.invoice !== undefined ? { invoice: body.invoice } : {}), ...(body.idempotencyKey !== undefined ? { idempotencyKey: body.idempotencyKey } : {}),
     });
-    const [rec] = await core.store.moneyRecords('withdrawal', { ids: [w.id], limit: 1 });
+    const [rec] = await core.store.records('withdrawal', { ids: [w.id], limit: 1 });
     return reply.code(201).send(withdrawalView({ ...w, state: rec?.state ?? 'queued' }));
   });
 
   app.get('/v1/withdrawals', async (req) => {
     const q = parse(z.strictObject({ account: AccountId.optional() }), req.query, 'query');
-    return { withdrawals: (await core.payouts.withdrawals(q.account)).map(withdrawalView) };
+    const p = principalOf(req);
+    const account = seesAll(p) ? q.account : `buyer:${callerOf(req)}`;
+    return { withdrawals: (await core.payouts.withdrawals(account)).map(withdrawalView) };
   });
 
   app.get('/v1/payouts/batches', async () => ({ batches: (await core.payouts.batches()).map(batchView) }));
@@ -234,6 +304,55 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
     const { id } = parse(IdParam, req.params, 'path');
     const { reason } = parse(RejectBatchBody, req.body, 'reject');
     return batchView(await core.payouts.reject(id, reason));
+  });
+
+  // ---- identity ---------------------------------------------------------------------
+
+  app.post('/v1/bootstrap', async (req, reply) => {
+    const body = parse(z.strictObject({ token: z.string().min(1).max(200), org: z.string().min(1).max(100) }), req.body, 'bootstrap');
+    const r = await core.identity.bootstrap(body.token, body.org);
+    return reply.code(201).send({ org: r.org, keyId: r.keyId, key: r.key, note: 'the key is shown once: keep it (IDLEMESH_API_KEY)' });
+  });
+
+  app.get('/v1/whoami', async (req) => {
+    const p = principalOf(req);
+    return p.kind === 'key' ? { kind: p.kind, keyId: p.keyId, orgId: p.orgId, roles: p.roles, root: p.root } : { kind: p.kind };
+  });
+
+  app.get('/v1/orgs', async (req) => {
+    const p = principalOf(req);
+    const orgs = await core.identity.orgs();
+    return { orgs: seesAll(p) ? orgs : orgs.filter((o) => p.kind === 'key' && o.id === p.orgId) };
+  });
+
+  app.post('/v1/orgs', async (req, reply) => {
+    const body = parse(z.strictObject({ name: z.string().min(1).max(100) }), req.body, 'organisation');
+    return reply.code(201).send(await core.identity.createOrg(body.name));
+  });
+
+  app.get('/v1/keys', async (req) => {
+    const p = principalOf(req);
+    const keys = await core.identity.keys(seesAll(p) || p.kind !== 'key' ? undefined : p.orgId);
+    return { keys: keys.map(({ secretHash: _h, ...k }) => k) };
+  });
+
+  app.post('/v1/keys', async (req, reply) => {
+    const body = parse(z.strictObject({ name: z.string().min(1).max(100), roles: z.array(z.string()).min(1).max(5), org: z.string().max(64).optional() }), req.body, 'API key');
+    const p = principalOf(req);
+    // Admins make keys for their own organisation; root admins for any.
+    const org = body.org ?? (p.kind === 'key' ? p.orgId : undefined);
+    if (org === undefined) throw new ImError('IM_VALIDATION', 'name the organisation (org)');
+    if (p.kind === 'key' && org !== p.orgId && !p.root) throw new ImError('IM_FORBIDDEN', 'admins make keys for their own organisation only');
+    const { key, record } = await core.identity.createKey(org, body.name, body.roles);
+    const { secretHash: _h, ...view } = record;
+    return reply.code(201).send({ ...view, key, note: 'the key is shown once' });
+  });
+
+  app.post('/v1/keys/:id/revoke', async (req) => {
+    const { id } = parse(IdParam, req.params, 'path');
+    const p = principalOf(req);
+    const { secretHash: _h, ...view } = await core.identity.revokeKey(p.kind === 'key' && !p.root ? p.orgId : undefined, id);
+    return view;
   });
 
   app.post('/v1/dev/fund', async (req, reply) => {
@@ -284,6 +403,15 @@ function batchView(b: Batch & { state: string }): PayoutBatchView {
   if (b.reason !== undefined) v.reason = b.reason;
   if (b.approval !== undefined) v.approval = b.approval;
   return v;
+}
+
+/** The account a buyer acts on: its own, unless a root admin names another. */
+function ownAccount(req: FastifyRequest, account: string | undefined): string {
+  const own = `buyer:${callerOf(req)}`;
+  if (account === undefined || account === own) return own;
+  const p = principalOf(req);
+  if (p.kind === 'open' || (p.kind === 'key' && p.root && p.roles.includes('admin'))) return account;
+  throw new ImError('IM_FORBIDDEN', 'you can only deposit to your own buyer account');
 }
 
 function finished(state: string): boolean {

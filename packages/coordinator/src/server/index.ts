@@ -15,6 +15,8 @@ export interface RunningCoordinator {
   readonly url: string;
   readonly port: number;
   readonly store: Store;
+  /** Until the first admin exists: the one-time token that creates it (`idlemesh bootstrap`). */
+  readonly bootstrapToken: string | undefined;
   close(): Promise<void>;
 }
 
@@ -77,12 +79,17 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   await core.start();
   app.log.info({ url: `http://${host}:${port}`, store: store.durability, dataDir: opts.dataDir }, 'coordinator listening');
+  const bootstrapToken = await core.identity.bootstrapToken();
+  if (bootstrapToken !== undefined) {
+    app.log.warn({ bootstrapToken }, 'no admin yet: open to this machine only; `idlemesh bootstrap --token <bootstrapToken> --org <name>` creates the first admin and turns API keys on');
+  }
 
   let closing: Promise<void> | undefined;
   return {
     url: `http://${host}:${port}`,
     port,
     store,
+    bootstrapToken,
     close: () =>
       (closing ??= (async () => {
         await core.stop();

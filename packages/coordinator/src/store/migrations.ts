@@ -147,9 +147,9 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   CREATE TRIGGER ledger_transfers_immutable BEFORE UPDATE ON ledger_transfers BEGIN SELECT RAISE(ABORT, 'ledger transfers are immutable'); END;
   CREATE TRIGGER ledger_transfers_append_only BEFORE DELETE ON ledger_transfers BEGIN SELECT RAISE(ABORT, 'ledger transfers are append-only'); END;
   `,
-  // 4: money outside the ledger — deposits, invoices, withdrawals, payout batches, cursors (JSON documents by kind), deposit addresses
+  // 4: records — JSON documents by kind (deposits, invoices, withdrawals, payout batches, cursors, keys, identities) — and deposit addresses
   `
-  CREATE TABLE money_records (
+  CREATE TABLE records (
     kind TEXT NOT NULL,
     id TEXT NOT NULL,
     state TEXT NOT NULL,
@@ -157,7 +157,7 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     updated_at INTEGER NOT NULL,
     PRIMARY KEY (kind, id)
   );
-  CREATE INDEX money_records_state ON money_records (kind, state);
+  CREATE INDEX records_state ON records (kind, state);
   CREATE TABLE deposit_addresses (
     idx INTEGER PRIMARY KEY,
     address TEXT NOT NULL UNIQUE,

@@ -32,12 +32,12 @@ import type {
   DepositAddress,
   LedgerDump,
   MarketRow,
-  MoneyChange,
-  MoneyRecord,
+  RecordChange,
+  StoredRecord,
   SettlementPlan,
 } from './types.js';
 import { encodeDoc, toTransfer } from './ledger-rows.js';
-import { toDepositAddress, toMoneyRecord } from './sqlite.js';
+import { toDepositAddress, toStoredRecord } from './sqlite.js';
 
 export interface PostgresStoreOptions {
   /** Where the tables live; default `idlemesh`, or `?schema=` in the URL. */
@@ -630,21 +630,21 @@ export class PostgresStore implements Store {
     return pgMarket(this.pool, since);
   }
 
-  async moneyRecords(kind: string, q: { ids?: readonly string[]; states?: readonly string[]; limit: number }): Promise<MoneyRecord[]> {
-    const rows = await this.rows(`SELECT * FROM money_records WHERE kind = $1 AND ($2::text[] IS NULL OR id = ANY($2)) AND ($3::text[] IS NULL OR state = ANY($3))
+  async records(kind: string, q: { ids?: readonly string[]; states?: readonly string[]; limit: number }): Promise<StoredRecord[]> {
+    const rows = await this.rows(`SELECT * FROM records WHERE kind = $1 AND ($2::text[] IS NULL OR id = ANY($2)) AND ($3::text[] IS NULL OR state = ANY($3))
       ORDER BY updated_at, id LIMIT $4`, [kind, q.ids ?? null, q.states ?? null, q.limit]);
-    return rows.map(toMoneyRecord);
+    return rows.map(toStoredRecord);
   }
 
-  async commitMoney(change: MoneyChange, now: number): Promise<BatchOutcome | undefined> {
+  async commitRecords(change: RecordChange, now: number): Promise<BatchOutcome | undefined> {
     return this.tx(async (c) => {
       for (const e of change.expect ?? []) {
-        const [r] = (await c.query<Row>('SELECT state FROM money_records WHERE kind = $1 AND id = $2 FOR UPDATE', [e.kind, e.id])).rows;
+        const [r] = (await c.query<Row>('SELECT state FROM records WHERE kind = $1 AND id = $2 FOR UPDATE', [e.kind, e.id])).rows;
         const state = r ? String(r.state) : 'absent';
         if (!e.states.includes(state)) throw new ImError('IM_CONFLICT', `${e.kind} ${e.id} is ${state}, not ${e.states.join(' or ')}`, { details: { kind: e.kind, id: e.id, state } });
       }
       for (const r of change.records ?? []) {
-        await c.query(`INSERT INTO money_records (kind, id, state, doc, updated_at) VALUES ($1, $2, $3, $4, $5)
+        await c.query(`INSERT INTO records (kind, id, state, doc, updated_at) VALUES ($1, $2, $3, $4, $5)
           ON CONFLICT (kind, id) DO UPDATE SET state = EXCLUDED.state, doc = EXCLUDED.doc, updated_at = EXCLUDED.updated_at`, [r.kind, r.id, r.state, encodeDoc(r.doc), now]);
       }
       if ((change.usedAddresses ?? []).length > 0) {

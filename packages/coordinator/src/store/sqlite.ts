@@ -27,8 +27,8 @@ import type {
   DepositAddress,
   LedgerDump,
   MarketRow,
-  MoneyChange,
-  MoneyRecord,
+  RecordChange,
+  StoredRecord,
   SettlementPlan,
 } from './types.js';
 import { decodeDoc, encodeDoc, toTransfer } from './ledger-rows.js';
@@ -499,23 +499,23 @@ export class SqliteStore implements Store {
     return this.ledger.market(since);
   }
 
-  async moneyRecords(kind: string, q: { ids?: readonly string[]; states?: readonly string[]; limit: number }): Promise<MoneyRecord[]> {
+  async records(kind: string, q: { ids?: readonly string[]; states?: readonly string[]; limit: number }): Promise<StoredRecord[]> {
     const where = ['kind = ?'];
     const args: unknown[] = [kind];
     if (q.ids !== undefined) { where.push(`id IN (${q.ids.map(() => '?').join(', ') || 'NULL'})`); args.push(...q.ids); }
     if (q.states !== undefined) { where.push(`state IN (${q.states.map(() => '?').join(', ') || 'NULL'})`); args.push(...q.states); }
-    const rows = this.db.prepare(`SELECT * FROM money_records WHERE ${where.join(' AND ')} ORDER BY updated_at, id LIMIT ?`).all(...args, q.limit) as Row[];
-    return rows.map(toMoneyRecord);
+    const rows = this.db.prepare(`SELECT * FROM records WHERE ${where.join(' AND ')} ORDER BY updated_at, id LIMIT ?`).all(...args, q.limit) as Row[];
+    return rows.map(toStoredRecord);
   }
 
-  async commitMoney(change: MoneyChange, now: number): Promise<BatchOutcome | undefined> {
+  async commitRecords(change: RecordChange, now: number): Promise<BatchOutcome | undefined> {
     return this.db.transaction(() => {
       for (const e of change.expect ?? []) {
-        const r = this.db.prepare('SELECT state FROM money_records WHERE kind = ? AND id = ?').get(e.kind, e.id) as Row | undefined;
+        const r = this.db.prepare('SELECT state FROM records WHERE kind = ? AND id = ?').get(e.kind, e.id) as Row | undefined;
         const state = r ? String(r.state) : 'absent';
         if (!e.states.includes(state)) throw new ImError('IM_CONFLICT', `${e.kind} ${e.id} is ${state}, not ${e.states.join(' or ')}`, { details: { kind: e.kind, id: e.id, state } });
       }
-      const upsert = this.db.prepare(`INSERT INTO money_records (kind, id, state, doc, updated_at) VALUES (?, ?, ?, ?, ?)
+      const upsert = this.db.prepare(`INSERT INTO records (kind, id, state, doc, updated_at) VALUES (?, ?, ?, ?, ?)
         ON CONFLICT (kind, id) DO UPDATE SET state = excluded.state, doc = excluded.doc, updated_at = excluded.updated_at`);
       for (const r of change.records ?? []) upsert.run(r.kind, r.id, r.state, encodeDoc(r.doc), now);
       const used = this.db.prepare('UPDATE deposit_addresses SET used_at = ? WHERE address = ? AND used_at IS NULL');
@@ -555,7 +555,7 @@ export class SqliteStore implements Store {
   }
 }
 
-export function toMoneyRecord(r: Row): MoneyRecord {
+export function toStoredRecord(r: Row): StoredRecord {
   return { kind: String(r.kind), id: String(r.id), state: String(r.state), doc: decodeDoc(String(r.doc)), updatedAt: Number(r.updated_at) };
 }
 

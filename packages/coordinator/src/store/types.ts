@@ -103,8 +103,8 @@ export interface MarketRow {
   queuedTasks: number;
 }
 
-/** A document of the money plane outside the ledger (deposit, invoice, withdrawal, payout batch, cursor). */
-export interface MoneyRecord {
+/** A document kept by kind and id: deposits, invoices, withdrawals, payout batches, cursors, keys, organisations, users, API keys. */
+export interface StoredRecord {
   kind: string;
   id: string;
   state: string;
@@ -113,8 +113,8 @@ export interface MoneyRecord {
   updatedAt: number;
 }
 
-/** Money-plane writes that must land together with their ledger transfers. */
-export interface MoneyChange {
+/** Record writes that must land together (and with their ledger transfers, if any). */
+export interface RecordChange {
   records?: Array<{ kind: string; id: string; state: string; doc: unknown }>;
   /** Nothing is written (IM_CONFLICT) unless each named record is in one of `states` ('absent' = no such record). */
   expect?: Array<{ kind: string; id: string; states: string[] }>;
@@ -301,9 +301,9 @@ export interface Store {
    */
   settleJob(jobId: string, plan: SettlementPlan, now: number): Promise<{ settled: boolean; outcome?: BatchOutcome }>;
   market(since: number): Promise<MarketRow[]>;
-  moneyRecords(kind: string, q: { ids?: readonly string[]; states?: readonly string[]; limit: number }): Promise<MoneyRecord[]>;
+  records(kind: string, q: { ids?: readonly string[]; states?: readonly string[]; limit: number }): Promise<StoredRecord[]>;
   /** Records, the expected prior states and a ledger batch (atomic), in one transaction. */
-  commitMoney(change: MoneyChange, now: number): Promise<BatchOutcome | undefined>;
+  commitRecords(change: RecordChange, now: number): Promise<BatchOutcome | undefined>;
   /**
    * The next receive address (BIP32 index) for an account, unless `gap`
    * unused addresses already follow the last used one: then the account's

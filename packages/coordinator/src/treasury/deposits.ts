@@ -39,7 +39,7 @@ export class Deposits {
         minConf: d.minConf,
         addresses: async () => (await d.store.depositAddresses()).map((a) => a.address),
         store: {
-          load: async () => (await d.store.moneyRecords('deposit', { limit: 1_000_000 })).map((r) => r.doc as DepositRecord),
+          load: async () => (await d.store.records('deposit', { limit: 1_000_000 })).map((r) => r.doc as DepositRecord),
           save: (records, actions) => this.save(records, actions),
         },
       });
@@ -105,7 +105,7 @@ export class Deposits {
       }
     }
     const batch: LedgerBatch | undefined = events.length + freeze.length > 0 ? { accounts, events, freeze } : undefined;
-    await this.d.store.commitMoney({
+    await this.d.store.commitRecords({
       records: [...records.map((r) => ({ kind: 'deposit', id: r.outpoint, state: r.state, doc: r })), ...flags],
       usedAddresses: [...new Set(records.map((r) => r.address))],
       ...(batch ? { batch } : {}),
@@ -120,7 +120,7 @@ export class Deposits {
     const amountMsat = BigInt(sats) * 1000n;
     const label = `idlemesh:${this.d.now().toString(36)}:${Math.random().toString(36).slice(2, 10)}`;
     const inv = await ln.createInvoice({ amountMsat, memo: `idlemesh deposit to ${account}`, expirySec: 3600, label });
-    await this.d.store.commitMoney({ records: [{ kind: 'invoice', id: inv.paymentHash, state: 'open', doc: { account, amountMsat, bolt11: inv.bolt11, expiresAt: inv.expiresAt } }] }, this.d.now());
+    await this.d.store.commitRecords({ records: [{ kind: 'invoice', id: inv.paymentHash, state: 'open', doc: { account, amountMsat, bolt11: inv.bolt11, expiresAt: inv.expiresAt } }] }, this.d.now());
     return { bolt11: inv.bolt11, paymentHash: inv.paymentHash, expiresAt: inv.expiresAt, account, amountMsat: amountMsat.toString() };
   }
 
@@ -128,11 +128,11 @@ export class Deposits {
   async pollLightning(waitMs: number): Promise<number> {
     const ln = this.d.lightning;
     if (!ln) return 0;
-    const [cur] = await this.d.store.moneyRecords('cursor', { ids: [LN_CURSOR], limit: 1 });
+    const [cur] = await this.d.store.records('cursor', { ids: [LN_CURSOR], limit: 1 });
     const cursor = (cur?.doc as { cursor?: string } | undefined)?.cursor ?? '0';
     const r = await ln.settledSince(cursor, waitMs);
     if (r.settled.length === 0 && r.cursor === cursor) return 0;
-    const invoices = new Map((await this.d.store.moneyRecords('invoice', { ids: r.settled.map((s) => s.paymentHash), limit: r.settled.length + 1 })).map((x) => [x.id, x]));
+    const invoices = new Map((await this.d.store.records('invoice', { ids: r.settled.map((s) => s.paymentHash), limit: r.settled.length + 1 })).map((x) => [x.id, x]));
     const accounts: AccountInput[] = [{ id: ACCOUNTS.treasury, kind: 'treasury' }];
     const events: LedgerEvent[] = [];
     const records: Array<{ kind: string; id: string; state: string; doc: unknown }> = [{ kind: 'cursor', id: LN_CURSOR, state: 'ok', doc: { cursor: r.cursor } }];
@@ -147,7 +147,7 @@ export class Deposits {
       events.push({ id: `ln:${s.paymentHash}`, debitAccount: ACCOUNTS.treasury, creditAccount: doc.account, amount: s.amountMsat, code: 'deposit', ref: `ln:${s.paymentHash}`, meta: { paymentHash: s.paymentHash } });
       records.push({ kind: 'invoice', id: s.paymentHash, state: 'settled', doc: { ...doc, receivedMsat: s.amountMsat, settleIndex: s.settleIndex } });
     }
-    await this.d.store.commitMoney({ records, ...(events.length > 0 ? { batch: { accounts, events } } : {}) }, this.d.now());
+    await this.d.store.commitRecords({ records, ...(events.length > 0 ? { batch: { accounts, events } } : {}) }, this.d.now());
     if (events.length > 0) this.d.log.info({ credited: events.length }, 'lightning deposits credited');
     return events.length;
   }

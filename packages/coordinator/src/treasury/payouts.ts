@@ -101,11 +101,11 @@ export class Payouts {
   async payoutKey(): Promise<NodeKeyPair> {
     if (this.key) return this.key;
     for (let i = 0; i < 2; i++) {
-      const [r] = await this.d.store.moneyRecords('key', { ids: ['payout-approval'], limit: 1 });
+      const [r] = await this.d.store.records('key', { ids: ['payout-approval'], limit: 1 });
       if (r) return (this.key = await importNodeKey(fromHex((r.doc as { pkcs8: string }).pkcs8)));
       const k = await generateNodeKey();
       try {
-        await this.d.store.commitMoney({ expect: [{ kind: 'key', id: 'payout-approval', states: ['absent'] }], records: [{ kind: 'key', id: 'payout-approval', state: 'active', doc: { pkcs8: toHex(k.pkcs8), publicKey: k.publicKeyHex } }] }, this.d.now());
+        await this.d.store.commitRecords({ expect: [{ kind: 'key', id: 'payout-approval', states: ['absent'] }], records: [{ kind: 'key', id: 'payout-approval', state: 'active', doc: { pkcs8: toHex(k.pkcs8), publicKey: k.publicKeyHex } }] }, this.d.now());
         return (this.key = k);
       } catch (err) {
         if (!(err instanceof ImError && err.code === 'IM_CONFLICT')) throw err; // another coordinator made it first: read theirs
@@ -121,7 +121,7 @@ export class Payouts {
     if (!input || (input.kind !== 'buyer' && input.kind !== 'operator')) throw new ImError('IM_VALIDATION', `withdrawals come from buyer:… or operator:… accounts, not ${JSON.stringify(req.account)}`);
     if ((req.address === undefined) === (req.invoice === undefined)) throw new ImError('IM_VALIDATION', 'give exactly one of address (on chain) or invoice (Lightning)');
     const id = req.idempotencyKey !== undefined ? `wd_${await digest(`${req.account}\u0000${req.idempotencyKey}`)}` : `wd_${now.toString(36)}${Math.random().toString(36).slice(2, 10)}`;
-    const [prior] = await this.d.store.moneyRecords('withdrawal', { ids: [id], limit: 1 });
+    const [prior] = await this.d.store.records('withdrawal', { ids: [id], limit: 1 });
     if (prior) return prior.doc as Withdrawal;
     let w: Withdrawal;
     if (req.address !== undefined) {
@@ -141,11 +141,11 @@ export class Payouts {
         id, account: req.account, method: 'lightning', amountMsat: inv.amountMsat + maxFee, invoice: inv.invoice, paymentHash: inv.paymentHash,
         invoiceMsat: inv.amountMsat, maxFeeMsat: maxFee, createdAt: now,
       };
-      const same = await this.d.store.moneyRecords('withdrawal', { states: ['queued', 'paying', 'completed'], limit: 100_000 });
+      const same = await this.d.store.records('withdrawal', { states: ['queued', 'paying', 'completed'], limit: 100_000 });
       if (same.some((r) => (r.doc as Withdrawal).paymentHash === inv.paymentHash)) throw new ImError('IM_CONFLICT', 'this invoice is already being paid or was paid');
     }
     try {
-      await this.d.store.commitMoney({
+      await this.d.store.commitRecords({
         expect: [{ kind: 'withdrawal', id, states: ['absent'] }],
         records: [{ kind: 'withdrawal', id, state: 'queued', doc: w }],
         batch: { accounts: [payoutsAccount(), input], events: [{ id: `wd:${id}`, debitAccount: req.account, creditAccount: ACCOUNTS.payoutsInFlight, amount: w.amountMsat, code: 'payout', ref: id }] },
@@ -164,16 +164,16 @@ export class Payouts {
   }
 
   async withdrawals(account?: string): Promise<Array<Withdrawal & { state: string }>> {
-    const rows = await this.d.store.moneyRecords('withdrawal', { limit: 10_000 });
+    const rows = await this.d.store.records('withdrawal', { limit: 10_000 });
     return rows.map((r) => ({ ...(r.doc as Withdrawal), state: r.state })).filter((w) => account === undefined || w.account === account);
   }
 
   async batches(): Promise<Array<Batch & { state: string }>> {
-    return (await this.d.store.moneyRecords('payout-batch', { limit: 10_000 })).map((r) => ({ ...(r.doc as Batch), state: r.state }));
+    return (await this.d.store.records('payout-batch', { limit: 10_000 })).map((r) => ({ ...(r.doc as Batch), state: r.state }));
   }
 
   async batch(id: string): Promise<Batch & { state: string }> {
-    const [r] = await this.d.store.moneyRecords('payout-batch', { ids: [id], limit: 1 });
+    const [r] = await this.d.store.records('payout-batch', { ids: [id], limit: 1 });
     if (!r) throw new ImError('IM_NOT_FOUND', `no payout batch ${id}`);
     return { ...(r.doc as Batch), state: r.state };
   }
@@ -181,9 +181,9 @@ export class Payouts {
   /** Batches every queued on-chain withdrawal into one unsigned PSBT; undefined if there is nothing to pay. */
   async buildBatch(): Promise<(Batch & { state: string }) | undefined> {
     const { account, chain } = this.need();
-    const queued = (await this.d.store.moneyRecords('withdrawal', { states: ['queued'], limit: 1000 })).map((r) => r.doc as Withdrawal).filter((w) => w.method === 'chain');
+    const queued = (await this.d.store.records('withdrawal', { states: ['queued'], limit: 1000 })).map((r) => r.doc as Withdrawal).filter((w) => w.method === 'chain');
     if (queued.length === 0) return undefined;
-    const [cursor] = await this.d.store.moneyRecords('cursor', { ids: ['change-index'], limit: 1 });
+    const [cursor] = await this.d.store.records('cursor', { ids: ['change-index'], limit: 1 });
     const changeIndex = (cursor?.doc as { next?: number } | undefined)?.next ?? 0;
     const utxos = await this.utxos(account, chain, changeIndex);
     const feeRate = await chain.feeRate(6);
@@ -202,7 +202,7 @@ export class Payouts {
       inputs: built.inputs, outputs: built.outputs, feeSats: built.feeSats, treasuryFeeSats: built.treasuryFeeSats, feeShares: built.feeShares,
       createdAt: this.d.now(), ...(built.changeIndex !== undefined ? { changeIndex: built.changeIndex } : {}),
     };
-    await this.d.store.commitMoney({
+    await this.d.store.commitRecords({
       expect: queued.map((w) => ({ kind: 'withdrawal', id: w.id, states: ['queued'] })),
       records: [
         { kind: 'payout-batch', id, state: 'awaiting-signature', doc: b },
@@ -226,7 +226,7 @@ export class Payouts {
     if (psbtTxid(psbt) !== b.txid) throw new ImError('IM_BTC_PSBT_MISMATCH', `the PSBT spends or pays something else than batch ${batchId} (txid differs)`);
     verifyPayoutPsbt({ psbt, account, network: this.d.network, approved: b.approved, maxFeeSats: b.feeSats + b.treasuryFeeSats });
     const fin = finalizeSignedPsbt(psbt);
-    await this.d.store.commitMoney({ expect: [{ kind: 'payout-batch', id: batchId, states: ['awaiting-signature'] }], records: [{ kind: 'payout-batch', id: batchId, state: 'signed', doc: { ...stripState(b), txHex: fin.txHex } }] }, this.d.now());
+    await this.d.store.commitRecords({ expect: [{ kind: 'payout-batch', id: batchId, states: ['awaiting-signature'] }], records: [{ kind: 'payout-batch', id: batchId, state: 'signed', doc: { ...stripState(b), txHex: fin.txHex } }] }, this.d.now());
     this.d.log.info({ batch: batchId, txid: fin.txid }, 'payout batch signed; broadcasting');
     await this.broadcast({ ...stripState(b), txHex: fin.txHex }, chain);
     return this.batch(batchId);
@@ -236,8 +236,8 @@ export class Payouts {
   async reject(batchId: string, reason: string): Promise<Batch & { state: string }> {
     const b = await this.batch(batchId);
     if (b.state !== 'awaiting-signature' && b.state !== 'failed') throw new ImError('IM_WITHDRAWAL_STATE', `batch ${batchId} is ${b.state}: only an unsigned or failed batch can be rejected`);
-    const ws = await this.d.store.moneyRecords('withdrawal', { ids: b.withdrawals, limit: b.withdrawals.length });
-    await this.d.store.commitMoney({
+    const ws = await this.d.store.records('withdrawal', { ids: b.withdrawals, limit: b.withdrawals.length });
+    await this.d.store.commitRecords({
       expect: [{ kind: 'payout-batch', id: batchId, states: [b.state] }],
       records: [{ kind: 'payout-batch', id: batchId, state: 'rejected', doc: { ...stripState(b), reason } }, ...ws.map((r) => ({ kind: 'withdrawal', id: r.id, state: 'failed', doc: { ...(r.doc as Withdrawal), reason } }))],
       batch: refunds(ws.map((r) => r.doc as Withdrawal)),
@@ -249,7 +249,7 @@ export class Payouts {
   /** Leader work: (re)broadcast signed batches, complete confirmed ones, pay and reconcile Lightning withdrawals. */
   async sweep(): Promise<void> {
     if (this.d.chain) {
-      for (const r of await this.d.store.moneyRecords('payout-batch', { states: ['signed', 'broadcast'], limit: 100 })) {
+      for (const r of await this.d.store.records('payout-batch', { states: ['signed', 'broadcast'], limit: 100 })) {
         const b = r.doc as Batch;
         if (r.state === 'signed') await this.broadcast(b, this.d.chain);
         else await this.confirm(b, this.d.chain);
@@ -267,12 +267,12 @@ export class Payouts {
       if (!status.found) {
         // Refused and nowhere to be seen. It could still be broadcast by whoever holds the signed tx, so no automatic
         // refund: an operator checks, then `idlemesh treasury reject` returns the funds.
-        await this.d.store.commitMoney({ expect: [{ kind: 'payout-batch', id: b.id, states: ['signed'] }], records: [{ kind: 'payout-batch', id: b.id, state: 'failed', doc: { ...b, reason: err.message } }] }, this.d.now());
+        await this.d.store.commitRecords({ expect: [{ kind: 'payout-batch', id: b.id, states: ['signed'] }], records: [{ kind: 'payout-batch', id: b.id, state: 'failed', doc: { ...b, reason: err.message } }] }, this.d.now());
         this.d.log.error({ batch: b.id, err: err.toWire() }, 'payout broadcast refused; the batch needs an operator (idlemesh treasury reject once the tx cannot confirm)');
         return;
       }
     }
-    await this.d.store.commitMoney({ expect: [{ kind: 'payout-batch', id: b.id, states: ['signed', 'broadcast'] }], records: [{ kind: 'payout-batch', id: b.id, state: 'broadcast', doc: b }] }, this.d.now());
+    await this.d.store.commitRecords({ expect: [{ kind: 'payout-batch', id: b.id, states: ['signed', 'broadcast'] }], records: [{ kind: 'payout-batch', id: b.id, state: 'broadcast', doc: b }] }, this.d.now());
   }
 
   private async confirm(b: Batch, chain: ChainBackend): Promise<void> {
@@ -280,9 +280,9 @@ export class Payouts {
     if (!status.confirmed || status.blockHeight === undefined) return;
     const tip = await chain.tipHeight();
     if (tip - status.blockHeight + 1 < this.d.minConf) return;
-    const ws = (await this.d.store.moneyRecords('withdrawal', { ids: b.withdrawals, limit: b.withdrawals.length })).map((r) => r.doc as Withdrawal);
+    const ws = (await this.d.store.records('withdrawal', { ids: b.withdrawals, limit: b.withdrawals.length })).map((r) => r.doc as Withdrawal);
     const events: LedgerEvent[] = ws.map((w) => ({ id: `wd:${w.id}:sent`, debitAccount: ACCOUNTS.payoutsInFlight, creditAccount: ACCOUNTS.treasury, amount: w.amountMsat, code: 'payout', ref: w.id, meta: { txid: b.txid } }));
-    await this.d.store.commitMoney({
+    await this.d.store.commitRecords({
       expect: [{ kind: 'payout-batch', id: b.id, states: ['broadcast'] }],
       records: [{ kind: 'payout-batch', id: b.id, state: 'confirmed', doc: b }, ...ws.map((w) => ({ kind: 'withdrawal', id: w.id, state: 'completed', doc: w }))],
       batch: { accounts: [payoutsAccount(), { id: ACCOUNTS.treasury, kind: 'treasury' }], events },
@@ -304,21 +304,21 @@ export class Payouts {
       events: [{ id, debitAccount: ACCOUNTS.coordinatorFee, creditAccount: ACCOUNTS.treasury, amount, code: 'fee', ref: b.id, meta: { txid: b.txid, reason: 'change below dust went to the miners' } }],
     }, this.d.now());
     if (r.results[0]?.status === 'error') {
-      await this.d.store.commitMoney({ records: [{ kind: 'flag', id, state: 'open', doc: { batch: b.id, txid: b.txid, shortfallMsat: amount, reason: 'extra miner fee (sub-dust change) not covered by coordinator fees' } }] }, this.d.now());
+      await this.d.store.commitRecords({ records: [{ kind: 'flag', id, state: 'open', doc: { batch: b.id, txid: b.txid, shortfallMsat: amount, reason: 'extra miner fee (sub-dust change) not covered by coordinator fees' } }] }, this.d.now());
       this.d.log.error({ batch: b.id, msat: amount.toString() }, 'extra miner fee could not be charged to coordinator fees; flagged');
     }
   }
 
   private async payLightning(ln: LightningNode): Promise<void> {
     // In-flight first: reconcile what the node already has, never pay twice.
-    for (const r of await this.d.store.moneyRecords('withdrawal', { states: ['paying'], limit: 100 })) {
+    for (const r of await this.d.store.records('withdrawal', { states: ['paying'], limit: 100 })) {
       const w = r.doc as Withdrawal;
       await this.settleLightning(w, await ln.paymentStatus(w.paymentHash!));
     }
-    for (const r of await this.d.store.moneyRecords('withdrawal', { states: ['queued'], limit: 100 })) {
+    for (const r of await this.d.store.records('withdrawal', { states: ['queued'], limit: 100 })) {
       const w = r.doc as Withdrawal;
       if (w.method !== 'lightning') continue;
-      await this.d.store.commitMoney({ expect: [{ kind: 'withdrawal', id: w.id, states: ['queued'] }], records: [{ kind: 'withdrawal', id: w.id, state: 'paying', doc: w }] }, this.d.now());
+      await this.d.store.commitRecords({ expect: [{ kind: 'withdrawal', id: w.id, states: ['queued'] }], records: [{ kind: 'withdrawal', id: w.id, state: 'paying', doc: w }] }, this.d.now());
       let status;
       try {
         status = await ln.pay({ bolt11: w.invoice!, maxFeeMsat: w.maxFeeMsat!, timeoutSec: 60 });
@@ -340,14 +340,14 @@ export class Payouts {
       const sent = w.invoiceMsat! + (fee < w.maxFeeMsat! ? fee : w.maxFeeMsat!);
       const events: LedgerEvent[] = [{ id: `wd:${w.id}:sent`, debitAccount: ACCOUNTS.payoutsInFlight, creditAccount: ACCOUNTS.treasury, amount: sent, code: 'payout', ref: w.id }];
       if (w.amountMsat > sent) events.push({ id: `wd:${w.id}:fee-back`, debitAccount: ACCOUNTS.payoutsInFlight, creditAccount: w.account, amount: w.amountMsat - sent, code: 'refund', ref: w.id });
-      await this.d.store.commitMoney({
+      await this.d.store.commitRecords({
         expect: [{ kind: 'withdrawal', id: w.id, states: ['paying'] }],
         records: [{ kind: 'withdrawal', id: w.id, state: 'completed', doc: { ...w, feeMsat: sent - w.invoiceMsat! } }],
         batch: { accounts: [payoutsAccount(), { id: ACCOUNTS.treasury, kind: 'treasury' }, ...accountsOf([w])], events },
       }, this.d.now());
       this.d.log.info({ withdrawal: w.id, feeMsat: (sent - w.invoiceMsat!).toString() }, 'lightning withdrawal paid');
     } else if (s.state === 'failed') {
-      await this.d.store.commitMoney({
+      await this.d.store.commitRecords({
         expect: [{ kind: 'withdrawal', id: w.id, states: ['paying'] }],
         records: [{ kind: 'withdrawal', id: w.id, state: 'failed', doc: { ...w, reason: s.failureReason ?? 'payment failed' } }],
         batch: refunds([w]),
@@ -365,7 +365,7 @@ export class Payouts {
   /** Confirmed coins of the treasury's receive and change addresses, minus those an open batch already spends. */
   private async utxos(account: WatchOnlyAccount, chain: ChainBackend, changeIndex: number): Promise<Utxo[]> {
     const reserved = new Set<string>();
-    for (const r of await this.d.store.moneyRecords('payout-batch', { states: [...OPEN_BATCH], limit: 10_000 })) {
+    for (const r of await this.d.store.records('payout-batch', { states: [...OPEN_BATCH], limit: 10_000 })) {
       for (const u of (r.doc as Batch).inputs) reserved.add(`${u.txid}:${u.vout}`);
     }
     const where: Array<{ address: string; branch: 0 | 1; index: number }> = [
