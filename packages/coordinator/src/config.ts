@@ -50,6 +50,13 @@ export const CoordinatorOptionsSchema = z.strictObject({
   lnMaxFeeBps: z.number().int().min(0).max(10_000),
   /** Earnings stay pending this long after a job settles (verification may still reverse them); only then withdrawable. */
   challengeWindowMs: z.number().int().min(0).max(30 * 24 * 3_600_000),
+  /** The URL people open (passkeys are bound to its host name); default http://localhost:<port>. */
+  publicUrl: z.string().url().optional(),
+  /** PEM files: with both, the coordinator serves HTTPS itself (passkeys and session cookies need TLS off loopback). */
+  tlsCert: z.string().min(1).optional(),
+  tlsKey: z.string().min(1).optional(),
+  /** Behind a TLS proxy: trust X-Forwarded-* from it. */
+  trustProxy: z.boolean(),
 });
 export type CoordinatorOptions = z.infer<typeof CoordinatorOptionsSchema>;
 export type CoordinatorOptionsInput = Partial<CoordinatorOptions>;
@@ -76,6 +83,9 @@ const ENV: Record<string, keyof CoordinatorOptions> = {
   IDLEMESH_MIN_WITHDRAWAL_SATS: 'minWithdrawalSats',
   IDLEMESH_PAYOUT_INTERVAL_MS: 'payoutIntervalMs',
   IDLEMESH_CHALLENGE_WINDOW_MS: 'challengeWindowMs',
+  IDLEMESH_PUBLIC_URL: 'publicUrl',
+  IDLEMESH_TLS_CERT: 'tlsCert',
+  IDLEMESH_TLS_KEY: 'tlsKey',
 };
 const NUMERIC = new Set<keyof CoordinatorOptions>(['port', 'leaseMs', 'heartbeatMs', 'sweepMs', 'bodyLimitBytes', 'moduleLimitBytes', 'maxMemoryMb', 'leaseBatch', 'coordinatorFeeBps', 'poolFeeBps', 'unbondingMs', 'minConf', 'depositGap', 'chainPollMs', 'minWithdrawalSats', 'payoutIntervalMs', 'lnMaxFeeBps', 'challengeWindowMs']);
 
@@ -115,6 +125,7 @@ export function resolveCoordinatorOptions(
     payoutIntervalMs: 3_600_000,
     lnMaxFeeBps: 100,
     challengeWindowMs: 0,
+    trustProxy: false,
   };
   const fromEnv: Record<string, unknown> = {};
   for (const [name, key] of Object.entries(ENV)) {

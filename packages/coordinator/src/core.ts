@@ -18,7 +18,8 @@ import type { z } from 'zod';
 import { Instrumenter } from './modules/index.js';
 import { ACCOUNTS, Money } from './money.js';
 import { Deposits, Payouts, treasuryFromOptions } from './treasury/index.js';
-import { Identity } from './identity/index.js';
+import { Identity, Passkeys } from './identity/index.js';
+import type { RelyingParty } from './identity/index.js';
 import type { CoordinatorOptions } from './config.js';
 import type { Metrics } from './metrics.js';
 import { ProgressHub } from './progress.js';
@@ -56,6 +57,7 @@ export class Core {
   readonly deposits: Deposits;
   readonly payouts: Payouts;
   readonly identity: Identity;
+  private passkeyService: Passkeys | undefined;
   private lastChainPoll = 0;
   private lastBatch = Date.now();
   private dispatching = false;
@@ -86,6 +88,16 @@ export class Core {
       store, log, now, network: opts.network, account: t.account, chain: t.chain, lightning: t.lightning,
       minConf: opts.minConf, minWithdrawalSats: opts.minWithdrawalSats, lnMaxFeeBps: opts.lnMaxFeeBps,
     });
+  }
+
+  /** Passkeys are bound to the URL people open; known once the server listens. */
+  setRelyingParty(rp: RelyingParty): void {
+    this.passkeyService = new Passkeys(this.store, this.log, this.now, rp, async (orgId) => (await this.identity.org(orgId))?.root === true);
+  }
+
+  get passkeys(): Passkeys {
+    if (!this.passkeyService) throw new ImError('IM_INTERNAL', 'passkeys are not set up yet');
+    return this.passkeyService;
   }
 
   async start(): Promise<void> {

@@ -74,6 +74,12 @@ export const ROUTE_RULES: Readonly<Record<string, RouteRule>> = {
   'POST /v1/keys': R(['admin']),
   'POST /v1/keys/:id/revoke': R(['admin']),
   'GET /v1/whoami': R(ALL),
+  'POST /v1/users': R(['admin']),
+  'POST /v1/passkeys/register/options': R('public'),
+  'POST /v1/passkeys/register/verify': R('public'),
+  'POST /v1/passkeys/login/options': R('public'),
+  'POST /v1/passkeys/login/verify': R('public'),
+  'POST /v1/session/logout': R(ALL),
 };
 
 /**

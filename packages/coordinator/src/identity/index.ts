@@ -14,6 +14,8 @@ import { ROLES, isRole } from './access.js';
 import type { Principal, Role } from './access.js';
 
 export * from './access.js';
+export { Passkeys } from './passkeys.js';
+export type { RelyingParty, Session, User } from './passkeys.js';
 
 export interface Org {
   id: string;

@@ -26,6 +26,7 @@ import { jobView, moduleInfo, resultView } from '../core.js';
 import type { Batch, Withdrawal } from '../treasury/index.js';
 import { ROUTE_RULES, authorize, seesAll } from '../identity/index.js';
 import type { Principal } from '../identity/index.js';
+import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -46,6 +47,17 @@ function callerOf(req: FastifyRequest): string {
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
+const SESSION_COOKIE = 'im_session';
+
+function sessionCookie(req: FastifyRequest): string | undefined {
+  const header = req.headers.cookie;
+  if (header === undefined) return undefined;
+  for (const part of header.split(';')) {
+    const [k, ...v] = part.trim().split('=');
+    if (k === SESSION_COOKIE && v.length > 0) return v.join('=') || undefined;
+  }
+  return undefined;
+}
 import type { Core } from '../core.js';
 
 export const VERSION = '0.1.0';
@@ -91,7 +103,16 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
     const route = `${req.method} ${url}`;
     const rule = ROUTE_RULES[route];
     if (rule !== undefined && (rule.allow === 'public' || rule.allow === 'node')) return;
-    req.principal = await core.identity.principal(req.headers.authorization, () => openCallerOf(req), LOOPBACK.has(req.socket.remoteAddress ?? ''));
+    const cookie = sessionCookie(req);
+    if (req.headers.authorization === undefined && cookie !== undefined && (await core.identity.isBootstrapped())) {
+      // A person signed in with a passkey: the HTTP-only cookie, plus the CSRF token on anything that changes state.
+      const s = await core.passkeys.session(cookie);
+      if (!s) throw new ImError('IM_UNAUTHORIZED', 'the session expired or ended: sign in again');
+      if (req.method !== 'GET' && req.headers['x-csrf-token'] !== s.csrf) throw new ImError('IM_FORBIDDEN', 'missing or wrong X-CSRF-Token for this session');
+      req.principal = s.principal;
+    } else {
+      req.principal = await core.identity.principal(req.headers.authorization, () => openCallerOf(req), LOOPBACK.has(req.socket.remoteAddress ?? ''));
+    }
     authorize(req.principal, route);
   });
 
@@ -312,6 +333,40 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
     const body = parse(z.strictObject({ token: z.string().min(1).max(200), org: z.string().min(1).max(100) }), req.body, 'bootstrap');
     const r = await core.identity.bootstrap(body.token, body.org);
     return reply.code(201).send({ org: r.org, keyId: r.keyId, key: r.key, note: 'the key is shown once: keep it (IDLEMESH_API_KEY)' });
+  });
+
+  app.post('/v1/users', async (req, reply) => {
+    const body = parse(z.strictObject({ name: z.string().min(1).max(100), roles: z.array(z.string()).min(1).max(5), org: z.string().max(64).optional() }), req.body, 'user');
+    const p = principalOf(req);
+    const org = body.org ?? (p.kind === 'key' ? p.orgId : undefined);
+    if (org === undefined || !(await core.identity.org(org))) throw new ImError('IM_VALIDATION', 'name an existing organisation (org)');
+    if (p.kind === 'key' && org !== p.orgId && !p.root) throw new ImError('IM_FORBIDDEN', 'admins add users to their own organisation only');
+    const { user, enrolToken } = await core.passkeys.createUser(org, body.name, body.roles);
+    return reply.code(201).send({ id: user.id, orgId: user.orgId, name: user.name, roles: user.roles, enrolToken, note: 'give the enrolment token to the user, once: it registers their passkey' });
+  });
+
+  const Enrol = z.strictObject({ userId: z.string().min(1).max(64), token: z.string().min(1).max(200) });
+  app.post('/v1/passkeys/register/options', async (req) => {
+    const b = parse(Enrol, req.body, 'enrolment');
+    return core.passkeys.registrationOptions(b.userId, b.token);
+  });
+  app.post('/v1/passkeys/register/verify', async (req) => {
+    const b = parse(Enrol.extend({ response: z.record(z.string(), z.unknown()) }), req.body, 'registration');
+    return core.passkeys.registrationVerify(b.userId, b.token, b.response as unknown as RegistrationResponseJSON);
+  });
+  app.post('/v1/passkeys/login/options', async () => core.passkeys.authenticationOptions());
+  app.post('/v1/passkeys/login/verify', async (req, reply) => {
+    const b = parse(z.strictObject({ response: z.record(z.string(), z.unknown()) }), req.body, 'sign-in');
+    const s = await core.passkeys.authenticationVerify(b.response as unknown as AuthenticationResponseJSON);
+    const secure = req.protocol === 'https' ? '; Secure' : '';
+    reply.header('set-cookie', `${SESSION_COOKIE}=${s.id}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${Math.floor((s.expiresAt - core.now()) / 1000)}${secure}`);
+    return { userId: s.userId, orgId: s.orgId, roles: s.roles, csrfToken: s.csrf, expiresAt: s.expiresAt };
+  });
+  app.post('/v1/session/logout', async (req, reply) => {
+    const cookie = sessionCookie(req);
+    if (cookie !== undefined) await core.passkeys.logout(cookie);
+    reply.header('set-cookie', `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0`);
+    return { ok: true };
   });
 
   app.get('/v1/whoami', async (req) => {

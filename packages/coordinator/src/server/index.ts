@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import Fastify, { LogController } from 'fastify';
 import type { FastifyError } from 'fastify';
 import websocket from '@fastify/websocket';
@@ -30,7 +31,13 @@ const FASTIFY_ERRORS: Record<string, ImError['code']> = {
 
 export async function startCoordinator(opts: CoordinatorOptions): Promise<RunningCoordinator> {
   const store = await openStore(opts.store, opts.dataDir, { synchronous: opts.sqliteSynchronous });
+  const https = opts.tlsCert !== undefined && opts.tlsKey !== undefined
+    ? { cert: await readFile(opts.tlsCert), key: await readFile(opts.tlsKey) }
+    : undefined;
+  if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined)) throw new ImError('IM_CONFIG_INVALID', 'HTTPS needs both tlsCert and tlsKey');
   const app = Fastify({
+    ...(https ? { https } : {}),
+    trustProxy: opts.trustProxy,
     // Logs go to stderr: stdout stays for what a command prints (`--json` documents, tables).
     logger: opts.logLevel === 'silent' ? false : { level: opts.logLevel, stream: process.stderr },
     logController: new LogController({ disableRequestLogging: true }),
@@ -77,8 +84,12 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : opts.port;
   const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+  const scheme = https ? 'https' : 'http';
+  // WebAuthn refuses IP addresses as the relying party: people open localhost (or the public URL).
+  const publicUrl = new URL(opts.publicUrl ?? `${scheme}://localhost:${port}`);
+  core.setRelyingParty({ rpID: publicUrl.hostname, origin: publicUrl.origin, rpName: `idlemesh ${opts.coordinatorId}` });
   await core.start();
-  app.log.info({ url: `http://${host}:${port}`, store: store.durability, dataDir: opts.dataDir }, 'coordinator listening');
+  app.log.info({ url: `${scheme}://${host}:${port}`, store: store.durability, dataDir: opts.dataDir }, 'coordinator listening');
   const bootstrapToken = await core.identity.bootstrapToken();
   if (bootstrapToken !== undefined) {
     app.log.warn({ bootstrapToken }, 'no admin yet: open to this machine only; `idlemesh bootstrap --token <bootstrapToken> --org <name>` creates the first admin and turns API keys on');
@@ -86,7 +97,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
 
   let closing: Promise<void> | undefined;
   return {
-    url: `http://${host}:${port}`,
+    url: `${scheme}://${host}:${port}`,
     port,
     store,
     bootstrapToken,
