@@ -60,6 +60,18 @@ export function registerIdentity(program: Command): void {
     await out(`organisation ${r.name}: ${r.id}\n`);
   });
 
+  const users = program.command('users').description('people who sign in with passkeys');
+  users.command('add')
+    .requiredOption('--name <name>', 'who')
+    .requiredOption('--roles <list>', 'comma-separated: admin, approver, buyer, operator, auditor')
+    .option('--org <id>', 'another organisation (root admins only)')
+    .option('--json', 'print the user with the enrolment token')
+    .action(async (opts: { name: string; roles: string; org?: string; json?: boolean }, cmd: Command) => {
+      const r = (await call(cmd, 'POST', '/v1/users', { name: opts.name, roles: opts.roles.split(',').map((x) => x.trim()).filter(Boolean), ...(opts.org ? { org: opts.org } : {}) })) as { id: string; enrolToken: string; roles: string[] };
+      if (opts.json) return outJson(r);
+      await out(`user ${r.id} (${r.roles.join(', ')}). Give them this one-time enrolment token to register a passkey (24 h):\n  ${r.enrolToken}\n`);
+    });
+
   const keys = program.command('keys').description('API keys: shown once, stored hashed, scoped by role and organisation, revocable');
   keys.command('create')
     .requiredOption('--name <name>', 'what the key is for')
