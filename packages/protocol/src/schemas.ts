@@ -66,6 +66,8 @@ export const SubmitJobBody = z.strictObject({
   inputs: z.array(Base64).min(1).max(1_000_000).describe('one base64 input per task'),
   limits: JobLimits.partial().optional(),
   bid: z.number().int().nonnegative().optional().describe('max msat per EU the buyer pays'),
+  label: z.enum(['private', 'overflow', 'public']).optional().describe("where it may run (organisation policy); default: the policy's defaultLabel"),
+  dataClasses: z.array(z.string().min(1).max(64)).max(20).optional().describe('data classes of the inputs; the policy may keep some inside the organisation'),
   maxAttempts: z.number().int().min(1).max(20).optional(),
   retryBackoffMs: z.number().int().min(0).max(3_600_000).optional(),
   priority: z.number().int().min(1).max(100).optional().describe('fair-share weight'),
@@ -107,6 +109,8 @@ export const JobView = z.strictObject({
   buyer: z.string().optional().describe('the ledger account charged (paid jobs)'),
   holdMsat: z.string().regex(/^\d+$/).optional().describe('escrow held at submit for the max cost, msat'),
   settledAt: Millis.optional().describe('when the charges were settled in the ledger'),
+  label: z.string().optional(),
+  dataClasses: z.array(z.string()).optional(),
 });
 export type JobView = z.infer<typeof JobView>;
 
