@@ -19,6 +19,7 @@ import { Instrumenter } from './modules/index.js';
 import { ACCOUNTS, Money } from './money.js';
 import { Deposits, Payouts, treasuryFromOptions } from './treasury/index.js';
 import { Identity, Passkeys } from './identity/index.js';
+import { Governance } from './governance/index.js';
 import type { RelyingParty } from './identity/index.js';
 import type { CoordinatorOptions } from './config.js';
 import type { Metrics } from './metrics.js';
@@ -57,6 +58,7 @@ export class Core {
   readonly deposits: Deposits;
   readonly payouts: Payouts;
   readonly identity: Identity;
+  readonly governance: Governance;
   private passkeyService: Passkeys | undefined;
   private lastChainPoll = 0;
   private lastBatch = Date.now();
@@ -82,6 +84,7 @@ export class Core {
     this.instrumenter = new Instrumenter({ maxMemoryMb: opts.maxMemoryMb, maxBytes: opts.moduleLimitBytes });
     this.money = new Money(store, opts, log, now, metrics);
     this.identity = new Identity(store, log, now);
+    this.governance = new Governance(store, log, now);
     const t = treasuryFromOptions(opts);
     this.deposits = new Deposits({ store, log, now, account: t.account, chain: t.chain, lightning: t.lightning, minConf: opts.minConf, gap: opts.depositGap, network: opts.network });
     this.payouts = new Payouts({
@@ -257,6 +260,8 @@ export class Core {
         priority: body.priority ?? 1,
         requirements: body.requirements ?? {},
         createdAt: now,
+        ...(body.label !== undefined ? { label: body.label } : {}),
+        ...(body.dataClasses !== undefined ? { dataClasses: body.dataClasses } : {}),
         ...(hold ? { buyer, holdMsat: hold.amount, fees: this.money.fees } : {}),
       },
       inputs,
@@ -338,13 +343,14 @@ export class Core {
     const now = this.now();
     const jobs = await this.store.runnableJobs(now);
     if (jobs.length === 0) return 0;
+    const allowed = await this.governance.filter(agents.map((a) => ({ nodeId: a.nodeId, runtimes: a.capabilities.runtimes, free: a.credit })), jobs);
     const plan = schedule(
       agents.map((a) => ({
         id: a.nodeId, free: a.credit, runtimes: a.capabilities.runtimes, memoryMb: a.capabilities.memoryMb, cores: a.capabilities.cores,
         ask: a.capabilities.ask ?? 0,
       })),
       jobs,
-      { maxPerAgent: this.opts.leaseBatch },
+      allowed ? { maxPerAgent: this.opts.leaseBatch, allowed } : { maxPerAgent: this.opts.leaseBatch },
     );
     if (plan.length === 0) return 0;
     const asks = new Map(agents.map((a) => [a.nodeId, a.capabilities.ask ?? 0]));
@@ -497,6 +503,8 @@ export function jobView(j: JobRecord): JobView {
   if (j.buyer !== undefined) v.buyer = j.buyer;
   if (j.holdMsat !== undefined) v.holdMsat = j.holdMsat.toString();
   if (j.settledAt !== undefined) v.settledAt = j.settledAt;
+  if (j.label !== undefined) v.label = j.label;
+  if (j.dataClasses !== undefined) v.dataClasses = j.dataClasses;
   return v;
 }
 

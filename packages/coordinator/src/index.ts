@@ -6,6 +6,7 @@ export { schedule, eligible } from './scheduler/index.js';
 export type { SchedAgent, SchedJob, Assignment } from './scheduler/index.js';
 export { openStore, SqliteStore } from './store/index.js';
 export type { Store } from './store/index.js';
-// Pure cores of settlement (persistence and the market come with the settlement issue).
+// Pure cores: the ledger, pricing and organisation policy.
 export * as ledger from './ledger/index.js';
 export * as pricing from './pricing/index.js';
+export * as policy from './policy/index.js';

@@ -1,5 +1,10 @@
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { extname, join } from 'node:path';
 import type { Command } from 'commander';
-import { ImError } from '@idlemesh/protocol';
+import { ImError, signRequest } from '@idlemesh/protocol';
+import { intArg } from '../options.js';
 import { age, table } from '../format.js';
 import { apiKey, coordinatorUrl } from '../options.js';
 import { out, outJson } from '../output.js';
@@ -94,4 +99,89 @@ export function registerIdentity(program: Command): void {
     if (opts.json) return outJson(r);
     await out(`key ${r.id} revoked\n`);
   });
+
+  const policy = program.command('policy').description("your organisation's policy: labels, overflow to public capacity, approvals, data classes (docs/policy.md)");
+  policy.command('set')
+    .description('replace the policy with a YAML or JSON document (checked first; a bad one changes nothing)')
+    .argument('<file>', 'policy.yaml or policy.json')
+    .option('--json', 'print {org, version, hash}')
+    .action(async (file: string, opts: { json?: boolean }, cmd: Command) => {
+      const text = await readFile(file, 'utf8');
+      const r = (await call(cmd, 'POST', '/v1/policy', { text, format: extname(file).toLowerCase() === '.json' ? 'json' : 'yaml' })) as { org: string; version: number; hash: string };
+      if (opts.json) return outJson(r);
+      await out(`policy version ${r.version} of ${r.org} (${r.hash.slice(0, 16)})\n`);
+    });
+  policy.command('show').option('--json', 'print the policy record').action(async (opts: { json?: boolean }, cmd: Command) => {
+    const r = (await call(cmd, 'GET', '/v1/policy')) as { version: number; text?: string; note?: string };
+    if (opts.json) return outJson(r);
+    await out(r.text !== undefined ? `# version ${r.version}\n${r.text}${r.text.endsWith('\n') ? '' : '\n'}` : `${r.note ?? 'no policy'}\n`);
+  });
+  policy.command('check')
+    .description('explain, for a job, which nodes are eligible and why — without running it')
+    .requiredOption('--job <file.json>', '{"label":"overflow","dataClasses":["pii"],"runtime":"wasm"}')
+    .option('--json', 'print the decisions')
+    .action(async (opts: { job: string; json?: boolean }, cmd: Command) => {
+      const job = JSON.parse(await readFile(opts.job, 'utf8')) as Record<string, unknown>;
+      const r = (await call(cmd, 'POST', '/v1/policy/check', { job: { label: job.label, dataClasses: job.dataClasses, runtime: job.runtime ?? 'wasm' } })) as { label: string; nodes: Array<{ nodeId: string; decision: { eligible: boolean; pool: string; reasons: string[]; needsApproval?: boolean } }> };
+      if (opts.json) return outJson(r);
+      const lines = [`label ${r.label}`];
+      for (const n of r.nodes) {
+        lines.push(`${n.decision.eligible ? 'ELIGIBLE' : 'no      '} ${n.nodeId.slice(0, 12)} (${n.decision.pool})${n.decision.needsApproval ? ' needs approval' : ''}`);
+        for (const why of n.decision.reasons) lines.push(`    ${why}`);
+      }
+      await out(`${lines.join('\n')}\n`);
+    });
+
+  const pools = program.command('pools').description('private pools: nodes join with an enrolment token (or a capacity domain token)');
+  pools.command('token')
+    .description('an enrolment token: limited uses, expiring, bound to each node key on first use, revocable')
+    .option('--uses <n>', 'nodes it may admit (default 1)', intArg(1, 1_000_000))
+    .option('--domain <name>', 'a capacity domain: any number of nodes of one site, revoked as one')
+    .option('--ttl-hours <h>', 'valid for (default 24)', intArg(1, 24 * 365))
+    .option('--json', 'print the token record')
+    .action(async (opts: { uses?: number; domain?: string; ttlHours?: number; json?: boolean }, cmd: Command) => {
+      const r = (await call(cmd, 'POST', '/v1/pools/tokens', {
+        uses: opts.domain !== undefined && opts.uses === undefined ? null : (opts.uses ?? 1), ...(opts.domain ? { domain: opts.domain } : {}),
+        ...(opts.ttlHours ? { ttlMs: opts.ttlHours * 3_600_000 } : {}),
+      })) as { id: string; token: string };
+      if (opts.json) return outJson(r);
+      await out(`token ${r.id} — shown once; on each node: idlemesh pools join ${r.token}\n`);
+    });
+  pools.command('tokens').option('--json', 'print {"tokens":[…]}').action(async (opts: { json?: boolean }, cmd: Command) => {
+    const r = (await call(cmd, 'GET', '/v1/pools/tokens')) as { tokens: Array<{ id: string; orgId: string; state: string; usesLeft: number | null; nodes: string[]; domain?: string; expiresAt: number }> };
+    if (opts.json) return outJson(r);
+    await out(table(['ID', 'ORG', 'STATE', 'USES LEFT', 'NODES', 'DOMAIN'], r.tokens.map((t) => [t.id, t.orgId, t.state, t.usesLeft === null ? 'any' : String(t.usesLeft), String(t.nodes.length), t.domain ?? ''])));
+  });
+  pools.command('revoke').argument('<id>').description('revoke a token: every node it admitted leaves the pool').action(async (id: string, _o: unknown, cmd: Command) => {
+    const r = (await call(cmd, 'POST', `/v1/pools/tokens/${encodeURIComponent(id)}/revoke`)) as { removed: string[] };
+    await out(`revoked; ${r.removed.length} node(s) left the pool\n`);
+  });
+  pools.command('join')
+    .description("this node joins the organisation's private pool (signed with the node key)")
+    .argument('<token>')
+    .option('--key-file <file>', 'the node key (default ~/.idlemesh/agent/node.key)')
+    .option('--json', 'print the membership')
+    .action(async (tok: string, opts: { keyFile?: string; json?: boolean }, cmd: Command) => {
+      const { loadOrCreateKey } = await import('@idlemesh/agent');
+      const file = opts.keyFile ?? join(homedir(), '.idlemesh', 'agent', 'node.key');
+      if (!existsSync(file)) throw new ImError('IM_CONFIG_INVALID', `no node key at ${file}; run the agent once or pass --key-file`);
+      const { key } = await loadOrCreateKey(file);
+      const r = (await call(cmd, 'POST', '/v1/pools/join', await signRequest(key, 'join', { token: tok }, Date.now()))) as { orgId: string; domain?: string };
+      if (opts.json) return outJson(r);
+      await out(`node ${key.publicKeyHex.slice(0, 12)} joined ${r.orgId}${r.domain ? ` (domain ${r.domain})` : ''}\n`);
+    });
+
+  const approvals = program.command('approvals').description('crossings to public capacity waiting for a human');
+  approvals.command('list', { isDefault: true }).option('--json', 'print {"approvals":[…]}').action(async (opts: { json?: boolean }, cmd: Command) => {
+    const r = (await call(cmd, 'GET', '/v1/approvals')) as { approvals: Array<{ id: string; jobId: string; state: string; createdAt: number; reason?: string }> };
+    if (opts.json) return outJson(r);
+    if (r.approvals.length === 0) return out('nothing waits for approval\n');
+    await out(table(['ID', 'JOB', 'STATE', 'ASKED', 'REASON'], r.approvals.map((a) => [a.id, a.jobId, a.state, age(a.createdAt), a.reason ?? ''])));
+  });
+  for (const verb of ['approve', 'deny'] as const) {
+    approvals.command(verb).argument('<id>').requiredOption('--reason <text>', 'kept with the decision').action(async (id: string, opts: { reason: string }, cmd: Command) => {
+      const r = (await call(cmd, 'POST', `/v1/approvals/${encodeURIComponent(id)}`, { decision: verb, reason: opts.reason })) as { state: string };
+      await out(`${id}: ${r.state}\n`);
+    });
+  }
 }

@@ -80,6 +80,15 @@ export const ROUTE_RULES: Readonly<Record<string, RouteRule>> = {
   'POST /v1/passkeys/login/options': R('public'),
   'POST /v1/passkeys/login/verify': R('public'),
   'POST /v1/session/logout': R(ALL),
+  'GET /v1/policy': R(['admin', 'auditor', 'approver', 'buyer']),
+  'POST /v1/policy': R(['admin']),
+  'POST /v1/policy/check': R(['admin', 'auditor', 'approver', 'buyer']),
+  'GET /v1/pools/tokens': R(['admin', 'auditor']),
+  'POST /v1/pools/tokens': R(['admin']),
+  'POST /v1/pools/tokens/:id/revoke': R(['admin']),
+  'POST /v1/pools/join': R('node'),
+  'GET /v1/approvals': R(['approver', 'admin', 'auditor']),
+  'POST /v1/approvals/:id': R(['approver']),
 };
 
 /**

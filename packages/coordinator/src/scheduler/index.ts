@@ -48,6 +48,8 @@ export interface Assignment {
 export interface ScheduleOptions {
   /** Most tasks one agent gets in one plan (one lease message). */
   maxPerAgent: number;
+  /** Organisation policy (policy/): whether this agent may run this job's tasks now. Absent = no restriction. */
+  allowed?: (agentId: string, jobId: string) => boolean;
 }
 
 export function eligible(agent: SchedAgent, job: SchedJob): boolean {
@@ -68,7 +70,7 @@ export function schedule(agents: readonly SchedAgent[], jobs: readonly SchedJob[
   const order = [...agents].filter((a) => a.free > 0).sort((a, b) =>
     (a.ask ?? 0) - (b.ask ?? 0) || (b.reliability ?? 0.5) - (a.reliability ?? 0.5) || b.free - a.free || (a.id < b.id ? -1 : 1));
   for (const agent of order) {
-    const candidates = jobs.filter((j) => eligible(agent, j));
+    const candidates = jobs.filter((j) => eligible(agent, j) && (opts.allowed === undefined || opts.allowed(agent.id, j.id)));
     if (candidates.length === 0) continue;
     const planned = new Map<string, number>();
     let budget = Math.min(agent.free, opts.maxPerAgent);

@@ -327,6 +327,95 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
     return batchView(await core.payouts.reject(id, reason));
   });
 
+  // ---- governance: policy, pools, approvals --------------------------------------------
+
+  /** The organisation a request acts for: its key's, or (root admins) the one named. */
+  const orgFor = (req: FastifyRequest, named?: string): string => {
+    const p = principalOf(req);
+    if (p.kind !== 'key') throw new ImError('IM_VALIDATION', 'organisations exist once the coordinator is bootstrapped (idlemesh bootstrap)');
+    if (named === undefined || named === p.orgId) return p.orgId;
+    if (p.root && p.roles.includes('admin')) return named;
+    throw new ImError('IM_FORBIDDEN', 'you act for your own organisation only');
+  };
+  const OrgQuery = z.strictObject({ org: z.string().max(64).optional() });
+
+  app.get('/v1/policy', async (req) => {
+    const org = orgFor(req, parse(OrgQuery, req.query, 'query').org);
+    const r = await core.governance.policyRecord(org);
+    return r ? { org, ...r } : { org, version: 0, note: 'no policy: jobs run anywhere (label public); set one with idlemesh policy set' };
+  });
+
+  app.post('/v1/policy', async (req, reply) => {
+    const b = parse(z.strictObject({ text: z.string().min(1).max(100_000), format: z.enum(['yaml', 'json']).default('yaml'), org: z.string().max(64).optional() }), req.body, 'policy');
+    const org = orgFor(req, b.org);
+    const r = await core.governance.setPolicy(org, b.text, b.format);
+    core.kick();
+    return reply.code(201).send({ org, version: r.version, hash: r.hash });
+  });
+
+  app.post('/v1/policy/check', async (req) => {
+    const b = parse(z.strictObject({
+      job: z.strictObject({ label: z.enum(['private', 'overflow', 'public']).optional(), dataClasses: z.array(z.string().max(64)).max(20).optional(), runtime: z.string().max(32).default('wasm') }),
+      org: z.string().max(64).optional(),
+    }), req.body, 'policy check');
+    const org = orgFor(req, b.org);
+    const nodes = await core.store.listNodes();
+    const agents = nodes.filter((n) => n.state !== 'offline').map((n) => ({ nodeId: n.id, runtimes: n.capabilities.runtimes, free: 0 }));
+    const r = await core.governance.check(org, { runtime: b.job.runtime, ...(b.job.label ? { label: b.job.label } : {}), ...(b.job.dataClasses ? { dataClasses: b.job.dataClasses } : {}) }, agents);
+    return { org, label: r.label, nodes: r.decisions };
+  });
+
+  app.get('/v1/pools/tokens', async (req) => {
+    const p = principalOf(req);
+    const tokens = await core.governance.enrolTokens(seesAll(p) ? undefined : orgFor(req));
+    return { tokens: tokens.map(({ secretHash: _h, ...t }) => t) };
+  });
+
+  app.post('/v1/pools/tokens', async (req, reply) => {
+    const b = parse(z.strictObject({
+      uses: z.number().int().min(1).max(1_000_000).nullable().default(1).describe('null: any number (a capacity domain)'),
+      ttlMs: z.number().int().min(60_000).max(365 * 24 * 3_600_000).default(24 * 3_600_000),
+      domain: z.string().min(1).max(100).optional(),
+      org: z.string().max(64).optional(),
+    }), req.body ?? {}, 'enrolment token');
+    const org = orgFor(req, b.org);
+    const { token, record } = await core.governance.createEnrolToken(org, { uses: b.uses, ttlMs: b.ttlMs, ...(b.domain !== undefined ? { domain: b.domain } : {}) });
+    const { secretHash: _h, ...view } = record;
+    return reply.code(201).send({ ...view, token, note: 'shown once: nodes join with idlemesh pools join <token>' });
+  });
+
+  app.post('/v1/pools/tokens/:id/revoke', async (req) => {
+    const { id } = parse(IdParam, req.params, 'path');
+    const p = principalOf(req);
+    const r = await core.governance.revokeEnrolToken(p.kind === 'key' && !p.root ? p.orgId : undefined, id);
+    core.kick();
+    return r;
+  });
+
+  app.post('/v1/pools/join', async (req) => {
+    const signed = parse(z.strictObject({
+      body: z.strictObject({ token: z.string().min(1).max(200) }), nodeId: NodeId, nonce: z.string().regex(/^[0-9a-f]{32}$/), ts: z.number().int().nonnegative(),
+      sig: z.string().regex(/^[0-9a-f]{128}$/),
+    }), req.body, 'join');
+    const m = await core.governance.join(signed);
+    core.kick();
+    return m;
+  });
+
+  app.get('/v1/approvals', async (req) => {
+    const p = principalOf(req);
+    return { approvals: await core.governance.approvals(seesAll(p) ? undefined : orgFor(req)) };
+  });
+
+  app.post('/v1/approvals/:id', async (req) => {
+    const { id } = parse(IdParam, req.params, 'path');
+    const b = parse(z.strictObject({ decision: z.enum(['approve', 'deny']), reason: z.string().min(1).max(500) }), req.body, 'decision');
+    const p = principalOf(req);
+    const r = await core.governance.decide(p.kind === 'key' ? p.orgId : undefined, id, b.decision === 'approve', b.reason, p.kind === 'key' ? p.keyId : 'open');
+    core.kick();
+    return r;
+  });
+
   // ---- identity ---------------------------------------------------------------------
 
   app.post('/v1/bootstrap', async (req, reply) => {

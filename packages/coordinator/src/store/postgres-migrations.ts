@@ -178,4 +178,9 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX deposit_addresses_account ON deposit_addresses (account, idx);
   `,
+  // 5: governance — a job's policy label and data classes
+  `
+  ALTER TABLE jobs ADD COLUMN label TEXT;
+  ALTER TABLE jobs ADD COLUMN data_classes TEXT;
+  `,
 ];

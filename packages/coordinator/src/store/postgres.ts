@@ -248,13 +248,14 @@ export class PostgresStore implements Store {
       // A concurrent insert under the same key makes this one wait for it, then do nothing.
       const ins = await c.query<Row>(
         `INSERT INTO jobs (id, caller, idem_key, request_hash, name, module, instrumented_module, runtime, limits, bid, max_attempts,
-           retry_backoff_ms, priority, requirements, state, total, queued, created_at, updated_at, buyer, hold_msat, fees)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'queued', $15, $15, $16, $16, $17, $18, $19)
+           retry_backoff_ms, priority, requirements, state, total, queued, created_at, updated_at, buyer, hold_msat, fees, label, data_classes)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'queued', $15, $15, $16, $16, $17, $18, $19, $20, $21)
          ON CONFLICT (caller, idem_key) WHERE idem_key IS NOT NULL DO NOTHING
          RETURNING *`,
         [job.id, job.caller, job.idempotencyKey ?? null, job.requestHash, job.name ?? null, job.module, job.instrumentedModule, job.runtime,
           JSON.stringify(job.limits), job.bid, job.maxAttempts, job.retryBackoffMs, job.priority, JSON.stringify(job.requirements),
-          inputs.length, job.createdAt, job.buyer ?? null, job.holdMsat?.toString() ?? null, job.fees === undefined ? null : JSON.stringify(job.fees)],
+          inputs.length, job.createdAt, job.buyer ?? null, job.holdMsat?.toString() ?? null, job.fees === undefined ? null : JSON.stringify(job.fees),
+          job.label ?? null, job.dataClasses === undefined ? null : JSON.stringify(job.dataClasses)],
       );
       const row = ins.rows[0];
       if (!row) {
@@ -315,7 +316,7 @@ export class PostgresStore implements Store {
   }
 
   async runnableJobs(_now: number): Promise<RunnableJob[]> {
-    const rows = await this.rows(`SELECT id, runtime, queued, leased, priority, bid, created_at, limits, requirements FROM jobs
+    const rows = await this.rows(`SELECT id, runtime, queued, leased, priority, bid, caller, label, data_classes, created_at, limits, requirements FROM jobs
       WHERE state IN ('queued', 'running') AND queued > 0 ORDER BY created_at, id`);
     return rows.map(toRunnable);
   }

@@ -62,6 +62,8 @@ export function toJob(r: Row): JobRecord {
   if (r.hold_msat !== null && r.hold_msat !== undefined) job.holdMsat = BigInt(String(r.hold_msat));
   if (r.fees !== null && r.fees !== undefined) job.fees = JSON.parse(String(r.fees)) as NonNullable<JobRecord['fees']>;
   if (r.settled_at !== null && r.settled_at !== undefined) job.settledAt = Number(r.settled_at);
+  if (r.label !== null && r.label !== undefined) job.label = String(r.label);
+  if (r.data_classes !== null && r.data_classes !== undefined) job.dataClasses = JSON.parse(String(r.data_classes)) as string[];
   return job;
 }
 
@@ -104,6 +106,9 @@ export function toRunnable(r: Row): RunnableJob {
     leased: Number(r.leased),
     priority: Number(r.priority),
     bid: Number(r.bid ?? 0),
+    caller: String(r.caller ?? ''),
+    ...(r.label !== null && r.label !== undefined ? { label: String(r.label) } : {}),
+    ...(r.data_classes !== null && r.data_classes !== undefined ? { dataClasses: JSON.parse(String(r.data_classes)) as string[] } : {}),
     createdAt: Number(r.created_at),
     memoryMb: (JSON.parse(String(r.limits)) as { memoryMb: number }).memoryMb,
     requirements: JSON.parse(String(r.requirements)) as RunnableJob['requirements'],

@@ -108,13 +108,13 @@ export class SqliteStore implements Store {
         VALUES (@hash, @instrumentedHash, @abi, @size, @instrumentedSize, @initialPages, @maxPages, @bytes, @instrumented, @createdAt)`),
       getModule: db.prepare('SELECT * FROM modules WHERE hash = ? OR instrumented_hash = ?'),
       insertJob: db.prepare(`INSERT INTO jobs (id, caller, idem_key, request_hash, name, module, instrumented_module, runtime, limits, bid, max_attempts,
-        retry_backoff_ms, priority, requirements, state, total, queued, created_at, updated_at, buyer, hold_msat, fees)
+        retry_backoff_ms, priority, requirements, state, total, queued, created_at, updated_at, buyer, hold_msat, fees, label, data_classes)
         VALUES (@id, @caller, @idem_key, @request_hash, @name, @module, @instrumented_module, @runtime, @limits, @bid, @max_attempts,
-        @retry_backoff_ms, @priority, @requirements, 'queued', @total, @total, @created_at, @created_at, @buyer, @hold_msat, @fees)`),
+        @retry_backoff_ms, @priority, @requirements, 'queued', @total, @total, @created_at, @created_at, @buyer, @hold_msat, @fees, @label, @data_classes)`),
       insertTask: db.prepare('INSERT INTO tasks (job_id, idx, state, input) VALUES (?, ?, \'queued\', ?)'),
       jobById: db.prepare('SELECT * FROM jobs WHERE id = ?'),
       jobByKey: db.prepare('SELECT * FROM jobs WHERE caller = ? AND idem_key = ?'),
-      runnable: db.prepare(`SELECT id, runtime, queued, leased, priority, bid, created_at, limits, requirements FROM jobs
+      runnable: db.prepare(`SELECT id, runtime, queued, leased, priority, bid, caller, label, data_classes, created_at, limits, requirements FROM jobs
         WHERE state IN ('queued', 'running') AND queued > 0 ORDER BY created_at`),
       claim: db.prepare(`UPDATE tasks SET state = 'leased', attempt = attempt + 1, node_id = @node, lease_expires = @expires, ask = @ask
         WHERE job_id = @job AND idx IN (
@@ -205,6 +205,8 @@ export class SqliteStore implements Store {
         buyer: job.buyer ?? null,
         hold_msat: job.holdMsat?.toString() ?? null,
         fees: job.fees === undefined ? null : JSON.stringify(job.fees),
+        label: job.label ?? null,
+        data_classes: job.dataClasses === undefined ? null : JSON.stringify(job.dataClasses),
       });
       inputs.forEach((input, i) => s.insertTask.run(job.id, i, Buffer.from(input.buffer, input.byteOffset, input.byteLength)));
       if (hold !== undefined) this.ledger.apply(hold, job.createdAt, true);

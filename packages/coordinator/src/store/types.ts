@@ -39,6 +39,10 @@ export interface NewJob {
   holdMsat?: bigint;
   /** Fees in force when the job was submitted; they apply to all its charges. */
   fees?: FeeSchedule;
+  /** Policy label (private, overflow, public); absent = no organisation (a local mesh): any node. */
+  label?: string;
+  /** Data classes the job carries; a policy may keep some inside the organisation. */
+  dataClasses?: string[];
 }
 
 export interface JobRecord extends NewJob {
@@ -60,6 +64,9 @@ export interface RunnableJob {
   priority: number;
   /** msat per EU: only agents asking at most this run it. */
   bid: number;
+  caller: string;
+  label?: string;
+  dataClasses?: string[];
   createdAt: number;
   memoryMb: number;
   requirements: Requirements;

@@ -1,0 +1,262 @@
+/**
+ * Governance wired to the store: each organisation's policy document, its
+ * private pool (nodes join with an enrolment token or a domain token), the
+ * approvals queue for crossings to public capacity, and the placement filter
+ * the dispatcher applies. The decisions themselves are policy/ (pure).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { ImError, MAX_CLOCK_SKEW_MS, verifyRequest } from '@idlemesh/protocol';
+import type { SignedRequest } from '@idlemesh/protocol';
+import type { Logger } from '../core.js';
+import {
+  approvalDeadline, approvalOutcome, crossingNeeded, explain, parsePolicy, placement, policyFromObject, policyHash, resolveLabel,
+} from '../policy/index.js';
+import type { JobLabel, NodeDecision, Policy, PolicyJob, PolicyNode } from '../policy/index.js';
+import type { RunnableJob, Store } from '../store/index.js';
+
+/** Without a policy document an organisation's jobs may run anywhere (label public); `policy set` tightens it. */
+export const NO_POLICY: Policy = policyFromObject({ version: 1, defaultLabel: 'public' });
+
+export interface Membership {
+  nodeId: string;
+  orgId: string;
+  tokenId: string;
+  domain?: string;
+  admittedAt: number;
+}
+
+export interface EnrolToken {
+  id: string;
+  orgId: string;
+  secretHash: string;
+  usesLeft: number | null;
+  expiresAt: number;
+  /** A capacity domain: a site enrolled as one unit; revoking the token removes all its nodes. */
+  domain?: string;
+  nodes: string[];
+  createdAt: number;
+}
+
+export interface Approval {
+  id: string;
+  orgId: string;
+  jobId: string;
+  createdAt: number;
+  reason?: string;
+  decidedBy?: string;
+  decidedAt?: number;
+}
+
+export interface AgentView {
+  nodeId: string;
+  runtimes: readonly string[];
+  free: number;
+}
+
+const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
+const CACHE_MS = 1000;
+
+export class Governance {
+  private cache: { at: number; members: Map<string, Membership>; policies: Map<string, Policy>; approvals: Map<string, { state: string; a: Approval }> } | undefined;
+
+  constructor(private readonly store: Store, private readonly log: Logger, private readonly now: () => number) {}
+
+  invalidate(): void {
+    this.cache = undefined;
+  }
+
+  // ---- policy -------------------------------------------------------------------------
+
+  async setPolicy(orgId: string, text: string, format: 'yaml' | 'json'): Promise<{ version: number; hash: string; policy: Policy }> {
+    const policy = parsePolicy(text, format); // IM_VALIDATION naming the path; nothing stored on error
+    const [prev] = await this.store.records('policy', { ids: [orgId], limit: 1 });
+    const version = ((prev?.doc as { version?: number } | undefined)?.version ?? 0) + 1;
+    const hash = policyHash(policy);
+    await this.store.commitRecords({
+      expect: [{ kind: 'policy', id: orgId, states: prev ? [prev.state] : ['absent'] }],
+      records: [{ kind: 'policy', id: orgId, state: 'active', doc: { version, hash, format, text, setAt: this.now() } }],
+    }, this.now());
+    this.invalidate();
+    this.log.info({ org: orgId, version, hash }, 'policy changed');
+    return { version, hash, policy };
+  }
+
+  async policyRecord(orgId: string): Promise<{ version: number; hash: string; text: string; format: 'yaml' | 'json' } | undefined> {
+    const [r] = await this.store.records('policy', { ids: [orgId], limit: 1 });
+    return r?.doc as { version: number; hash: string; text: string; format: 'yaml' | 'json' } | undefined;
+  }
+
+  // ---- pools ----------------------------------------------------------------------------
+
+  async createEnrolToken(orgId: string, opts: { uses?: number | null; ttlMs: number; domain?: string }): Promise<{ token: string; record: EnrolToken }> {
+    const id = randomBytes(6).toString('hex');
+    const secret = randomBytes(24).toString('base64url');
+    const record: EnrolToken = {
+      id, orgId, secretHash: sha(secret), usesLeft: opts.uses ?? null, expiresAt: this.now() + opts.ttlMs, nodes: [], createdAt: this.now(),
+      ...(opts.domain !== undefined ? { domain: opts.domain } : {}),
+    };
+    await this.store.commitRecords({ expect: [{ kind: 'enrol-token', id, states: ['absent'] }], records: [{ kind: 'enrol-token', id, state: 'active', doc: record }] }, this.now());
+    return { token: `ime_${id}_${secret}`, record };
+  }
+
+  async enrolTokens(orgId: string | undefined): Promise<Array<EnrolToken & { state: string }>> {
+    return (await this.store.records('enrol-token', { limit: 10_000 })).map((r) => ({ ...(r.doc as EnrolToken), state: r.state }))
+      .filter((t) => orgId === undefined || t.orgId === orgId);
+  }
+
+  /** Revoking a token removes every node it admitted (a whole capacity domain at once). */
+  async revokeEnrolToken(orgId: string | undefined, id: string): Promise<{ removed: string[] }> {
+    const [r] = await this.store.records('enrol-token', { ids: [id], limit: 1 });
+    const t = r?.doc as EnrolToken | undefined;
+    if (!r || !t || (orgId !== undefined && t.orgId !== orgId)) throw new ImError('IM_NOT_FOUND', `no enrolment token ${id}`);
+    const members = await this.store.records('membership', { ids: t.nodes, limit: t.nodes.length + 1 });
+    const removed = members.filter((m) => m.state === 'active' && (m.doc as Membership).tokenId === id);
+    await this.store.commitRecords({
+      records: [{ kind: 'enrol-token', id, state: 'revoked', doc: t }, ...removed.map((m) => ({ kind: 'membership', id: m.id, state: 'removed', doc: m.doc }))],
+    }, this.now());
+    this.invalidate();
+    this.log.warn({ token: id, org: t.orgId, removed: removed.length }, 'enrolment token revoked; its nodes left the pool');
+    return { removed: removed.map((m) => m.id) };
+  }
+
+  /** A node joins an organisation's private pool: a request signed with its key, carrying the token (bound to the key on use). */
+  async join(req: SignedRequest<{ token: string }>): Promise<Membership> {
+    await verifyRequest(req, 'join', this.now());
+    if (!(await this.store.useNonce(req.nodeId, req.nonce, this.now() + 2 * MAX_CLOCK_SKEW_MS))) throw new ImError('IM_REPLAYED');
+    const m = /^ime_([0-9a-f]{12})_([A-Za-z0-9_-]{32})$/.exec(req.body.token);
+    if (!m) throw new ImError('IM_UNAUTHORIZED', 'not an enrolment token (ime_<id>_<secret>)');
+    const [r] = await this.store.records('enrol-token', { ids: [m[1]!], limit: 1 });
+    const t = r?.doc as EnrolToken | undefined;
+    if (!r || !t || t.secretHash !== sha(m[2]!)) throw new ImError('IM_UNAUTHORIZED', 'unknown enrolment token');
+    if (r.state !== 'active') throw new ImError('IM_KEY_REVOKED', 'this enrolment token was revoked');
+    const already = t.nodes.includes(req.nodeId);
+    if (!already && t.expiresAt <= this.now()) throw new ImError('IM_UNAUTHORIZED', 'this enrolment token expired');
+    if (!already && t.usesLeft !== null && t.usesLeft <= 0) throw new ImError('IM_UNAUTHORIZED', 'this enrolment token has no uses left');
+    const membership: Membership = { nodeId: req.nodeId, orgId: t.orgId, tokenId: t.id, admittedAt: this.now(), ...(t.domain !== undefined ? { domain: t.domain } : {}) };
+    if (!already) {
+      await this.store.commitRecords({
+        expect: [{ kind: 'enrol-token', id: t.id, states: ['active'] }],
+        records: [
+          { kind: 'enrol-token', id: t.id, state: 'active', doc: { ...t, nodes: [...t.nodes, req.nodeId], usesLeft: t.usesLeft === null ? null : t.usesLeft - 1 } },
+          { kind: 'membership', id: req.nodeId, state: 'active', doc: membership },
+        ],
+      }, this.now());
+      this.invalidate();
+      this.log.info({ node: req.nodeId.slice(0, 12), org: t.orgId, domain: t.domain }, 'node admitted to a private pool');
+    }
+    return membership;
+  }
+
+  // ---- approvals ---------------------------------------------------------------------------
+
+  async approvals(orgId: string | undefined): Promise<Array<Approval & { state: string }>> {
+    return (await this.store.records('approval', { limit: 10_000 })).map((r) => ({ ...(r.doc as Approval), state: r.state }))
+      .filter((a) => orgId === undefined || a.orgId === orgId);
+  }
+
+  async decide(orgId: string | undefined, id: string, approve: boolean, reason: string, by: string): Promise<Approval & { state: string }> {
+    const [r] = await this.store.records('approval', { ids: [id], limit: 1 });
+    const a = r?.doc as Approval | undefined;
+    if (!r || !a || (orgId !== undefined && a.orgId !== orgId)) throw new ImError('IM_NOT_FOUND', `no approval ${id}`);
+    if (r.state !== 'pending') throw new ImError('IM_CONFLICT', `approval ${id} was already ${r.state}`);
+    const policy = (await this.snapshot()).policies.get(a.orgId) ?? NO_POLICY;
+    if (this.now() >= approvalDeadline(a, policy)) throw new ImError('IM_CONFLICT', `approval ${id} timed out (${policy.overflow.onTimeout} by policy); the answer came too late`);
+    const doc: Approval = { ...a, reason, decidedBy: by, decidedAt: this.now() };
+    const state = approve ? 'approved' : 'denied';
+    await this.store.commitRecords({ expect: [{ kind: 'approval', id, states: ['pending'] }], records: [{ kind: 'approval', id, state, doc }] }, this.now());
+    this.invalidate();
+    this.log.info({ approval: id, job: a.jobId, state, by }, 'crossing to public capacity decided');
+    return { ...doc, state };
+  }
+
+  // ---- placement ------------------------------------------------------------------------------
+
+  private async snapshot(): Promise<NonNullable<Governance['cache']>> {
+    const now = this.now();
+    if (this.cache && now - this.cache.at < CACHE_MS) return this.cache;
+    const members = new Map((await this.store.records('membership', { states: ['active'], limit: 100_000 })).map((r) => [r.id, r.doc as Membership]));
+    const policies = new Map<string, Policy>();
+    for (const r of await this.store.records('policy', { states: ['active'], limit: 10_000 })) {
+      const d = r.doc as { text: string; format: 'yaml' | 'json' };
+      policies.set(r.id, parsePolicy(d.text, d.format));
+    }
+    const approvals = new Map((await this.store.records('approval', { limit: 100_000 })).map((r) => [r.id, { state: r.state, a: r.doc as Approval }]));
+    this.cache = { at: now, members, policies, approvals };
+    return this.cache;
+  }
+
+  /** Whether placement applies at all: nothing to decide until an organisation or a pool exists. */
+  async active(): Promise<boolean> {
+    const s = await this.snapshot();
+    return s.members.size > 0 || s.policies.size > 0;
+  }
+
+  policyOf(orgId: string, s = this.cache): Policy {
+    return s?.policies.get(orgId) ?? NO_POLICY;
+  }
+
+  private policyNode(a: AgentView, s: NonNullable<Governance['cache']>): PolicyNode {
+    const m = s.members.get(a.nodeId);
+    // Nodes in no private pool form the public pool (a minimum bond comes with the issuance work).
+    return { id: a.nodeId, operator: a.nodeId, publicPool: m === undefined, reliability: 1, bondMsat: 0n, runtimes: a.runtimes, ...(m ? { orgId: m.orgId } : {}) };
+  }
+
+  private policyJob(j: RunnableJob, orgId: string, policy: Policy): PolicyJob {
+    return { id: j.id, orgId, label: resolveLabel(j.label as JobLabel | undefined, policy), dataClasses: j.dataClasses ?? [], runtime: j.runtime, queuedSince: j.createdAt };
+  }
+
+  /**
+   * Which (agent, job) pairs the policies allow now. Jobs of no organisation
+   * (a local mesh) go to public-pool nodes. Crossings that need a human open
+   * an approval request and wait; a denied or timed-out one stays private.
+   */
+  async filter(agents: readonly AgentView[], jobs: readonly RunnableJob[]): Promise<((agentId: string, jobId: string) => boolean) | undefined> {
+    if (!(await this.active())) return undefined;
+    const s = await this.snapshot();
+    const now = this.now();
+    const allowed = new Set<string>();
+    for (const j of jobs) {
+      const orgId = j.caller.startsWith('org:') ? j.caller.slice(4) : undefined;
+      if (orgId === undefined) {
+        for (const a of agents) if (!s.members.has(a.nodeId)) allowed.add(`${a.nodeId}\u0000${j.id}`);
+        continue;
+      }
+      const policy = this.policyOf(orgId, s);
+      const pj = this.policyJob(j, orgId, policy);
+      const nodes = agents.map((a) => this.policyNode(a, s));
+      const privateCapacity = agents.some((a) => a.free > 0 && s.members.get(a.nodeId)?.orgId === orgId && a.runtimes.includes(j.runtime));
+      const approval = await this.approvalState(j.id, orgId, pj, policy, privateCapacity, now, s);
+      for (const n of nodes) {
+        if (placement(pj, n, policy, { now, privateCapacity, ...(approval ? { approval } : {}) }).eligible) allowed.add(`${n.id}\u0000${j.id}`);
+      }
+    }
+    return (agentId, jobId) => allowed.has(`${agentId}\u0000${jobId}`);
+  }
+
+  /** The approval for a crossing: asked for when first needed (per job), decided by an approver, timed out by the policy. */
+  private async approvalState(jobId: string, orgId: string, job: PolicyJob, policy: Policy, privateCapacity: boolean, now: number, s: NonNullable<Governance['cache']>): Promise<'approved' | 'denied' | 'pending' | undefined> {
+    if (policy.overflow.approval === 'none') return undefined;
+    const existing = s.approvals.get(jobId);
+    if (existing) {
+      const decided = existing.state === 'approved' || existing.state === 'denied' ? existing.state : undefined;
+      return approvalOutcome(existing.a, policy, now, decided);
+    }
+    const c = crossingNeeded(job, policy, { now, privateCapacity });
+    if (!c.cross || !c.needsApproval) return undefined;
+    const a: Approval = { id: jobId, orgId, jobId, createdAt: now };
+    await this.store.commitRecords({ expect: [{ kind: 'approval', id: jobId, states: ['absent'] }], records: [{ kind: 'approval', id: jobId, state: 'pending', doc: a }] }, now)
+      .catch((err: unknown) => { if (!(err instanceof ImError && err.code === 'IM_CONFLICT')) throw err; });
+    s.approvals.set(jobId, { state: 'pending', a });
+    this.log.info({ job: jobId, org: orgId }, 'a crossing to public capacity waits for approval');
+    return 'pending';
+  }
+
+  /** `idlemesh policy check`: for a job, every known node and why it is or is not eligible. */
+  async check(orgId: string, job: { label?: JobLabel; dataClasses?: string[]; runtime: string }, agents: readonly AgentView[]): Promise<{ label: JobLabel; decisions: NodeDecision[] }> {
+    const s = await this.snapshot();
+    const policy = this.policyOf(orgId, s);
+    const pj: PolicyJob = { id: 'check', orgId, label: resolveLabel(job.label, policy), dataClasses: job.dataClasses ?? [], runtime: job.runtime, queuedSince: this.now() };
+    const privateCapacity = agents.some((a) => s.members.get(a.nodeId)?.orgId === orgId && a.runtimes.includes(job.runtime));
+    return { label: pj.label, decisions: explain(pj, agents.map((a) => this.policyNode(a, s)), policy, { now: this.now(), privateCapacity }) };
+  }
+}
