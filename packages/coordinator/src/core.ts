@@ -12,6 +12,8 @@ import {
   taskId,
 } from '@idlemesh/protocol';
 import { createHash } from 'node:crypto';
+import { merkleLeafHash, merkleRoot, utf8 } from '@idlemesh/protocol';
+import type { Transfer } from './ledger/index.js';
 import type { Capabilities, JobLimits, JobView, LeasedTask, ModuleInfo, ServerMessage, TaskResultView } from '@idlemesh/protocol';
 import { SubmitJobBody } from '@idlemesh/protocol';
 import type { z } from 'zod';
@@ -20,6 +22,8 @@ import { ACCOUNTS, Money } from './money.js';
 import { Deposits, Payouts, treasuryFromOptions } from './treasury/index.js';
 import { Identity, Passkeys } from './identity/index.js';
 import { Governance } from './governance/index.js';
+import { AuditLog } from './audit/index.js';
+import type { AuditEvent } from './audit/index.js';
 import type { RelyingParty } from './identity/index.js';
 import type { CoordinatorOptions } from './config.js';
 import type { Metrics } from './metrics.js';
@@ -60,6 +64,9 @@ export class Core {
   readonly identity: Identity;
   readonly governance: Governance;
   private passkeyService: Passkeys | undefined;
+  private auditLog: AuditLog | undefined;
+  /** Jobs whose crossing to public capacity is already in the audit log. */
+  private readonly crossed = new Set<string>();
   private lastChainPoll = 0;
   private lastBatch = Date.now();
   private dispatching = false;
@@ -93,9 +100,21 @@ export class Core {
     });
   }
 
-  /** Passkeys are bound to the URL people open; known once the server listens. */
-  setRelyingParty(rp: RelyingParty): void {
+  /** Passkeys and the audit log's name are bound to the URL people open; known once the server listens. */
+  setRelyingParty(rp: RelyingParty, auditOrigin: string): void {
     this.passkeyService = new Passkeys(this.store, this.log, this.now, rp, async (orgId) => (await this.identity.org(orgId))?.root === true);
+    this.auditLog = new AuditLog(this.store, this.log, this.now, auditOrigin);
+    const sink = { record: (...events: AuditEvent[]) => this.audit.record(...events) };
+    this.identity.audit = sink;
+    this.passkeyService.audit = sink;
+    this.governance.audit = sink;
+    this.payouts.audit = sink;
+    this.money.audit = sink;
+  }
+
+  get audit(): AuditLog {
+    if (!this.auditLog) throw new ImError('IM_INTERNAL', 'the audit log is not set up yet');
+    return this.auditLog;
   }
 
   get passkeys(): Passkeys {
@@ -371,6 +390,7 @@ export class Core {
       });
       byNode.set(t.nodeId, list);
     }
+    if (allowed) await this.recordCrossings(claimed);
     for (const [nodeId, tasks] of byNode) {
       const s = this.sessions.get(nodeId);
       if (!s) {
@@ -385,6 +405,27 @@ export class Core {
     this.metrics.tasksLeased.inc(claimed.length);
     this.notifyJobs(new Set(claimed.map((t) => t.jobId)));
     return claimed.length;
+  }
+
+  /** Leader work: money movements into the log (one batch root per sweep), then a checkpoint when due. */
+  private async auditSweep(): Promise<void> {
+    if (!this.auditLog) return;
+    try {
+      const [cur] = await this.store.records('cursor', { ids: ['audit-ledger'], limit: 1 });
+      const after = (cur?.doc as { seq?: number } | undefined)?.seq ?? -1;
+      const transfers = await this.store.ledgerTransfers({ afterSeq: after, limit: 10_000 });
+      if (transfers.length > 0) {
+        const last = transfers[transfers.length - 1]!;
+        await this.audit.record({
+          type: 'ledger.transfers', actor: 'system',
+          data: { fromSeq: transfers[0]!.seq, toSeq: last.seq, count: transfers.length, root: ledgerBatchRoot(transfers) },
+        });
+        await this.store.commitRecords({ records: [{ kind: 'cursor', id: 'audit-ledger', state: 'ok', doc: { seq: last.seq } }] }, this.now());
+      }
+      await this.audit.checkpointIfDue();
+    } catch (err) {
+      this.log.error({ err }, 'audit sweep failed; retrying');
+    }
   }
 
   /** Deposits from the chain and Lightning; an unreachable backend is logged and tried again next time. */
@@ -413,6 +454,22 @@ export class Core {
     }
   }
 
+  /** The first time an organisation's job runs outside its pool, the audit log says so. */
+  private async recordCrossings(claimed: readonly { jobId: string; nodeId: string }[]): Promise<void> {
+    const jobs = new Map<string, string>();
+    for (const t of claimed) if (!this.crossed.has(t.jobId)) jobs.set(t.jobId, t.nodeId);
+    if (jobs.size === 0) return;
+    const members = await this.governance.memberships();
+    for (const [jobId, nodeId] of jobs) {
+      const job = await this.store.getJob(jobId);
+      if (!job?.caller.startsWith('org:')) continue;
+      const org = job.caller.slice(4);
+      if (members.get(nodeId)?.orgId === org) continue;
+      this.crossed.add(jobId);
+      await this.audit.record({ type: 'job.crossed', org, subject: jobId, actor: 'scheduler', data: { node: nodeId, label: job.label ?? 'public' } });
+    }
+  }
+
   // ---- results and leases -------------------------------------------------------
 
   private async sweep(): Promise<void> {
@@ -432,6 +489,7 @@ export class Core {
         // Nodes whose coordinator died with their socket never said goodbye.
         await this.store.markStaleNodes(now - Math.max(3 * this.opts.heartbeatMs, this.opts.leaseMs));
         await this.money.sweep();
+        await this.auditSweep();
         if (now - this.lastChainPoll >= this.opts.chainPollMs) {
           this.lastChainPoll = now;
           await this.pollTreasury();
@@ -516,4 +574,10 @@ export function resultView(t: TaskRow): TaskResultView {
   if (t.nodeId !== undefined) v.nodeId = t.nodeId;
   if (t.finishedAt !== undefined) v.finishedAt = t.finishedAt;
   return v;
+}
+
+/** The Merkle root (hex) over a batch of ledger transfers, each as canonical JSON: what the audit log commits to. */
+export function ledgerBatchRoot(transfers: readonly Transfer[]): string {
+  const leaves = transfers.map((t) => merkleLeafHash(utf8(canonicalJson({ ...t, amount: t.amount.toString() }))));
+  return Buffer.from(merkleRoot(leaves)).toString('hex');
 }

@@ -20,6 +20,8 @@ import type { Store } from './store/index.js';
 export const MARKET_WINDOW_MS = 3_600_000;
 
 export class Money {
+  audit: { record(...e: Array<{ type: string; actor?: string; org?: string; subject?: string; data?: Record<string, unknown> }>): Promise<void> } | undefined;
+
   constructor(
     private readonly store: Store,
     private readonly opts: CoordinatorOptions,
@@ -155,6 +157,7 @@ export class Money {
       throw err;
     }
     this.log.info({ node, op: op.op }, 'stake changed');
+    await this.audit?.record({ type: 'stake.changed', actor: node, subject: op.op === 'bond' ? events[0]?.id ?? '' : op.bondId, data: { op: op.op, ...(op.op === 'bond' ? { amountMsat: op.amountMsat } : {}) } });
     return this.stakes(node);
   }
 

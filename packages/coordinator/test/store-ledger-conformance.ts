@@ -283,5 +283,24 @@ export function ledgerConformance(name: string, open: () => Promise<Store>, runs
       assert.equal(op?.available, 2000n, 'the unbonding remainder is still locked');
       await audit(store);
     });
+
+    it('audit log: appends in order, the head root is the Merkle root of the stored leaves, checkpoints are kept', async () => {
+      const { auditEntryLeafHash, merkleRoot } = await import('@idlemesh/protocol');
+      const a = await store.auditAppend([{ time: 1, type: 'key.created', subject: 'k1' }, { time: 1, type: 'key.revoked', subject: 'k1', data: { why: 'test' } }]);
+      const b = await store.auditAppend([{ time: 2, type: 'policy.changed', org: 'o1' }]);
+      assert.deepEqual([a.size, b.size], [2, 3]);
+      const entries = await store.auditEntries(0, 10);
+      assert.deepEqual(entries.map((e) => [e.seq, e.type]), [[0, 'key.created'], [1, 'key.revoked'], [2, 'policy.changed']]);
+      const leaves = await store.auditLeafHashes(0, 3);
+      assert.deepEqual(leaves, entries.map((e) => auditEntryLeafHash(e)));
+      assert.deepEqual((await store.auditHead()).root, merkleRoot(leaves));
+      assert.deepEqual(b.root, merkleRoot(leaves));
+      await assert.rejects(store.auditAppend([{ time: 3, type: 'bad', data: { n: Number.NaN } }]));
+      assert.equal((await store.auditHead()).size, 3, 'a refused entry appends nothing');
+      await store.auditPutCheckpoint(2, 'note-2', 10);
+      await store.auditPutCheckpoint(3, 'note-3', 11);
+      assert.equal((await store.auditCheckpoint())?.note, 'note-3');
+      assert.equal((await store.auditCheckpoint(2))?.note, 'note-2');
+    });
   });
 }

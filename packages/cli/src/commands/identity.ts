@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { extname, join } from 'node:path';
 import type { Command } from 'commander';
@@ -7,7 +7,7 @@ import { ImError, signRequest } from '@idlemesh/protocol';
 import { intArg } from '../options.js';
 import { age, table } from '../format.js';
 import { apiKey, coordinatorUrl } from '../options.js';
-import { out, outJson } from '../output.js';
+import { note, out, outJson } from '../output.js';
 
 /** Identity calls go straight over HTTP: they are admin plumbing, not part of the buyer SDK. */
 async function call(cmd: Command, method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
@@ -184,4 +184,45 @@ export function registerIdentity(program: Command): void {
       await out(`${id}: ${r.state}\n`);
     });
   }
+
+  const audit = program.command('audit').description('the tamper-evident audit log: RFC 6962 Merkle tree, signed C2SP checkpoints');
+  audit.command('verify')
+    .description('check the latest checkpoint\'s signature, that the log only grew since --since, and (with an auditor key) that every entry is in it; exits 1 otherwise')
+    .option('--key <vkey>', 'the log\'s verifier key you pinned (GET /v1/audit/key once); without it the coordinator\'s word is taken')
+    .option('--since <file>', 'a checkpoint saved earlier: the log must be consistent with it')
+    .option('--save <file>', 'save the verified checkpoint here (use it as --since next time)')
+    .option('--json', 'print the result as one JSON document')
+    .action(async (opts: { key?: string; since?: string; save?: string; json?: boolean }, cmd: Command) => {
+      const p = await import('@idlemesh/protocol');
+      const vkey = opts.key ?? ((await call(cmd, 'GET', '/v1/audit/key')) as { verifierKey: string }).verifierKey;
+      if (opts.key === undefined && !opts.json) note(`log key ${vkey} (not pinned: pass --key to check against the one you trust)`);
+      const verifier = p.parseVerifierKey(vkey);
+      const fail = (reason: string): never => { throw new ImError('IM_BAD_SIGNATURE', reason); };
+      const res = await fetch(`${coordinatorUrl(cmd)}/v1/audit/checkpoint`, { signal: AbortSignal.timeout(30_000) });
+      if (!res.ok) fail(`no checkpoint: HTTP ${res.status}`);
+      const noteText = await res.text();
+      const latest = p.openCheckpoint(noteText, { log: verifier }).checkpoint;
+      const report: Record<string, unknown> = { ok: true, origin: latest.origin, size: latest.size, root: Buffer.from(latest.rootHash).toString('hex') };
+      if (opts.since !== undefined) {
+        const prev = p.openCheckpoint(await readFile(opts.since, 'utf8'), { log: verifier }).checkpoint;
+        const proof = ((await call(cmd, 'GET', `/v1/audit/proof/consistency?from=${prev.size}&to=${latest.size}`)) as { proof: string[] }).proof.map((b) => new Uint8Array(Buffer.from(b, 'base64')));
+        const grown = p.verifyLogGrowth(prev, latest, proof);
+        if (!grown.ok) fail(grown.reason);
+        report.grewFrom = prev.size;
+      }
+      if (apiKey(cmd) !== undefined) {
+        const entries: import('@idlemesh/protocol').AuditEntry[] = [];
+        while (entries.length < latest.size) {
+          const page = ((await call(cmd, 'GET', `/v1/audit/entries?from=${entries.length}&limit=10000`)) as { entries: import('@idlemesh/protocol').AuditEntry[] }).entries;
+          if (page.length === 0) break;
+          entries.push(...page);
+        }
+        const all = p.verifyAuditEntries(entries, latest);
+        if (!all.ok) fail(all.reason);
+        report.entries = latest.size;
+      }
+      if (opts.save !== undefined) await writeFile(opts.save, noteText);
+      if (opts.json) return outJson(report);
+      await out(`ok: ${latest.origin} at size ${latest.size}${report.grewFrom !== undefined ? `, grew from ${String(report.grewFrom)}` : ''}${report.entries !== undefined ? ', every entry checked' : ' (signature and growth only; an auditor key checks the entries too)'}\n`);
+    });
 }

@@ -57,6 +57,7 @@ const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
 const CACHE_MS = 1000;
 
 export class Governance {
+  audit: { record(...e: Array<{ type: string; actor?: string; org?: string; subject?: string; data?: Record<string, unknown> }>): Promise<void> } | undefined;
   private cache: { at: number; members: Map<string, Membership>; policies: Map<string, Policy>; approvals: Map<string, { state: string; a: Approval }> } | undefined;
 
   constructor(private readonly store: Store, private readonly log: Logger, private readonly now: () => number) {}
@@ -78,6 +79,7 @@ export class Governance {
     }, this.now());
     this.invalidate();
     this.log.info({ org: orgId, version, hash }, 'policy changed');
+    await this.audit?.record({ type: 'policy.changed', org: orgId, subject: orgId, data: { version, hash } });
     return { version, hash, policy };
   }
 
@@ -116,6 +118,7 @@ export class Governance {
     }, this.now());
     this.invalidate();
     this.log.warn({ token: id, org: t.orgId, removed: removed.length }, 'enrolment token revoked; its nodes left the pool');
+    await this.audit?.record({ type: 'node.removed', org: t.orgId, subject: id, data: { nodes: removed.map((m) => m.id), ...(t.domain ? { domain: t.domain } : {}) } });
     return { removed: removed.map((m) => m.id) };
   }
 
@@ -143,6 +146,7 @@ export class Governance {
       }, this.now());
       this.invalidate();
       this.log.info({ node: req.nodeId.slice(0, 12), org: t.orgId, domain: t.domain }, 'node admitted to a private pool');
+      await this.audit?.record({ type: 'node.admitted', actor: req.nodeId, org: t.orgId, subject: req.nodeId, data: { token: t.id, ...(t.domain ? { domain: t.domain } : {}) } });
     }
     return membership;
   }
@@ -166,6 +170,7 @@ export class Governance {
     await this.store.commitRecords({ expect: [{ kind: 'approval', id, states: ['pending'] }], records: [{ kind: 'approval', id, state, doc }] }, this.now());
     this.invalidate();
     this.log.info({ approval: id, job: a.jobId, state, by }, 'crossing to public capacity decided');
+    await this.audit?.record({ type: 'approval.decided', actor: by, org: a.orgId, subject: a.jobId, data: { decision: state, reason } });
     return { ...doc, state };
   }
 
@@ -183,6 +188,10 @@ export class Governance {
     const approvals = new Map((await this.store.records('approval', { limit: 100_000 })).map((r) => [r.id, { state: r.state, a: r.doc as Approval }]));
     this.cache = { at: now, members, policies, approvals };
     return this.cache;
+  }
+
+  async memberships(): Promise<ReadonlyMap<string, Membership>> {
+    return (await this.snapshot()).members;
   }
 
   /** Whether placement applies at all: nothing to decide until an organisation or a pool exists. */

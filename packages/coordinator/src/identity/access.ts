@@ -89,6 +89,12 @@ export const ROUTE_RULES: Readonly<Record<string, RouteRule>> = {
   'POST /v1/pools/join': R('node'),
   'GET /v1/approvals': R(['approver', 'admin', 'auditor']),
   'POST /v1/approvals/:id': R(['approver']),
+  'GET /v1/audit/key': R('public'),
+  'GET /v1/audit/checkpoint': R('public'),
+  'GET /v1/audit/proof/inclusion': R('public'),
+  'GET /v1/audit/proof/consistency': R('public'),
+  'GET /v1/audit/entries': R(['auditor', 'admin'], true),
+  'POST /v1/audit/checkpoint': R(['admin'], true),
 };
 
 /**

@@ -49,7 +49,13 @@ function newId(): string {
   return randomBytes(9).toString('base64url').toLowerCase().replace(/[^0-9a-z]/g, '0').slice(0, 12).padEnd(12, '0');
 }
 
+/** Where security events go (the audit log, once the coordinator listens). */
+export interface AuditSink {
+  record(...events: Array<{ type: string; actor?: string; org?: string; subject?: string; data?: Record<string, unknown> }>): Promise<void>;
+}
+
 export class Identity {
+  audit: AuditSink | undefined;
   private readonly cache = new Map<string, { at: number; principal: Principal | ImError }>();
   private readonly lastUsedWritten = new Map<string, number>();
   private bootstrapped: boolean | undefined;
@@ -94,6 +100,8 @@ export class Identity {
       ],
     }, this.now());
     this.bootstrapped = true;
+    await this.audit?.record({ type: 'org.created', actor: 'bootstrap', org: org.id, subject: org.id, data: { name: org.name, root: true } },
+      { type: 'key.created', actor: 'bootstrap', org: org.id, subject: record.id, data: { roles: record.roles, name: record.name } });
     this.log.warn({ org: org.id, key: record.id }, 'bootstrapped: the first admin exists; API keys are now required');
     return { org, key, keyId: record.id };
   }
@@ -104,6 +112,7 @@ export class Identity {
     if (existing.some((o) => o.name === name)) throw new ImError('IM_CONFLICT', `an organisation named ${JSON.stringify(name)} exists`);
     const org: Org = { id: `org_${newId()}`, name, root: false, createdAt: this.now() };
     await this.store.commitRecords({ expect: [{ kind: 'org', id: org.id, states: ['absent'] }], records: [{ kind: 'org', id: org.id, state: 'active', doc: org }] }, this.now());
+    await this.audit?.record({ type: 'org.created', org: org.id, subject: org.id, data: { name } });
     return org;
   }
 
@@ -125,6 +134,7 @@ export class Identity {
     const made = this.makeKey(orgId, name, [...new Set(roles as Role[])]);
     await this.store.commitRecords({ expect: [{ kind: 'api-key', id: made.record.id, states: ['absent'] }], records: [{ kind: 'api-key', id: made.record.id, state: 'active', doc: made.record }] }, this.now());
     this.log.info({ org: orgId, key: made.record.id, roles }, 'API key created');
+    await this.audit?.record({ type: 'key.created', org: orgId, subject: made.record.id, data: { roles: made.record.roles, name } });
     return made;
   }
 
@@ -144,6 +154,7 @@ export class Identity {
     await this.store.commitRecords({ expect: [{ kind: 'api-key', id: keyId, states: ['active'] }], records: [{ kind: 'api-key', id: keyId, state: 'revoked', doc }] }, this.now());
     this.cache.clear();
     this.log.warn({ key: keyId, org: k.orgId }, 'API key revoked');
+    await this.audit?.record({ type: 'key.revoked', org: k.orgId, subject: keyId });
     return { ...doc, state: 'revoked' };
   }
 

@@ -61,6 +61,8 @@ const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
 const token = (): string => randomBytes(24).toString('base64url');
 
 export class Passkeys {
+  audit: { record(...e: Array<{ type: string; actor?: string; org?: string; subject?: string; data?: Record<string, unknown> }>): Promise<void> } | undefined;
+
   constructor(
     private readonly store: Store,
     private readonly log: Logger,
@@ -113,6 +115,7 @@ export class Passkeys {
       records: [{ kind: 'credential', id: cred.id, state: 'active', doc: cred }, { kind: 'user', id: user.id, state: 'active', doc: enrolled }],
     }, this.now());
     this.log.info({ user: user.id, org: user.orgId }, 'passkey registered');
+    await this.audit?.record({ type: 'key.created', actor: user.id, org: user.orgId, subject: cred.id, data: { passkey: true } });
     return { credentialId: cred.id };
   }
 
@@ -144,6 +147,7 @@ export class Passkeys {
       ],
     }, this.now());
     this.log.info({ user: user.id, org: user.orgId }, 'signed in with a passkey');
+    await this.audit?.record({ type: 'auth.signin', actor: user.id, org: user.orgId, subject: cred.id });
     return session;
   }
 

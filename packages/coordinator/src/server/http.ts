@@ -416,6 +416,35 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
     return r;
   });
 
+  // ---- audit log ------------------------------------------------------------------------
+
+  app.get('/v1/audit/key', async () => ({ origin: core.audit.origin, verifierKey: await core.audit.verifierKey() }));
+
+  app.get('/v1/audit/checkpoint', async (req, reply) => {
+    const q = parse(z.strictObject({ size: z.coerce.number().int().min(0).optional() }), req.query, 'query');
+    return reply.header('content-type', 'text/plain; charset=utf-8').send(await core.audit.checkpoint(q.size));
+  });
+
+  app.post('/v1/audit/checkpoint', async (_req, reply) => {
+    const r = await core.audit.checkpointIfDue(true);
+    return reply.header('content-type', 'text/plain; charset=utf-8').send(await core.audit.checkpoint(r?.size));
+  });
+
+  app.get('/v1/audit/proof/inclusion', async (req) => {
+    const q = parse(z.strictObject({ index: z.coerce.number().int().min(0), size: z.coerce.number().int().min(1) }), req.query, 'query');
+    return { index: q.index, size: q.size, proof: await core.audit.inclusion(q.index, q.size) };
+  });
+
+  app.get('/v1/audit/proof/consistency', async (req) => {
+    const q = parse(z.strictObject({ from: z.coerce.number().int().min(0), to: z.coerce.number().int().min(0) }), req.query, 'query');
+    return { from: q.from, to: q.to, proof: await core.audit.consistency(q.from, q.to) };
+  });
+
+  app.get('/v1/audit/entries', async (req) => {
+    const q = parse(z.strictObject({ from: z.coerce.number().int().min(0).default(0), limit: z.coerce.number().int().min(1).max(10_000).default(1000) }), req.query, 'query');
+    return { entries: await core.store.auditEntries(q.from, q.limit) };
+  });
+
   // ---- identity ---------------------------------------------------------------------
 
   app.post('/v1/bootstrap', async (req, reply) => {

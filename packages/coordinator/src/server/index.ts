@@ -87,7 +87,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   const scheme = https ? 'https' : 'http';
   // WebAuthn refuses IP addresses as the relying party: people open localhost (or the public URL).
   const publicUrl = new URL(opts.publicUrl ?? `${scheme}://localhost:${port}`);
-  core.setRelyingParty({ rpID: publicUrl.hostname, origin: publicUrl.origin, rpName: `idlemesh ${opts.coordinatorId}` });
+  core.setRelyingParty({ rpID: publicUrl.hostname, origin: publicUrl.origin, rpName: `idlemesh ${opts.coordinatorId}` }, `${publicUrl.host}/idlemesh`);
   await core.start();
   app.log.info({ url: `${scheme}://${host}:${port}`, store: store.durability, dataDir: opts.dataDir }, 'coordinator listening');
   const bootstrapToken = await core.identity.bootstrapToken();

@@ -172,4 +172,17 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   ALTER TABLE jobs ADD COLUMN label TEXT;
   ALTER TABLE jobs ADD COLUMN data_classes TEXT;
   `,
+  // 6: the audit log — entries (Merkle leaves, append-only), the tree head (size + frontier), signed checkpoints
+  `
+  CREATE TABLE audit_entries (
+    seq INTEGER PRIMARY KEY,
+    entry TEXT NOT NULL,
+    leaf_hash TEXT NOT NULL
+  );
+  CREATE TABLE audit_head (id INTEGER PRIMARY KEY CHECK (id = 1), size INTEGER NOT NULL, frontier TEXT NOT NULL);
+  INSERT INTO audit_head (id, size, frontier) VALUES (1, 0, '[]');
+  CREATE TABLE audit_checkpoints (size INTEGER PRIMARY KEY, note TEXT NOT NULL, created_at INTEGER NOT NULL);
+  CREATE TRIGGER audit_entries_immutable BEFORE UPDATE ON audit_entries BEGIN SELECT RAISE(ABORT, 'audit entries are immutable'); END;
+  CREATE TRIGGER audit_entries_append_only BEFORE DELETE ON audit_entries BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END;
+  `,
 ];

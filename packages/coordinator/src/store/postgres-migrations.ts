@@ -183,4 +183,18 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   ALTER TABLE jobs ADD COLUMN label TEXT;
   ALTER TABLE jobs ADD COLUMN data_classes TEXT;
   `,
+  // 6: the audit log — entries (Merkle leaves, append-only), the tree head (size + frontier), signed checkpoints
+  `
+  CREATE TABLE audit_entries (
+    seq BIGINT PRIMARY KEY,
+    entry TEXT NOT NULL,
+    leaf_hash TEXT NOT NULL
+  );
+  CREATE TABLE audit_head (id INTEGER PRIMARY KEY CHECK (id = 1), size BIGINT NOT NULL, frontier TEXT NOT NULL);
+  INSERT INTO audit_head (id, size, frontier) VALUES (1, 0, '[]');
+  CREATE TABLE audit_checkpoints (size BIGINT PRIMARY KEY, note TEXT NOT NULL, created_at BIGINT NOT NULL);
+  CREATE FUNCTION audit_entries_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION 'audit entries are immutable and append-only'; END $$;
+  CREATE TRIGGER audit_entries_immutable BEFORE UPDATE OR DELETE ON audit_entries FOR EACH ROW EXECUTE FUNCTION audit_entries_immutable();
+  `,
 ];

@@ -37,6 +37,8 @@ import type {
   SettlementPlan,
 } from './types.js';
 import { encodeDoc, toTransfer } from './ledger-rows.js';
+import { appendRows, restoreLog, toAuditEntry, toLeaf } from './audit-rows.js';
+import type { AuditEntry } from '@idlemesh/protocol';
 import { toDepositAddress, toStoredRecord } from './sqlite.js';
 
 export interface PostgresStoreOptions {
@@ -670,6 +672,42 @@ export class PostgresStore implements Store {
       await c.query('INSERT INTO deposit_addresses (idx, address, account, created_at) VALUES ($1, $2, $3, $4)', [next, address, account, now]);
       return { index: next, address, account, createdAt: now, reused: false };
     });
+  }
+
+  async auditAppend(entries: ReadonlyArray<Omit<AuditEntry, 'seq'>>): Promise<{ size: number; root: Uint8Array }> {
+    return this.tx(async (c) => {
+      // The head row lock serialises appends from every coordinator: one log, one seq.
+      const [head] = (await c.query<Row>('SELECT size, frontier FROM audit_head WHERE id = 1 FOR UPDATE')).rows;
+      const a = appendRows(head as Row, entries);
+      for (const r of a.rows) await c.query('INSERT INTO audit_entries (seq, entry, leaf_hash) VALUES ($1, $2, $3)', r);
+      await c.query('UPDATE audit_head SET size = $1, frontier = $2 WHERE id = 1', [a.size, a.frontier]);
+      return { size: a.size, root: a.root };
+    });
+  }
+
+  async auditHead(): Promise<{ size: number; root: Uint8Array }> {
+    const [r] = await this.rows('SELECT size, frontier FROM audit_head WHERE id = 1');
+    const log = restoreLog(r as Row);
+    return { size: log.size, root: log.root() };
+  }
+
+  async auditEntries(from: number, limit: number): Promise<AuditEntry[]> {
+    return (await this.rows('SELECT entry FROM audit_entries WHERE seq >= $1 ORDER BY seq LIMIT $2', [from, limit])).map(toAuditEntry);
+  }
+
+  async auditLeafHashes(from: number, to: number): Promise<Uint8Array[]> {
+    return (await this.rows('SELECT leaf_hash FROM audit_entries WHERE seq >= $1 AND seq < $2 ORDER BY seq', [from, to])).map(toLeaf);
+  }
+
+  async auditPutCheckpoint(size: number, note: string, now: number): Promise<void> {
+    await this.pool.query('INSERT INTO audit_checkpoints (size, note, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [size, note, now]);
+  }
+
+  async auditCheckpoint(size?: number): Promise<{ size: number; note: string; createdAt: number } | undefined> {
+    const [r] = size === undefined
+      ? await this.rows('SELECT * FROM audit_checkpoints ORDER BY size DESC LIMIT 1')
+      : await this.rows('SELECT * FROM audit_checkpoints WHERE size = $1', [size]);
+    return r ? { size: Number(r.size), note: String(r.note), createdAt: Number(r.created_at) } : undefined;
   }
 
   async depositAddresses(): Promise<DepositAddress[]> {

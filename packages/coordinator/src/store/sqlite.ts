@@ -32,6 +32,8 @@ import type {
   SettlementPlan,
 } from './types.js';
 import { decodeDoc, encodeDoc, toTransfer } from './ledger-rows.js';
+import { appendRows, restoreLog, toAuditEntry, toLeaf } from './audit-rows.js';
+import type { AuditEntry } from '@idlemesh/protocol';
 
 
 interface Delta {
@@ -539,6 +541,40 @@ export class SqliteStore implements Store {
       this.db.prepare('INSERT INTO deposit_addresses (idx, address, account, created_at) VALUES (?, ?, ?, ?)').run(next, address, account, now);
       return { index: next, address, account, createdAt: now, reused: false };
     }).immediate();
+  }
+
+  async auditAppend(entries: ReadonlyArray<Omit<AuditEntry, 'seq'>>): Promise<{ size: number; root: Uint8Array }> {
+    return this.db.transaction(() => {
+      const a = appendRows(this.db.prepare('SELECT size, frontier FROM audit_head WHERE id = 1').get() as Row, entries);
+      const ins = this.db.prepare('INSERT INTO audit_entries (seq, entry, leaf_hash) VALUES (?, ?, ?)');
+      for (const r of a.rows) ins.run(...r);
+      this.db.prepare('UPDATE audit_head SET size = ?, frontier = ? WHERE id = 1').run(a.size, a.frontier);
+      return { size: a.size, root: a.root };
+    }).immediate();
+  }
+
+  async auditHead(): Promise<{ size: number; root: Uint8Array }> {
+    const log = restoreLog(this.db.prepare('SELECT size, frontier FROM audit_head WHERE id = 1').get() as Row);
+    return { size: log.size, root: log.root() };
+  }
+
+  async auditEntries(from: number, limit: number): Promise<AuditEntry[]> {
+    return (this.db.prepare('SELECT entry FROM audit_entries WHERE seq >= ? ORDER BY seq LIMIT ?').all(from, limit) as Row[]).map(toAuditEntry);
+  }
+
+  async auditLeafHashes(from: number, to: number): Promise<Uint8Array[]> {
+    return (this.db.prepare('SELECT leaf_hash FROM audit_entries WHERE seq >= ? AND seq < ? ORDER BY seq').all(from, to) as Row[]).map(toLeaf);
+  }
+
+  async auditPutCheckpoint(size: number, note: string, now: number): Promise<void> {
+    this.db.prepare('INSERT OR IGNORE INTO audit_checkpoints (size, note, created_at) VALUES (?, ?, ?)').run(size, note, now);
+  }
+
+  async auditCheckpoint(size?: number): Promise<{ size: number; note: string; createdAt: number } | undefined> {
+    const r = (size === undefined
+      ? this.db.prepare('SELECT * FROM audit_checkpoints ORDER BY size DESC LIMIT 1').get()
+      : this.db.prepare('SELECT * FROM audit_checkpoints WHERE size = ?').get(size)) as Row | undefined;
+    return r ? { size: Number(r.size), note: String(r.note), createdAt: Number(r.created_at) } : undefined;
   }
 
   async depositAddresses(): Promise<DepositAddress[]> {

@@ -1,6 +1,7 @@
 import type { AccountBalance, AccountEvent, AccountState, Transfer } from '../ledger/index.js';
 import type { BatchOutcome, LedgerBatch, LedgerHead } from '../ledger/persist.js';
 import type { FeeSchedule } from '../pricing/index.js';
+import type { AuditEntry } from '@idlemesh/protocol';
 import type { Capabilities, JobCounts, JobLimits, JobState, ModuleAbi, NodeState, Requirements, Runtime, TaskState, WireError } from '@idlemesh/protocol';
 
 export interface StoredModule {
@@ -316,6 +317,14 @@ export interface Store {
    * unused addresses already follow the last used one: then the account's
    * newest unused address again (`reused`), or IM_RATE_LIMITED if it has none.
    */
+  /** Appends entries to the audit log in one transaction (serialised): seq and the Merkle tree head move together. */
+  auditAppend(entries: ReadonlyArray<Omit<AuditEntry, 'seq'>>): Promise<{ size: number; root: Uint8Array }>;
+  auditHead(): Promise<{ size: number; root: Uint8Array }>;
+  auditEntries(from: number, limit: number): Promise<AuditEntry[]>;
+  auditLeafHashes(from: number, to: number): Promise<Uint8Array[]>;
+  auditPutCheckpoint(size: number, note: string, now: number): Promise<void>;
+  /** The newest checkpoint, or the one at `size`. */
+  auditCheckpoint(size?: number): Promise<{ size: number; note: string; createdAt: number } | undefined>;
   issueDepositAddress(account: string, derive: (index: number) => string, gap: number, now: number): Promise<DepositAddress & { reused: boolean }>;
   depositAddresses(): Promise<DepositAddress[]>;
 

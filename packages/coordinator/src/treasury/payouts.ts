@@ -90,6 +90,7 @@ export interface WithdrawRequest {
 const OPEN_BATCH: readonly BatchState[] = ['awaiting-signature', 'signed', 'broadcast', 'failed'];
 
 export class Payouts {
+  audit: { record(...e: Array<{ type: string; actor?: string; org?: string; subject?: string; data?: Record<string, unknown> }>): Promise<void> } | undefined;
   private key: NodeKeyPair | undefined;
 
   constructor(private readonly d: PayoutsDeps) {}
@@ -211,6 +212,7 @@ export class Payouts {
       ],
     }, this.d.now());
     this.d.log.info({ batch: id, payouts: queued.length, feeSats: built.feeSats.toString() }, 'payout batch built; awaiting the treasury signature');
+    await this.audit?.record({ type: 'payout.batch', subject: id, data: { state: 'awaiting-signature', txid: built.txid, approved: approved.map((a) => ({ id: a.id, address: a.address, valueSats: a.valueSats.toString() })), feeSats: built.feeSats.toString() } });
     return { ...b, state: 'awaiting-signature' };
   }
 
@@ -228,6 +230,7 @@ export class Payouts {
     const fin = finalizeSignedPsbt(psbt);
     await this.d.store.commitRecords({ expect: [{ kind: 'payout-batch', id: batchId, states: ['awaiting-signature'] }], records: [{ kind: 'payout-batch', id: batchId, state: 'signed', doc: { ...stripState(b), txHex: fin.txHex } }] }, this.d.now());
     this.d.log.info({ batch: batchId, txid: fin.txid }, 'payout batch signed; broadcasting');
+    await this.audit?.record({ type: 'payout.batch', subject: batchId, data: { state: 'signed', txid: fin.txid } });
     await this.broadcast({ ...stripState(b), txHex: fin.txHex }, chain);
     return this.batch(batchId);
   }
@@ -243,6 +246,7 @@ export class Payouts {
       batch: refunds(ws.map((r) => r.doc as Withdrawal)),
     }, this.d.now());
     this.d.log.warn({ batch: batchId, reason }, 'payout batch rejected; funds returned');
+    await this.audit?.record({ type: 'payout.batch', subject: batchId, data: { state: 'rejected', reason } });
     return this.batch(batchId);
   }
 
@@ -288,6 +292,7 @@ export class Payouts {
       batch: { accounts: [payoutsAccount(), { id: ACCOUNTS.treasury, kind: 'treasury' }], events },
     }, this.d.now());
     this.d.log.info({ batch: b.id, txid: b.txid, payouts: ws.length }, 'payout batch confirmed');
+    await this.audit?.record({ type: 'payout.batch', subject: b.id, data: { state: 'confirmed', txid: b.txid } });
     if (b.treasuryFeeSats > 0n) await this.treasuryFee(b);
   }
 

@@ -1,0 +1,106 @@
+/**
+ * The coordinator's tamper-evident audit log: security-relevant events are
+ * appended as leaves of an RFC 6962 Merkle tree (the core is in
+ * @idlemesh/protocol); the sweep leader signs a C2SP checkpoint every minute
+ * or 1,000 entries; inclusion and consistency proofs are served from the
+ * stored leaf hashes. The log key lives in the store, so every coordinator
+ * sharing it signs as the same log.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  ImError, consistencyProof, ed25519NoteVerifier, formatCheckpoint, inclusionProof, signNote, verifierKey,
+} from '@idlemesh/protocol';
+import type { AuditEntry, NoteVerifier } from '@idlemesh/protocol';
+import { ed25519 } from '@noble/curves/ed25519.js';
+import type { Logger } from '../core.js';
+import type { Store } from '../store/index.js';
+
+export const CHECKPOINT_EVERY_MS = 60_000;
+export const CHECKPOINT_EVERY_ENTRIES = 1000;
+
+export type AuditEvent = Omit<AuditEntry, 'seq' | 'time'>;
+
+export class AuditLog {
+  private key: { priv: Uint8Array; pub: Uint8Array } | undefined;
+  /** Leaf hashes are immutable: kept as read, extended on demand for proofs. */
+  private readonly leaves: Uint8Array[] = [];
+  private lastCheckpointAt = 0;
+
+  constructor(private readonly store: Store, private readonly log: Logger, private readonly now: () => number, readonly origin: string) {}
+
+  /** Appends events; a failure is logged loudly but does not undo what they record (it already happened). */
+  async record(...events: AuditEvent[]): Promise<void> {
+    const time = this.now();
+    try {
+      await this.store.auditAppend(events.map((e) => ({ ...e, time })));
+    } catch (err) {
+      this.log.error({ err, events: events.map((e) => e.type) }, 'AUDIT: could not append to the audit log');
+    }
+  }
+
+  private async signingKey(): Promise<{ priv: Uint8Array; pub: Uint8Array }> {
+    if (this.key) return this.key;
+    for (let i = 0; i < 2; i++) {
+      const [r] = await this.store.records('key', { ids: ['audit-log'], limit: 1 });
+      if (r) {
+        const d = r.doc as { priv: string; pub: string };
+        return (this.key = { priv: new Uint8Array(Buffer.from(d.priv, 'hex')), pub: new Uint8Array(Buffer.from(d.pub, 'hex')) });
+      }
+      const priv = new Uint8Array(randomBytes(32));
+      const pub = ed25519.getPublicKey(priv);
+      try {
+        await this.store.commitRecords({ expect: [{ kind: 'key', id: 'audit-log', states: ['absent'] }], records: [{ kind: 'key', id: 'audit-log', state: 'active', doc: { priv: Buffer.from(priv).toString('hex'), pub: Buffer.from(pub).toString('hex'), origin: this.origin } }] }, this.now());
+        return (this.key = { priv, pub });
+      } catch (err) {
+        if (!(err instanceof ImError && err.code === 'IM_CONFLICT')) throw err;
+      }
+    }
+    throw new ImError('IM_INTERNAL', 'could not create or read the audit log key');
+  }
+
+  /** `<origin>+<key id>+<base64 key>`: what auditors and witnesses pin. */
+  async verifierKey(): Promise<string> {
+    return verifierKey(this.origin, (await this.signingKey()).pub);
+  }
+
+  async verifier(): Promise<NoteVerifier> {
+    return ed25519NoteVerifier(this.origin, (await this.signingKey()).pub);
+  }
+
+  /** Leader work: a signed checkpoint when a minute has passed or 1,000 entries came since the last. */
+  async checkpointIfDue(force = false): Promise<{ size: number } | undefined> {
+    const head = await this.store.auditHead();
+    const last = await this.store.auditCheckpoint();
+    if (last && last.size >= head.size) return undefined;
+    const grown = head.size - (last?.size ?? 0);
+    if (!force && grown < CHECKPOINT_EVERY_ENTRIES && this.now() - this.lastCheckpointAt < CHECKPOINT_EVERY_MS && last !== undefined) return undefined;
+    const key = await this.signingKey();
+    const note = signNote(formatCheckpoint({ origin: this.origin, size: head.size, rootHash: head.root }), { name: this.origin, privateKey32: key.priv });
+    await this.store.auditPutCheckpoint(head.size, note, this.now());
+    this.lastCheckpointAt = this.now();
+    return { size: head.size };
+  }
+
+  async checkpoint(size?: number): Promise<string> {
+    if (size === undefined) await this.checkpointIfDue(false);
+    const c = await this.store.auditCheckpoint(size);
+    if (!c) throw new ImError('IM_NOT_FOUND', size === undefined ? 'no checkpoint yet: the log is empty' : `no checkpoint at size ${size}`);
+    return c.note;
+  }
+
+  private async leavesUpTo(size: number): Promise<Uint8Array[]> {
+    if (this.leaves.length < size) this.leaves.push(...(await this.store.auditLeafHashes(this.leaves.length, size)));
+    if (this.leaves.length < size) throw new ImError('IM_NOT_FOUND', `the log has fewer than ${size} entries`);
+    return this.leaves.slice(0, size);
+  }
+
+  async inclusion(index: number, size: number): Promise<string[]> {
+    if (!(index >= 0 && index < size)) throw new ImError('IM_VALIDATION', `index ${index} is not below size ${size}`);
+    return inclusionProof(await this.leavesUpTo(size), index, size).map((h) => Buffer.from(h).toString('base64'));
+  }
+
+  async consistency(from: number, to: number): Promise<string[]> {
+    if (!(from >= 0 && from <= to)) throw new ImError('IM_VALIDATION', `need 0 ≤ from ≤ to, got ${from}, ${to}`);
+    return consistencyProof(await this.leavesUpTo(to), from, to).map((h) => Buffer.from(h).toString('base64'));
+  }
+}
