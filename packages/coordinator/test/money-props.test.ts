@@ -158,7 +158,8 @@ describe('money properties', () => {
         } finally {
           await store.close();
         }
-      }), { numRuns: Number(process.env.IDLEMESH_PROP_RUNS ?? 100) });
+        // A fixed default seed, so the coverage check below never depends on luck (FC_SEED explores others).
+      }), { numRuns: Number(process.env.IDLEMESH_PROP_RUNS ?? 100), seed: Number(process.env.FC_SEED ?? 20261122) });
       // The runs must have exercised the interesting paths, or the property proves little.
       for (const [k, v] of Object.entries(seen)) assert.ok(v > 0, `no run exercised ${k}`);
     } finally {

@@ -25,6 +25,10 @@ interface CoordinatorFlags {
   challengeWindowMs?: number;
   minWithdrawalSats?: number;
   payoutIntervalMs?: number;
+  publicUrl?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  trustProxy?: boolean;
   logLevel?: (typeof LOG_LEVELS)[number];
   json?: boolean;
 }
@@ -52,6 +56,10 @@ export function registerCoordinator(program: Command): void {
     .option('--challenge-window-ms <ms>', 'earnings stay pending this long after settlement (default 0)', intArg(0, 30 * 24 * 3_600_000))
     .option('--min-withdrawal-sats <n>', 'smallest on-chain withdrawal (default 10000)', intArg(1))
     .option('--payout-interval-ms <ms>', 'how often queued on-chain withdrawals are batched (default 1 h)', intArg(1000, 7 * 24 * 3_600_000))
+    .option('--public-url <url>', 'the URL people open; passkeys are bound to its host (default http://localhost:<port>; env IDLEMESH_PUBLIC_URL)')
+    .option('--tls-cert <file>', 'PEM certificate: serve HTTPS (with --tls-key; env IDLEMESH_TLS_CERT)')
+    .option('--tls-key <file>', 'PEM private key for --tls-cert (env IDLEMESH_TLS_KEY)')
+    .option('--trust-proxy', 'behind a TLS proxy: trust its X-Forwarded-* headers')
     .option('--lightning <node>', 'lnd:<url> or cln:<url>; the macaroon (hex) or rune in env IDLEMESH_LIGHTNING_AUTH')
     .addOption(new Option('--log-level <level>', 'log verbosity (env IDLEMESH_LOG_LEVEL, default info)').choices(LOG_LEVELS))
     .option('--json', 'print {"url":…} as JSON once listening')
@@ -62,7 +70,8 @@ export function registerCoordinator(program: Command): void {
         defined({ host: flags.host, port: flags.port, dataDir: flags.dataDir, store: flags.store, leaseMs: flags.leaseMs, heartbeatMs: flags.heartbeatMs, logLevel: flags.logLevel,
           network: flags.network, coordinatorFeeBps: flags.coordinatorFeeBps, poolFeeBps: flags.poolFeeBps, unbondingMs: flags.unbondingMs,
           treasuryKey: flags.treasuryKey, chain: flags.chain, minConf: flags.minConf, chainPollMs: flags.chainPollMs, lightning: flags.lightning,
-          depositGap: flags.depositGap, challengeWindowMs: flags.challengeWindowMs, minWithdrawalSats: flags.minWithdrawalSats, payoutIntervalMs: flags.payoutIntervalMs }),
+          depositGap: flags.depositGap, challengeWindowMs: flags.challengeWindowMs, minWithdrawalSats: flags.minWithdrawalSats, payoutIntervalMs: flags.payoutIntervalMs,
+          publicUrl: flags.publicUrl, tlsCert: flags.tlsCert, tlsKey: flags.tlsKey, trustProxy: flags.trustProxy }),
         file === undefined ? {} : { file },
       );
       const coordinator = await startCoordinatorCli(opts);

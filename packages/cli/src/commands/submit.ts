@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { ImError, bytesToBase64 } from '@idlemesh/protocol';
 import { parseInputsJsonl, type SubmitJobBody } from '@idlemesh/sdk';
 import { followJob } from '../follow.js';
@@ -14,6 +14,8 @@ interface SubmitOpts {
   memoryMb?: number;
   timeoutMs?: number;
   bid?: number;
+  label?: 'private' | 'overflow' | 'public';
+  dataClass?: string[];
   maxAttempts?: number;
   name?: string;
   priority?: number;
@@ -33,6 +35,8 @@ export function registerSubmit(program: Command): void {
     .option('--memory-mb <n>', 'memory limit per task, MiB (1-4096)', intArg(1, 4096))
     .option('--timeout-ms <n>', 'wall-clock backstop per task, ms', intArg(10, 3_600_000))
     .option('--bid <n>', 'max msat per EU you pay', intArg(0))
+    .addOption(new Option('--label <label>', "where it may run under your organisation's policy (default: the policy's)").choices(['private', 'overflow', 'public']))
+    .option('--data-class <name...>', 'data classes of the inputs (a policy may keep some inside the organisation)')
     .option('--max-attempts <n>', 'attempts per task before it fails (1-20)', intArg(1, 20))
     .option('--name <name>', 'a name to recognise the job by')
     .option('--priority <n>', 'fair-share weight (1-100)', intArg(1, 100))
@@ -54,6 +58,8 @@ export function registerSubmit(program: Command): void {
       if (opts.timeoutMs !== undefined) limits.timeoutMs = opts.timeoutMs;
       if (Object.keys(limits).length > 0) body.limits = limits;
       if (opts.bid !== undefined) body.bid = opts.bid;
+      if (opts.label !== undefined) body.label = opts.label;
+      if (opts.dataClass !== undefined) body.dataClasses = opts.dataClass;
       if (opts.maxAttempts !== undefined) body.maxAttempts = opts.maxAttempts;
       if (opts.priority !== undefined) body.priority = opts.priority;
       const job = await client.submitJob(body, opts.idempotencyKey === undefined ? {} : { idempotencyKey: opts.idempotencyKey });
