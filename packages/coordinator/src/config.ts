@@ -57,6 +57,10 @@ export const CoordinatorOptionsSchema = z.strictObject({
   tlsKey: z.string().min(1).optional(),
   /** Behind a TLS proxy: trust X-Forwarded-* from it. */
   trustProxy: z.boolean(),
+  /** Witnesses whose cosignatures count (C2SP verifier keys of cosignature/v1 keys). */
+  auditWitnesses: z.array(z.string().min(1).max(300)).max(100),
+  /** Cosignatures a checkpoint needs before it is not flagged. */
+  auditQuorum: z.number().int().min(0).max(100),
 });
 export type CoordinatorOptions = z.infer<typeof CoordinatorOptionsSchema>;
 export type CoordinatorOptionsInput = Partial<CoordinatorOptions>;
@@ -126,6 +130,8 @@ export function resolveCoordinatorOptions(
     lnMaxFeeBps: 100,
     challengeWindowMs: 0,
     trustProxy: false,
+    auditWitnesses: [],
+    auditQuorum: 0,
   };
   const fromEnv: Record<string, unknown> = {};
   for (const [name, key] of Object.entries(ENV)) {

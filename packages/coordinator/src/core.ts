@@ -103,7 +103,7 @@ export class Core {
   /** Passkeys and the audit log's name are bound to the URL people open; known once the server listens. */
   setRelyingParty(rp: RelyingParty, auditOrigin: string): void {
     this.passkeyService = new Passkeys(this.store, this.log, this.now, rp, async (orgId) => (await this.identity.org(orgId))?.root === true);
-    this.auditLog = new AuditLog(this.store, this.log, this.now, auditOrigin);
+    this.auditLog = new AuditLog(this.store, this.log, this.now, auditOrigin, this.opts.auditWitnesses, this.opts.auditQuorum);
     const sink = { record: (...events: AuditEvent[]) => this.audit.record(...events) };
     this.identity.audit = sink;
     this.passkeyService.audit = sink;

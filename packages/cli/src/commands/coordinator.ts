@@ -29,6 +29,8 @@ interface CoordinatorFlags {
   tlsCert?: string;
   tlsKey?: string;
   trustProxy?: boolean;
+  auditWitness?: string[];
+  auditQuorum?: number;
   logLevel?: (typeof LOG_LEVELS)[number];
   json?: boolean;
 }
@@ -59,6 +61,8 @@ export function registerCoordinator(program: Command): void {
     .option('--public-url <url>', 'the URL people open; passkeys are bound to its host (default http://localhost:<port>; env IDLEMESH_PUBLIC_URL)')
     .option('--tls-cert <file>', 'PEM certificate: serve HTTPS (with --tls-key; env IDLEMESH_TLS_CERT)')
     .option('--tls-key <file>', 'PEM private key for --tls-cert (env IDLEMESH_TLS_KEY)')
+    .option('--audit-witness <vkey...>', 'witness keys whose checkpoint cosignatures count (idlemesh audit witness --print-key)')
+    .option('--audit-quorum <n>', 'cosignatures a checkpoint needs, else it is flagged (default 0)', intArg(0, 100))
     .option('--trust-proxy', 'behind a TLS proxy: trust its X-Forwarded-* headers')
     .option('--lightning <node>', 'lnd:<url> or cln:<url>; the macaroon (hex) or rune in env IDLEMESH_LIGHTNING_AUTH')
     .addOption(new Option('--log-level <level>', 'log verbosity (env IDLEMESH_LOG_LEVEL, default info)').choices(LOG_LEVELS))
@@ -71,7 +75,8 @@ export function registerCoordinator(program: Command): void {
           network: flags.network, coordinatorFeeBps: flags.coordinatorFeeBps, poolFeeBps: flags.poolFeeBps, unbondingMs: flags.unbondingMs,
           treasuryKey: flags.treasuryKey, chain: flags.chain, minConf: flags.minConf, chainPollMs: flags.chainPollMs, lightning: flags.lightning,
           depositGap: flags.depositGap, challengeWindowMs: flags.challengeWindowMs, minWithdrawalSats: flags.minWithdrawalSats, payoutIntervalMs: flags.payoutIntervalMs,
-          publicUrl: flags.publicUrl, tlsCert: flags.tlsCert, tlsKey: flags.tlsKey, trustProxy: flags.trustProxy }),
+          publicUrl: flags.publicUrl, tlsCert: flags.tlsCert, tlsKey: flags.tlsKey, trustProxy: flags.trustProxy,
+          auditWitnesses: flags.auditWitness, auditQuorum: flags.auditQuorum }),
         file === undefined ? {} : { file },
       );
       const coordinator = await startCoordinatorCli(opts);

@@ -225,4 +225,46 @@ export function registerIdentity(program: Command): void {
       if (opts.json) return outJson(report);
       await out(`ok: ${latest.origin} at size ${latest.size}${report.grewFrom !== undefined ? `, grew from ${String(report.grewFrom)}` : ''}${report.entries !== undefined ? ', every entry checked' : ' (signature and growth only; an auditor key checks the entries too)'}\n`);
     });
+
+  audit.command('status').description('the latest checkpoint and how many witnesses cosigned it').option('--json', 'print it').action(async (opts: { json?: boolean }, cmd: Command) => {
+    const r = (await call(cmd, 'GET', '/v1/audit/status')) as { size: number; witnessed: number; quorum: number; flagged: boolean };
+    if (opts.json) return outJson(r);
+    await out(`checkpoint at size ${r.size}: ${r.witnessed}/${r.quorum} witnesses${r.flagged ? ' — FLAGGED: not enough witnesses' : ''}\n`);
+  });
+
+  audit.command('witness')
+    .description("cosign the log's latest checkpoint as a witness, after checking it is consistent with the last one this witness saw (a split view is refused)")
+    .requiredOption('--key-file <file>', 'the witness key (32 bytes, hex; created mode 0600 if missing)')
+    .option('--name <name>', 'the witness name in its verifier key', 'witness.idlemesh')
+    .option('--print-key', 'print the verifier key to give the coordinator (--audit-witness) and exit')
+    .option('--log-key <vkey>', "the log's verifier key (pinned)")
+    .option('--state <file>', 'where the last cosigned checkpoint is kept (default: <key-file>.last)')
+    .action(async (opts: { keyFile: string; name: string; printKey?: boolean; logKey?: string; state?: string }, cmd: Command) => {
+      const p = await import('@idlemesh/protocol');
+      const { ed25519 } = await import('@noble/curves/ed25519.js');
+      const { randomBytes } = await import('node:crypto');
+      if (!existsSync(opts.keyFile)) await writeFile(opts.keyFile, randomBytes(32).toString('hex'), { mode: 0o600, flag: 'wx' });
+      const priv = new Uint8Array(Buffer.from((await readFile(opts.keyFile, 'utf8')).trim(), 'hex'));
+      if (priv.length !== 32) throw new ImError('IM_CONFIG_INVALID', `${opts.keyFile} must hold 32 bytes of hex`);
+      const vkey = p.verifierKey(opts.name, ed25519.getPublicKey(priv), p.SIG_TYPE_COSIGNATURE_V1);
+      if (opts.printKey) return out(`${vkey}\n`);
+      if (opts.logKey === undefined) throw new ImError('IM_CLI_USAGE', 'pass --log-key: a witness checks the log signature against the key it pinned');
+      const res = await fetch(`${coordinatorUrl(cmd)}/v1/audit/checkpoint`, { signal: AbortSignal.timeout(30_000) });
+      if (!res.ok) throw new ImError('IM_NOT_FOUND', `no checkpoint: HTTP ${res.status}`);
+      const noteText = await res.text();
+      const verifier = p.parseVerifierKey(opts.logKey);
+      const opened = p.openCheckpoint(noteText, { log: verifier });
+      const statePath = opts.state ?? `${opts.keyFile}.last`;
+      if (existsSync(statePath)) {
+        const prev = p.openCheckpoint(await readFile(statePath, 'utf8'), { log: verifier }).checkpoint;
+        const proof = ((await call(cmd, 'GET', `/v1/audit/proof/consistency?from=${prev.size}&to=${opened.checkpoint.size}`).catch(() => ({ proof: [] }))) as { proof: string[] }).proof
+          .map((b) => new Uint8Array(Buffer.from(b, 'base64')));
+        const grown = p.verifyLogGrowth(prev, opened.checkpoint, proof);
+        if (!grown.ok) throw new ImError('IM_BAD_SIGNATURE', `SPLIT VIEW: ${grown.reason}; not cosigning`);
+      }
+      const line = p.cosign(opened.body, { name: opts.name, privateKey32: priv }, Math.floor(Date.now() / 1000));
+      await call(cmd, 'POST', '/v1/audit/cosign', { size: opened.checkpoint.size, line });
+      await writeFile(statePath, noteText);
+      await out(`cosigned ${opened.checkpoint.origin} at size ${opened.checkpoint.size}\n`);
+    });
 }

@@ -8,7 +8,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
-  ImError, consistencyProof, ed25519NoteVerifier, formatCheckpoint, inclusionProof, signNote, verifierKey,
+  ImError, addNoteSignatures, consistencyProof, cosignatureNoteVerifier, ed25519NoteVerifier, formatCheckpoint, inclusionProof, openNote,
+  parseSignatureLine, parseVerifierKey, signNote, verifierKey, verifyCosignature,
 } from '@idlemesh/protocol';
 import type { AuditEntry, NoteVerifier } from '@idlemesh/protocol';
 import { ed25519 } from '@noble/curves/ed25519.js';
@@ -26,7 +27,42 @@ export class AuditLog {
   private readonly leaves: Uint8Array[] = [];
   private lastCheckpointAt = 0;
 
-  constructor(private readonly store: Store, private readonly log: Logger, private readonly now: () => number, readonly origin: string) {}
+  private readonly witnesses: Array<ReturnType<typeof parseVerifierKey>>;
+
+  constructor(
+    private readonly store: Store,
+    private readonly log: Logger,
+    private readonly now: () => number,
+    readonly origin: string,
+    witnesses: readonly string[] = [],
+    readonly quorum = 0,
+  ) {
+    this.witnesses = witnesses.map((w) => parseVerifierKey(w));
+  }
+
+  /** A witness's cosignature of a checkpoint: kept with it if it verifies under a configured witness key. */
+  async cosign(size: number, line: string): Promise<{ size: number; witnessed: number }> {
+    const c = await this.store.auditCheckpoint(size);
+    if (!c) throw new ImError('IM_NOT_FOUND', `no checkpoint at size ${size}`);
+    const sig = parseSignatureLine(line.endsWith('\n') ? line : `${line}\n`);
+    const w = this.witnesses.find((x) => x.name === sig.name && x.keyId === sig.keyId);
+    if (!w) throw new ImError('IM_UNAUTHORIZED', `${sig.name} is not a witness of this log`);
+    const opened = openNote(c.note, []);
+    if (!verifyCosignature(opened.body, line, { name: w.name, publicKey: w.publicKey }).verified) throw new ImError('IM_BAD_SIGNATURE', 'the cosignature does not verify for this checkpoint');
+    const already = opened.signatures.some((x) => x.name === sig.name && x.keyId === sig.keyId);
+    if (!already) await this.store.auditReplaceCheckpoint(size, addNoteSignatures(c.note, [line.endsWith('\n') ? line : `${line}\n`]));
+    this.log.info({ size, witness: sig.name }, 'checkpoint cosigned');
+    return { size, witnessed: (await this.status(size)).witnessed };
+  }
+
+  /** How many configured witnesses cosigned a checkpoint; flagged when fewer than the quorum. */
+  async status(size?: number): Promise<{ size: number; witnessed: number; quorum: number; flagged: boolean; witnesses: string[] }> {
+    const c = await this.store.auditCheckpoint(size);
+    if (!c) return { size: 0, witnessed: 0, quorum: this.quorum, flagged: this.quorum > 0, witnesses: [] };
+    const opened = openNote(c.note, this.witnesses.map((w) => cosignatureNoteVerifier(w.name, w.publicKey)));
+    const names = opened.signatures.filter((x) => x.verified && this.witnesses.some((w) => w.name === x.name && w.keyId === x.keyId)).map((x) => x.name);
+    return { size: c.size, witnessed: names.length, quorum: this.quorum, flagged: names.length < this.quorum, witnesses: names };
+  }
 
   /** Appends events; a failure is logged loudly but does not undo what they record (it already happened). */
   async record(...events: AuditEvent[]): Promise<void> {

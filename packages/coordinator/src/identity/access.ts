@@ -95,6 +95,8 @@ export const ROUTE_RULES: Readonly<Record<string, RouteRule>> = {
   'GET /v1/audit/proof/consistency': R('public'),
   'GET /v1/audit/entries': R(['auditor', 'admin'], true),
   'POST /v1/audit/checkpoint': R(['admin'], true),
+  'POST /v1/audit/cosign': R('public'),
+  'GET /v1/audit/status': R('public'),
 };
 
 /**

@@ -430,6 +430,13 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
     return reply.header('content-type', 'text/plain; charset=utf-8').send(await core.audit.checkpoint(r?.size));
   });
 
+  app.post('/v1/audit/cosign', async (req) => {
+    const b = parse(z.strictObject({ size: z.number().int().min(1), line: z.string().min(1).max(1000) }), req.body, 'cosignature');
+    return core.audit.cosign(b.size, b.line);
+  });
+
+  app.get('/v1/audit/status', async () => core.audit.status());
+
   app.get('/v1/audit/proof/inclusion', async (req) => {
     const q = parse(z.strictObject({ index: z.coerce.number().int().min(0), size: z.coerce.number().int().min(1) }), req.query, 'query');
     return { index: q.index, size: q.size, proof: await core.audit.inclusion(q.index, q.size) };

@@ -703,6 +703,10 @@ export class PostgresStore implements Store {
     await this.pool.query('INSERT INTO audit_checkpoints (size, note, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [size, note, now]);
   }
 
+  async auditReplaceCheckpoint(size: number, note: string): Promise<void> {
+    await this.pool.query('UPDATE audit_checkpoints SET note = $1 WHERE size = $2', [note, size]);
+  }
+
   async auditCheckpoint(size?: number): Promise<{ size: number; note: string; createdAt: number } | undefined> {
     const [r] = size === undefined
       ? await this.rows('SELECT * FROM audit_checkpoints ORDER BY size DESC LIMIT 1')

@@ -570,6 +570,10 @@ export class SqliteStore implements Store {
     this.db.prepare('INSERT OR IGNORE INTO audit_checkpoints (size, note, created_at) VALUES (?, ?, ?)').run(size, note, now);
   }
 
+  async auditReplaceCheckpoint(size: number, note: string): Promise<void> {
+    this.db.prepare('UPDATE audit_checkpoints SET note = ? WHERE size = ?').run(note, size);
+  }
+
   async auditCheckpoint(size?: number): Promise<{ size: number; note: string; createdAt: number } | undefined> {
     const r = (size === undefined
       ? this.db.prepare('SELECT * FROM audit_checkpoints ORDER BY size DESC LIMIT 1').get()

@@ -323,6 +323,8 @@ export interface Store {
   auditEntries(from: number, limit: number): Promise<AuditEntry[]>;
   auditLeafHashes(from: number, to: number): Promise<Uint8Array[]>;
   auditPutCheckpoint(size: number, note: string, now: number): Promise<void>;
+  /** Replaces a checkpoint's note with one carrying more (witness) signatures. */
+  auditReplaceCheckpoint(size: number, note: string): Promise<void>;
   /** The newest checkpoint, or the one at `size`. */
   auditCheckpoint(size?: number): Promise<{ size: number; note: string; createdAt: number } | undefined>;
   issueDepositAddress(account: string, derive: (index: number) => string, gap: number, now: number): Promise<DepositAddress & { reused: boolean }>;
