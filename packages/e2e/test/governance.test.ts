@@ -105,6 +105,20 @@ describe('governance end to end', () => {
       const decisions = (JSON.parse(check.text) as { nodes: Array<{ nodeId: string; decision: { eligible: boolean } }> }).nodes;
       assert.equal(decisions.find((d) => d.nodeId === stranger.key.publicKeyHex)?.decision.eligible, false);
 
+      // A capacity domain: one token admits a whole site; revoking it removes every node at once.
+      const site = await api('POST', '/v1/pools/tokens', acmeAdmin, { domain: 'factory-7', uses: null });
+      assert.equal(site.status, 201, JSON.stringify(site.body));
+      for (const n of ['d1', 'd2', 'd3']) {
+        await loadOrCreateKey(`${dir.path}/${n}/node.key`);
+        const r = await cli('pools', 'join', site.body.token as string, '--key-file', `${dir.path}/${n}/node.key`, '--json');
+        assert.equal(r.code, 0, r.text);
+        assert.equal((JSON.parse(r.text) as { domain: string }).domain, 'factory-7');
+      }
+      const listed = ((await api('GET', '/v1/pools/tokens', acmeAdmin)).body.tokens as Array<{ id: string; nodes: string[] }>).find((t) => t.id === site.body.id);
+      assert.equal(listed?.nodes.length, 3);
+      const gone = await cli('pools', 'revoke', site.body.id as string, '--api-key', acmeAdmin);
+      assert.match(gone.text, /3 node\(s\) left the pool/);
+
       // Revoking the token takes acme's node out of its pool: back, it is just a public node.
       agents.push(startAgentProc({ coordinator: coord.url, dataDir: `${dir.path}/own`, maxTasks: 2, name: 'own-again' }));
       await cli('pools', 'revoke', enrol.body.id as string, '--api-key', acmeAdmin);

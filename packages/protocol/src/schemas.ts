@@ -187,6 +187,8 @@ export const NodeView = z.strictObject({
   failed: z.number().int(),
   firstSeen: Millis,
   lastSeen: Millis,
+  org: z.string().optional().describe("the organisation whose private pool the node is in"),
+  domain: z.string().optional().describe('the capacity domain it enrolled with'),
 });
 export type NodeView = z.infer<typeof NodeView>;
 export const NodeList = z.strictObject({ nodes: z.array(NodeView) });

@@ -542,6 +542,7 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
 
   app.get('/v1/nodes', async () => {
     const nodes = await core.store.listNodes();
+    const members = await core.governance.memberships();
     return {
       nodes: nodes.map((n): NodeView => {
         // The store's state, not this process's sockets: the node may be attached to another coordinator.
@@ -556,6 +557,11 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
           lastSeen: n.lastSeen,
         };
         if (n.pauseReason !== undefined && (n.state === 'paused' || n.state === 'draining')) v.pauseReason = n.pauseReason;
+        const m = members.get(n.id);
+        if (m) {
+          v.org = m.orgId;
+          if (m.domain !== undefined) v.domain = m.domain;
+        }
         return v;
       }),
     };
