@@ -61,6 +61,14 @@ export const CoordinatorOptionsSchema = z.strictObject({
   auditWitnesses: z.array(z.string().min(1).max(300)).max(100),
   /** Cosignatures a checkpoint needs before it is not flagged. */
   auditQuorum: z.number().int().min(0).max(100),
+  /** An upstream coordinator to overflow to (federation): its URL; its API key in IDLEMESH_UPSTREAM_KEY. */
+  upstream: z.string().url().optional(),
+  upstreamKey: z.string().min(1).max(300).optional(),
+  /** msat per EU bid upstream (and asked here from local buyers). */
+  upstreamBid: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  /** Most msat of holds placed upstream, in all (0 = no limit). */
+  upstreamBudgetMsat: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  upstreamSlots: z.number().int().min(1).max(100_000),
 });
 export type CoordinatorOptions = z.infer<typeof CoordinatorOptionsSchema>;
 export type CoordinatorOptionsInput = Partial<CoordinatorOptions>;
@@ -90,6 +98,8 @@ const ENV: Record<string, keyof CoordinatorOptions> = {
   IDLEMESH_PUBLIC_URL: 'publicUrl',
   IDLEMESH_TLS_CERT: 'tlsCert',
   IDLEMESH_TLS_KEY: 'tlsKey',
+  IDLEMESH_UPSTREAM: 'upstream',
+  IDLEMESH_UPSTREAM_KEY: 'upstreamKey',
 };
 const NUMERIC = new Set<keyof CoordinatorOptions>(['port', 'leaseMs', 'heartbeatMs', 'sweepMs', 'bodyLimitBytes', 'moduleLimitBytes', 'maxMemoryMb', 'leaseBatch', 'coordinatorFeeBps', 'poolFeeBps', 'unbondingMs', 'minConf', 'depositGap', 'chainPollMs', 'minWithdrawalSats', 'payoutIntervalMs', 'lnMaxFeeBps', 'challengeWindowMs']);
 
@@ -132,6 +142,9 @@ export function resolveCoordinatorOptions(
     trustProxy: false,
     auditWitnesses: [],
     auditQuorum: 0,
+    upstreamBid: 0,
+    upstreamBudgetMsat: 0,
+    upstreamSlots: 256,
   };
   const fromEnv: Record<string, unknown> = {};
   for (const [name, key] of Object.entries(ENV)) {

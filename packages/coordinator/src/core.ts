@@ -23,6 +23,7 @@ import { Deposits, Payouts, treasuryFromOptions } from './treasury/index.js';
 import { Identity, Passkeys } from './identity/index.js';
 import { Governance } from './governance/index.js';
 import { AuditLog } from './audit/index.js';
+import { Federation } from './federation/index.js';
 import type { AuditEvent } from './audit/index.js';
 import type { RelyingParty } from './identity/index.js';
 import type { CoordinatorOptions } from './config.js';
@@ -65,6 +66,7 @@ export class Core {
   readonly governance: Governance;
   private passkeyService: Passkeys | undefined;
   private auditLog: AuditLog | undefined;
+  private federation: Federation | undefined;
   /** Jobs whose crossing to public capacity is already in the audit log. */
   private readonly crossed = new Set<string>();
   private lastChainPoll = 0;
@@ -123,6 +125,14 @@ export class Core {
   }
 
   async start(): Promise<void> {
+    if (this.opts.upstream !== undefined) {
+      this.federation = new Federation(this, {
+        url: this.opts.upstream, bid: this.opts.upstreamBid, budgetMsat: this.opts.upstreamBudgetMsat, slots: this.opts.upstreamSlots,
+        ...(this.opts.upstreamKey !== undefined ? { apiKey: this.opts.upstreamKey } : {}),
+      });
+      await this.federation.start();
+      this.log.info({ upstream: this.opts.upstream, node: this.federation.nodeId.slice(0, 12) }, 'federated: overflow can go upstream');
+    }
     this.unsubscribe = await this.store.subscribe((e) => this.onStoreEvent(e));
     this.sweepTimer = setInterval(() => void this.sweep(), this.opts.sweepMs);
     this.sweepTimer.unref();
@@ -188,6 +198,7 @@ export class Core {
 
   async stop(): Promise<void> {
     this.closed = true;
+    this.federation?.stop();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     if (this.outgoingTimer) clearTimeout(this.outgoingTimer);
     this.progress.close();

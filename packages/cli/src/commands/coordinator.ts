@@ -31,6 +31,9 @@ interface CoordinatorFlags {
   trustProxy?: boolean;
   auditWitness?: string[];
   auditQuorum?: number;
+  upstream?: string;
+  upstreamBid?: number;
+  upstreamBudgetMsat?: number;
   logLevel?: (typeof LOG_LEVELS)[number];
   json?: boolean;
 }
@@ -63,6 +66,9 @@ export function registerCoordinator(program: Command): void {
     .option('--tls-key <file>', 'PEM private key for --tls-cert (env IDLEMESH_TLS_KEY)')
     .option('--audit-witness <vkey...>', 'witness keys whose checkpoint cosignatures count (idlemesh audit witness --print-key)')
     .option('--audit-quorum <n>', 'cosignatures a checkpoint needs, else it is flagged (default 0)', intArg(0, 100))
+    .option('--upstream <url>', 'federation: overflow allowed by policy goes to this coordinator as ordinary jobs (API key in IDLEMESH_UPSTREAM_KEY)')
+    .option('--upstream-bid <msat-per-EU>', 'bid for upstream jobs, also asked here from local buyers (default 0)', intArg(0))
+    .option('--upstream-budget-msat <msat>', 'most msat of holds placed upstream in all (default 0: no limit)', intArg(0))
     .option('--trust-proxy', 'behind a TLS proxy: trust its X-Forwarded-* headers')
     .option('--lightning <node>', 'lnd:<url> or cln:<url>; the macaroon (hex) or rune in env IDLEMESH_LIGHTNING_AUTH')
     .addOption(new Option('--log-level <level>', 'log verbosity (env IDLEMESH_LOG_LEVEL, default info)').choices(LOG_LEVELS))
@@ -76,7 +82,8 @@ export function registerCoordinator(program: Command): void {
           treasuryKey: flags.treasuryKey, chain: flags.chain, minConf: flags.minConf, chainPollMs: flags.chainPollMs, lightning: flags.lightning,
           depositGap: flags.depositGap, challengeWindowMs: flags.challengeWindowMs, minWithdrawalSats: flags.minWithdrawalSats, payoutIntervalMs: flags.payoutIntervalMs,
           publicUrl: flags.publicUrl, tlsCert: flags.tlsCert, tlsKey: flags.tlsKey, trustProxy: flags.trustProxy,
-          auditWitnesses: flags.auditWitness, auditQuorum: flags.auditQuorum }),
+          auditWitnesses: flags.auditWitness, auditQuorum: flags.auditQuorum,
+          upstream: flags.upstream, upstreamBid: flags.upstreamBid, upstreamBudgetMsat: flags.upstreamBudgetMsat }),
         file === undefined ? {} : { file },
       );
       const coordinator = await startCoordinatorCli(opts);
