@@ -6,6 +6,7 @@ import { buildCapabilities, detectGpus } from './capabilities.js';
 import type { AgentOptions } from './config.js';
 import { coordinatorUrls } from './config.js';
 import { Connection, agentSocketUrl, httpBaseUrl } from './connection.js';
+import { Witness } from './witness.js';
 import type { Hello, Welcome } from './connection.js';
 import { Emitter } from './events.js';
 import type { AgentEvent } from './events.js';
@@ -103,6 +104,7 @@ class AgentImpl implements Agent {
   private pendingRelease: { tasks: TaskRef[]; reason: string }[] = [];
   private stopping: Promise<void> | undefined;
   private readonly log: Logger;
+  private readonly witness: Witness;
 
   constructor(
     private readonly opts: StartAgentOptions,
@@ -110,6 +112,7 @@ class AgentImpl implements Agent {
   ) {
     this.log = deps.log;
     this.nodeId = deps.key.publicKeyHex;
+    this.witness = new Witness(opts.dataDir, deps.key, deps.log, opts.witnessMs);
     const urls = coordinatorUrls(opts.coordinator);
     const modules = new ModuleCache(() => httpBaseUrl(urls[this.conn.index] ?? opts.coordinator), join(opts.dataDir, 'modules'), deps.sandbox, deps.log);
     this.executor = new Executor({
@@ -191,6 +194,8 @@ class AgentImpl implements Agent {
     this.serverCredit = 0;
     this.emit({ type: 'connected', coordinator: this.opts.coordinator, nodeId: this.nodeId });
     this.sendHeartbeat();
+    // Witness the coordinator's audit log (at most once a minute).
+    void this.witness.maybeWitness(httpBaseUrl(coordinatorUrls(this.opts.coordinator)[this.conn.index] ?? this.opts.coordinator));
     if (this.heartbeatTimer !== undefined) clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = setInterval(() => this.sendHeartbeat(), Math.max(50, w.heartbeatMs));
     // Tell the coordinator what we still hold; it hands back any other lease
@@ -310,6 +315,7 @@ class AgentImpl implements Agent {
   }
 
   private sendHeartbeat(): void {
+    void this.witness.maybeWitness(httpBaseUrl(coordinatorUrls(this.opts.coordinator)[this.conn.index] ?? this.opts.coordinator));
     if (this.mode === 'stopped') return;
     const hb: AgentMessage = { type: 'heartbeat', state: this.mode, running: this.executor.runningCount };
     if (this.reason !== undefined && this.mode === 'paused') hb.reason = this.reason.slice(0, 200);

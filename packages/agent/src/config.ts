@@ -50,6 +50,8 @@ export const AgentOptionsSchema = z.strictObject({
   /** Tasks held locally (running + queued) at most; the credit window. */
   prefetch: z.number().int().min(1).max(100_000),
   drainTimeoutMs: z.number().int().min(0).max(24 * 3_600_000),
+  /** How often the agent witnesses (cosigns) the coordinator's audit log; 0 = never. */
+  witnessMs: z.number().int().min(0).max(24 * 3_600_000),
   logLevel: z.enum(['error', 'warn', 'info', 'debug', 'silent']),
   /** Log lines as JSON. */
   json: z.boolean(),
@@ -58,7 +60,7 @@ export type AgentOptions = z.infer<typeof AgentOptionsSchema>;
 export type AgentOptionsInput = Partial<AgentOptions>;
 
 type Key = keyof AgentOptions;
-const NUMERIC = new Set<Key>(['maxTasks', 'maxMemoryMb', 'onlyWhenIdle', 'prefetch', 'drainTimeoutMs', 'ask']);
+const NUMERIC = new Set<Key>(['maxTasks', 'maxMemoryMb', 'onlyWhenIdle', 'prefetch', 'drainTimeoutMs', 'ask', 'witnessMs']);
 const BOOLEAN = new Set<Key>(['onlyWhenCharging', 'json']);
 const KEYS = Object.keys(AgentOptionsSchema.shape) as Key[];
 const ENV_PREFIX = 'IDLEMESH_AGENT_';
@@ -127,6 +129,7 @@ export function resolveAgentOptions(
     // A ceiling: the agent holds less when tasks are long (see Agent.window).
     prefetch: Math.max(128, Number.isFinite(maxTasks) ? Math.min(100_000, Math.floor(maxTasks) * 128) : 128),
     drainTimeoutMs: 30_000,
+    witnessMs: 60_000,
     logLevel: 'info',
     json: false,
   };

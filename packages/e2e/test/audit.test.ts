@@ -11,7 +11,7 @@ import {
   auditEntryLeafHash, formatCheckpoint, merkleLeafHash, openCheckpoint, parseVerifierKey, signNote, utf8, verifyInclusionProof,
 } from '@idlemesh/protocol';
 import type { AuditEntry } from '@idlemesh/protocol';
-import { runCli, startCoordinatorProc, tempDir } from './helpers.js';
+import { runCli, startAgentProc, startCoordinatorProc, tempDir, waitUntil } from './helpers.js';
 
 describe('audit log end to end', () => {
   it('records, checkpoints, proves inclusion and growth, and catches a rewritten entry', async (t) => {
@@ -66,6 +66,10 @@ describe('audit log end to end', () => {
       assert.deepEqual([status.witnessed, status.flagged], [1, false]);
       assert.equal((await api('POST', '/v1/audit/cosign', undefined, { size: cp1.size, line: '— impostor AAAAAAAA\n' })).status >= 400, true);
 
+      // An agent witnesses too: it pins the log key, checks consistency, cosigns with its node key.
+      const agent = startAgentProc({ coordinator: coord.url, dataDir: `${dir.path}/agent`, name: 'agent', env: { IDLEMESH_AGENT_WITNESS_MS: '300', IDLEMESH_LOG_LEVEL: 'debug' } });
+      await waitUntil(async () => ((await api('GET', '/v1/audit/status')).json().witnesses as string[]).some((n) => n.startsWith('node-')), 20_000, () => agent.text);
+
       const saved = `${dir.path}/checkpoint.txt`;
       const v1 = await cli('audit', 'verify', '--key', vkey, '--save', saved, '--api-key', auditor, '--json');
       assert.equal(v1.code, 0, v1.text);
@@ -93,6 +97,8 @@ describe('audit log end to end', () => {
       const w3 = await cli('audit', 'witness', '--key-file', wkey, '--log-key', vkey);
       assert.equal(w3.code, 1, w3.text);
       assert.match(w3.text, /SPLIT VIEW/);
+      await agent.waitFor(/SPLIT VIEW/, 20_000);
+      await agent.stop();
       // Remove the forgery again: the entry check below is about a rewritten entry.
       const clean = new Database(`${dir.path}/coord/idlemesh.db`);
       clean.prepare('DELETE FROM audit_checkpoints WHERE size = ?').run(size);

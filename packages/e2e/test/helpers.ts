@@ -163,11 +163,11 @@ export async function startCoordinatorProc(opts: { dataDir: string; port?: numbe
   return Object.assign(p, { url, client });
 }
 
-export function startAgentProc(opts: { coordinator: string; dataDir: string; maxTasks?: number; args?: string[]; name?: string }): Proc {
+export function startAgentProc(opts: { coordinator: string; dataDir: string; maxTasks?: number; args?: string[]; name?: string; env?: NodeJS.ProcessEnv }): Proc {
   return runCli(opts.name ?? 'agent', [
     'agent', '--coordinator', opts.coordinator, '--data-dir', opts.dataDir,
     '--max-tasks', String(opts.maxTasks ?? 2), ...(opts.args ?? []),
-  ]);
+  ], opts.env);
 }
 
 export async function waitUntil(cond: () => Promise<boolean> | boolean, timeoutMs = 20_000, context?: () => string): Promise<void> {

@@ -45,7 +45,7 @@ export class AuditLog {
     const c = await this.store.auditCheckpoint(size);
     if (!c) throw new ImError('IM_NOT_FOUND', `no checkpoint at size ${size}`);
     const sig = parseSignatureLine(line.endsWith('\n') ? line : `${line}\n`);
-    const w = this.witnesses.find((x) => x.name === sig.name && x.keyId === sig.keyId);
+    const w = this.witnesses.find((x) => x.name === sig.name && x.keyId === sig.keyId) ?? (await this.nodeWitness(sig.name));
     if (!w) throw new ImError('IM_UNAUTHORIZED', `${sig.name} is not a witness of this log`);
     const opened = openNote(c.note, []);
     if (!verifyCosignature(opened.body, line, { name: w.name, publicKey: w.publicKey }).verified) throw new ImError('IM_BAD_SIGNATURE', 'the cosignature does not verify for this checkpoint');
@@ -55,12 +55,25 @@ export class AuditLog {
     return { size, witnessed: (await this.status(size)).witnessed };
   }
 
-  /** How many configured witnesses cosigned a checkpoint; flagged when fewer than the quorum. */
+  /** Agents witness too: `node-<node id>`, whose key is the node id itself; only nodes this coordinator knows. */
+  private async nodeWitness(name: string): Promise<{ name: string; publicKey: Uint8Array } | undefined> {
+    const m = /^node-([0-9a-f]{64})$/.exec(name);
+    if (!m) return undefined;
+    const known = (await this.store.listNodes()).some((n) => n.id === m[1]);
+    return known ? { name, publicKey: new Uint8Array(Buffer.from(m[1]!, 'hex')) } : undefined;
+  }
+
+  /** How many witnesses (configured ones and known nodes) cosigned a checkpoint; flagged when fewer than the quorum. */
   async status(size?: number): Promise<{ size: number; witnessed: number; quorum: number; flagged: boolean; witnesses: string[] }> {
     const c = await this.store.auditCheckpoint(size);
     if (!c) return { size: 0, witnessed: 0, quorum: this.quorum, flagged: this.quorum > 0, witnesses: [] };
-    const opened = openNote(c.note, this.witnesses.map((w) => cosignatureNoteVerifier(w.name, w.publicKey)));
-    const names = opened.signatures.filter((x) => x.verified && this.witnesses.some((w) => w.name === x.name && w.keyId === x.keyId)).map((x) => x.name);
+    const nodeVerifiers = openNote(c.note, []).signatures
+      .map((s) => /^node-([0-9a-f]{64})$/.exec(s.name))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => cosignatureNoteVerifier(m[0], new Uint8Array(Buffer.from(m[1]!, 'hex'))));
+    const verifiers = [...this.witnesses.map((w) => cosignatureNoteVerifier(w.name, w.publicKey)), ...nodeVerifiers];
+    const opened = openNote(c.note, verifiers);
+    const names = [...new Set(opened.signatures.filter((x) => x.verified && verifiers.some((v) => v.name === x.name && v.keyId === x.keyId)).map((x) => x.name))];
     return { size: c.size, witnessed: names.length, quorum: this.quorum, flagged: names.length < this.quorum, witnesses: names };
   }
 
