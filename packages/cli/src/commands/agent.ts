@@ -19,6 +19,7 @@ interface AgentFlags {
   powerSupplyPath?: string;
   name?: string;
   ask?: number;
+  witnessMs?: number;
   config?: string;
   logLevel?: (typeof AGENT_LOG_LEVELS)[number];
   json?: boolean;
@@ -37,6 +38,7 @@ export function registerAgent(program: Command): void {
     .option('--only-when-charging', 'only run tasks while on mains power')
     .option('--power-supply-path <dir>', 'where to read the power state (default /sys/class/power_supply)')
     .option('--name <name>', 'a name for this node, shown in `idlemesh nodes`')
+    .option('--witness-ms <ms>', "how often this node checks and cosigns the coordinator's audit log (default 60000; 0 = never)", intArg(0, 24 * 3_600_000))
     .option('--ask <msat-per-EU>', 'price this node asks per EU (1 EU = 1e9 fuel); only jobs bidding at least this run here (default 0: free)', intArg(0))
     .option('--config <file.json>', 'a JSON file of agent options; flags and environment override it')
     .addOption(new Option('--log-level <level>', 'log verbosity').choices(AGENT_LOG_LEVELS))
@@ -56,6 +58,7 @@ export function registerAgent(program: Command): void {
         powerSupplyPath: flags.powerSupplyPath,
         name: flags.name,
         ask: flags.ask,
+        witnessMs: flags.witnessMs,
         logLevel: flags.logLevel,
         json: flags.json,
       });
