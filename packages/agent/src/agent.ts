@@ -79,7 +79,7 @@ export async function startAgent(opts: StartAgentOptions): Promise<Agent> {
       log.warn(`calibration failed; advertising 0 fuel/s: ${(err as Error).message}`);
     }
   }
-  const capabilities = buildCapabilities({ maxTasks: opts.maxTasks, maxMemoryMb: opts.maxMemoryMb, fuelPerSec, gpus: await detectGpus(), name: opts.name, ask: opts.ask });
+  const capabilities = buildCapabilities({ maxTasks: opts.maxTasks, maxMemoryMb: opts.maxMemoryMb, fuelPerSec, gpus: await detectGpus(), name: opts.name, ask: opts.ask, region: opts.region });
   const agent = new AgentImpl(opts, { clock, log, key, sandbox, ownsSandbox, capabilities });
   await agent.start();
   return agent;

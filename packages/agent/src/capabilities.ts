@@ -44,6 +44,7 @@ export function buildCapabilities(opts: {
   gpus: Gpu[];
   name?: string | undefined;
   ask?: number | undefined;
+  region?: string | undefined;
 }): Capabilities {
   const caps: Capabilities = {
     runtimes: ['wasm'],
@@ -58,5 +59,6 @@ export function buildCapabilities(opts: {
   };
   if (opts.name !== undefined) caps.name = opts.name;
   if (opts.ask !== undefined && opts.ask > 0) caps.ask = opts.ask;
+  if (opts.region !== undefined) caps.region = opts.region;
   return caps;
 }

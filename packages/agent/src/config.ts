@@ -47,6 +47,8 @@ export const AgentOptionsSchema = z.strictObject({
   name: z.string().min(1).max(200).optional(),
   /** msat per EU this node asks; it only gets jobs bidding at least this. 0 = free. */
   ask: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  /** Where the machine is (e.g. eu-west); organisation policies may allow only some regions. */
+  region: z.string().min(1).max(64).optional(),
   /** Tasks held locally (running + queued) at most; the credit window. */
   prefetch: z.number().int().min(1).max(100_000),
   drainTimeoutMs: z.number().int().min(0).max(24 * 3_600_000),

@@ -69,6 +69,8 @@ export const CoordinatorOptionsSchema = z.strictObject({
   /** Most msat of holds placed upstream, in all (0 = no limit). */
   upstreamBudgetMsat: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
   upstreamSlots: z.number().int().min(1).max(100_000),
+  /** A node outside every private pool joins the public pool only with at least this bonded (msat). */
+  publicMinBondMsat: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
 });
 export type CoordinatorOptions = z.infer<typeof CoordinatorOptionsSchema>;
 export type CoordinatorOptionsInput = Partial<CoordinatorOptions>;
@@ -145,6 +147,7 @@ export function resolveCoordinatorOptions(
     upstreamBid: 0,
     upstreamBudgetMsat: 0,
     upstreamSlots: 256,
+    publicMinBondMsat: 0,
   };
   const fromEnv: Record<string, unknown> = {};
   for (const [name, key] of Object.entries(ENV)) {

@@ -93,7 +93,7 @@ export class Core {
     this.instrumenter = new Instrumenter({ maxMemoryMb: opts.maxMemoryMb, maxBytes: opts.moduleLimitBytes });
     this.money = new Money(store, opts, log, now, metrics);
     this.identity = new Identity(store, log, now);
-    this.governance = new Governance(store, log, now);
+    this.governance = new Governance(store, log, now, BigInt(opts.publicMinBondMsat));
     const t = treasuryFromOptions(opts);
     this.deposits = new Deposits({ store, log, now, account: t.account, chain: t.chain, lightning: t.lightning, minConf: opts.minConf, gap: opts.depositGap, network: opts.network });
     this.payouts = new Payouts({
@@ -373,7 +373,7 @@ export class Core {
     const now = this.now();
     const jobs = await this.store.runnableJobs(now);
     if (jobs.length === 0) return 0;
-    const allowed = await this.governance.filter(agents.map((a) => ({ nodeId: a.nodeId, runtimes: a.capabilities.runtimes, free: a.credit })), jobs);
+    const allowed = await this.governance.filter(agents.map((a) => ({ nodeId: a.nodeId, runtimes: a.capabilities.runtimes, free: a.credit, region: a.capabilities.region })), jobs);
     const plan = schedule(
       agents.map((a) => ({
         id: a.nodeId, free: a.credit, runtimes: a.capabilities.runtimes, memoryMb: a.capabilities.memoryMb, cores: a.capabilities.cores,

@@ -171,6 +171,7 @@ export const Capabilities = z.strictObject({
   agentVersion: z.string().max(64),
   name: z.string().max(200).optional(),
   ask: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional().describe('msat per EU the operator asks; 0 or absent = free'),
+  region: z.string().min(1).max(64).optional().describe("where the machine is (an org policy may allow only some regions)"),
 });
 export type Capabilities = z.infer<typeof Capabilities>;
 

@@ -20,6 +20,7 @@ interface AgentFlags {
   name?: string;
   ask?: number;
   witnessMs?: number;
+  region?: string;
   config?: string;
   logLevel?: (typeof AGENT_LOG_LEVELS)[number];
   json?: boolean;
@@ -38,6 +39,7 @@ export function registerAgent(program: Command): void {
     .option('--only-when-charging', 'only run tasks while on mains power')
     .option('--power-supply-path <dir>', 'where to read the power state (default /sys/class/power_supply)')
     .option('--name <name>', 'a name for this node, shown in `idlemesh nodes`')
+    .option('--region <name>', 'where this machine is (organisation policies may allow only some regions)')
     .option('--witness-ms <ms>', "how often this node checks and cosigns the coordinator's audit log (default 60000; 0 = never)", intArg(0, 24 * 3_600_000))
     .option('--ask <msat-per-EU>', 'price this node asks per EU (1 EU = 1e9 fuel); only jobs bidding at least this run here (default 0: free)', intArg(0))
     .option('--config <file.json>', 'a JSON file of agent options; flags and environment override it')
@@ -59,6 +61,7 @@ export function registerAgent(program: Command): void {
         name: flags.name,
         ask: flags.ask,
         witnessMs: flags.witnessMs,
+        region: flags.region,
         logLevel: flags.logLevel,
         json: flags.json,
       });

@@ -34,6 +34,7 @@ interface CoordinatorFlags {
   upstream?: string;
   upstreamBid?: number;
   upstreamBudgetMsat?: number;
+  publicMinBondMsat?: number;
   logLevel?: (typeof LOG_LEVELS)[number];
   json?: boolean;
 }
@@ -69,6 +70,7 @@ export function registerCoordinator(program: Command): void {
     .option('--upstream <url>', 'federation: overflow allowed by policy goes to this coordinator as ordinary jobs (API key in IDLEMESH_UPSTREAM_KEY)')
     .option('--upstream-bid <msat-per-EU>', 'bid for upstream jobs, also asked here from local buyers (default 0)', intArg(0))
     .option('--upstream-budget-msat <msat>', 'most msat of holds placed upstream in all (default 0: no limit)', intArg(0))
+    .option('--public-min-bond-msat <msat>', 'nodes outside private pools join the public pool only with at least this staked (default 0)', intArg(0))
     .option('--trust-proxy', 'behind a TLS proxy: trust its X-Forwarded-* headers')
     .option('--lightning <node>', 'lnd:<url> or cln:<url>; the macaroon (hex) or rune in env IDLEMESH_LIGHTNING_AUTH')
     .addOption(new Option('--log-level <level>', 'log verbosity (env IDLEMESH_LOG_LEVEL, default info)').choices(LOG_LEVELS))
@@ -83,7 +85,8 @@ export function registerCoordinator(program: Command): void {
           depositGap: flags.depositGap, challengeWindowMs: flags.challengeWindowMs, minWithdrawalSats: flags.minWithdrawalSats, payoutIntervalMs: flags.payoutIntervalMs,
           publicUrl: flags.publicUrl, tlsCert: flags.tlsCert, tlsKey: flags.tlsKey, trustProxy: flags.trustProxy,
           auditWitnesses: flags.auditWitness, auditQuorum: flags.auditQuorum,
-          upstream: flags.upstream, upstreamBid: flags.upstreamBid, upstreamBudgetMsat: flags.upstreamBudgetMsat }),
+          upstream: flags.upstream, upstreamBid: flags.upstreamBid, upstreamBudgetMsat: flags.upstreamBudgetMsat,
+          publicMinBondMsat: flags.publicMinBondMsat }),
         file === undefined ? {} : { file },
       );
       const coordinator = await startCoordinatorCli(opts);

@@ -51,6 +51,7 @@ export interface AgentView {
   nodeId: string;
   runtimes: readonly string[];
   free: number;
+  region?: string | undefined;
 }
 
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
@@ -58,9 +59,13 @@ const CACHE_MS = 1000;
 
 export class Governance {
   audit: { record(...e: Array<{ type: string; actor?: string; org?: string; subject?: string; data?: Record<string, unknown> }>): Promise<void> } | undefined;
-  private cache: { at: number; members: Map<string, Membership>; policies: Map<string, Policy>; approvals: Map<string, { state: string; a: Approval }> } | undefined;
+  private cache: {
+    at: number; members: Map<string, Membership>; policies: Map<string, Policy>; approvals: Map<string, { state: string; a: Approval }>;
+    stakes: Map<string, bigint>; reliability: Map<string, number>;
+  } | undefined;
 
-  constructor(private readonly store: Store, private readonly log: Logger, private readonly now: () => number) {}
+  /** `publicMinBondMsat`: a node outside every private pool is in the public pool only with at least this staked. */
+  constructor(private readonly store: Store, private readonly log: Logger, private readonly now: () => number, private readonly publicMinBondMsat = 0n) {}
 
   invalidate(): void {
     this.cache = undefined;
@@ -186,7 +191,10 @@ export class Governance {
       policies.set(r.id, parsePolicy(d.text, d.format));
     }
     const approvals = new Map((await this.store.records('approval', { limit: 100_000 })).map((r) => [r.id, { state: r.state, a: r.doc as Approval }]));
-    this.cache = { at: now, members, policies, approvals };
+    const stakes = new Map((await this.store.ledgerBalances({ prefix: 'stake:', limit: 1_000_000 })).map((b) => [b.id.slice('stake:'.length), b.net]));
+    // Reliability: the share of a node's finished attempts that were accepted results; unknown (no history) counts as 0.5.
+    const reliability = new Map((await this.store.listNodes()).map((n) => [n.id, n.completed + n.failed === 0 ? 0.5 : n.completed / (n.completed + n.failed)]));
+    this.cache = { at: now, members, policies, approvals, stakes, reliability };
     return this.cache;
   }
 
@@ -197,7 +205,7 @@ export class Governance {
   /** Whether placement applies at all: nothing to decide until an organisation or a pool exists. */
   async active(): Promise<boolean> {
     const s = await this.snapshot();
-    return s.members.size > 0 || s.policies.size > 0;
+    return s.members.size > 0 || s.policies.size > 0 || this.publicMinBondMsat > 0n;
   }
 
   policyOf(orgId: string, s = this.cache): Policy {
@@ -206,8 +214,12 @@ export class Governance {
 
   private policyNode(a: AgentView, s: NonNullable<Governance['cache']>): PolicyNode {
     const m = s.members.get(a.nodeId);
-    // Nodes in no private pool form the public pool (a minimum bond comes with the issuance work).
-    return { id: a.nodeId, operator: a.nodeId, publicPool: m === undefined, reliability: 1, bondMsat: 0n, runtimes: a.runtimes, ...(m ? { orgId: m.orgId } : {}) };
+    const bondMsat = s.stakes.get(a.nodeId) ?? 0n;
+    // The public pool: nodes in no private pool that bonded at least the coordinator's minimum.
+    return {
+      id: a.nodeId, operator: a.nodeId, publicPool: m === undefined && bondMsat >= this.publicMinBondMsat, reliability: s.reliability.get(a.nodeId) ?? 0.5,
+      bondMsat, runtimes: a.runtimes, ...(m ? { orgId: m.orgId } : {}), ...(a.region !== undefined ? { region: a.region } : {}),
+    };
   }
 
   private policyJob(j: RunnableJob, orgId: string, policy: Policy): PolicyJob {
@@ -227,7 +239,7 @@ export class Governance {
     for (const j of jobs) {
       const orgId = j.caller.startsWith('org:') ? j.caller.slice(4) : undefined;
       if (orgId === undefined) {
-        for (const a of agents) if (!s.members.has(a.nodeId)) allowed.add(`${a.nodeId}\u0000${j.id}`);
+        for (const a of agents) if (this.policyNode(a, s).publicPool) allowed.add(`${a.nodeId}\u0000${j.id}`);
         continue;
       }
       const policy = this.policyOf(orgId, s);

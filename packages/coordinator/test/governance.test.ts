@@ -1,0 +1,63 @@
+/**
+ * The governance wiring on a real store: who is in the public pool (a
+ * minimum bond), regions and reliability reaching the policy engine, and
+ * private pools, as the dispatcher's filter sees them.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Governance } from '../src/governance/index.js';
+import { SqliteStore } from '../src/store/index.js';
+import type { RunnableJob } from '../src/store/index.js';
+import type { Capabilities } from '@idlemesh/protocol';
+
+const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined };
+const A = 'a'.repeat(64);
+const B = 'b'.repeat(64);
+const CAPS: Capabilities = { runtimes: ['wasm'], cores: 1, memoryMb: 512, arch: 'x64', os: 'linux', gpus: [], maxTasks: 1, benchmark: { fuelPerSec: 1 }, agentVersion: 't' };
+const job = (caller: string, label?: string): RunnableJob => ({
+  id: `job_${caller.replace(/\W/g, '')}`, runtime: 'wasm', queued: 1, leased: 0, priority: 1, bid: 0, caller, createdAt: 0, memoryMb: 16, requirements: {},
+  ...(label ? { label } : {}),
+});
+
+describe('governance filter', () => {
+  it('public pool needs the minimum bond; regions and reliability reach the policy', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'idlemesh-gov-'));
+    const store = new SqliteStore(join(dir, 'g.db'));
+    await store.migrate();
+    let now = 1_000_000;
+    try {
+      const g = new Governance(store, quiet, () => now, 1000n);
+      await store.upsertNode(A, CAPS, 1);
+      await store.upsertNode(B, CAPS, 1);
+      const agents = [{ nodeId: A, runtimes: ['wasm'], free: 1, region: 'eu' }, { nodeId: B, runtimes: ['wasm'], free: 1, region: 'us' }];
+      let f = await g.filter(agents, [job('anonymous')]);
+      assert.ok(f, 'a minimum bond makes placement apply');
+      assert.deepEqual([f(A, 'job_anonymous'), f(B, 'job_anonymous')], [false, false], 'no bond, no public work');
+      await store.ledgerApply({ accounts: [{ id: 'operator:a', kind: 'operator' }, { id: 'treasury', kind: 'treasury' }, { id: `stake:${A}`, kind: 'stake' }],
+        events: [{ id: 'fund', debitAccount: 'treasury', creditAccount: 'operator:a', amount: 5000n, code: 'deposit' },
+          { id: 'bond', debitAccount: 'operator:a', creditAccount: `stake:${A}`, amount: 1000n, code: 'stake' }] }, 2);
+      now += 2000; // past the snapshot cache
+      f = await g.filter(agents, [job('anonymous')]);
+      assert.deepEqual([f!(A, 'job_anonymous'), f!(B, 'job_anonymous')], [true, false]);
+
+      // An organisation that allows only eu nodes with a good record for public work.
+      await g.setPolicy('org1', 'version: 1\ndefaultLabel: public\neligibility:\n  regions: [eu]\n  minReliability: 0.9\n', 'yaml');
+      now += 2000;
+      f = await g.filter(agents, [job('org:org1')]);
+      assert.equal(f!(A, 'job_orgorg1'), false, 'unknown reliability (0.5) is not 0.9');
+      const db = (store as unknown as { db: { prepare(s: string): { run(...a: unknown[]): void } } }).db;
+      db.prepare('UPDATE nodes SET completed = 99, failed = 1 WHERE id = ?').run(A);
+      db.prepare('UPDATE nodes SET completed = 99, failed = 1 WHERE id = ?').run(B);
+      await store.ledgerApply({ accounts: [{ id: `stake:${B}`, kind: 'stake' }], events: [{ id: 'bond-b', debitAccount: 'operator:a', creditAccount: `stake:${B}`, amount: 1000n, code: 'stake' }] }, 4);
+      now += 2000;
+      f = await g.filter(agents, [job('org:org1')]);
+      assert.deepEqual([f!(A, 'job_orgorg1'), f!(B, 'job_orgorg1')], [true, false], 'eu and reliable: yes; us: no');
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
