@@ -373,14 +373,14 @@ export class Core {
     const now = this.now();
     const jobs = await this.store.runnableJobs(now);
     if (jobs.length === 0) return 0;
-    const allowed = await this.governance.filter(agents.map((a) => ({ nodeId: a.nodeId, runtimes: a.capabilities.runtimes, free: a.credit, region: a.capabilities.region })), jobs);
+    const gate = await this.governance.filter(agents.map((a) => ({ nodeId: a.nodeId, runtimes: a.capabilities.runtimes, free: a.credit, region: a.capabilities.region })), jobs);
     const plan = schedule(
       agents.map((a) => ({
         id: a.nodeId, free: a.credit, runtimes: a.capabilities.runtimes, memoryMb: a.capabilities.memoryMb, cores: a.capabilities.cores,
         ask: a.capabilities.ask ?? 0,
       })),
       jobs,
-      allowed ? { maxPerAgent: this.opts.leaseBatch, allowed } : { maxPerAgent: this.opts.leaseBatch },
+      gate ? { maxPerAgent: this.opts.leaseBatch, allowed: gate.allowed, quota: gate.quota } : { maxPerAgent: this.opts.leaseBatch },
     );
     if (plan.length === 0) return 0;
     const asks = new Map(agents.map((a) => [a.nodeId, a.capabilities.ask ?? 0]));
@@ -401,7 +401,7 @@ export class Core {
       });
       byNode.set(t.nodeId, list);
     }
-    if (allowed) await this.recordCrossings(claimed);
+    if (gate) await this.recordCrossings(claimed);
     for (const [nodeId, tasks] of byNode) {
       const s = this.sessions.get(nodeId);
       if (!s) {
@@ -467,17 +467,19 @@ export class Core {
 
   /** The first time an organisation's job runs outside its pool, the audit log says so. */
   private async recordCrossings(claimed: readonly { jobId: string; nodeId: string }[]): Promise<void> {
-    const jobs = new Map<string, string>();
-    for (const t of claimed) if (!this.crossed.has(t.jobId)) jobs.set(t.jobId, t.nodeId);
-    if (jobs.size === 0) return;
     const members = await this.governance.memberships();
-    for (const [jobId, nodeId] of jobs) {
+    const byJob = new Map<string, Array<{ jobId: string; nodeId: string }>>();
+    for (const t of claimed) byJob.set(t.jobId, [...(byJob.get(t.jobId) ?? []), t]);
+    for (const [jobId, tasks] of byJob) {
       const job = await this.store.getJob(jobId);
       if (!job?.caller.startsWith('org:')) continue;
       const org = job.caller.slice(4);
-      if (members.get(nodeId)?.orgId === org) continue;
+      const out = tasks.filter((t) => members.get(t.nodeId)?.orgId !== org);
+      if (out.length === 0) continue;
+      await this.governance.countCrossing(jobId, out.length);
+      if (this.crossed.has(jobId)) continue;
       this.crossed.add(jobId);
-      await this.audit.record({ type: 'job.crossed', org, subject: jobId, actor: 'scheduler', data: { node: nodeId, label: job.label ?? 'public' } });
+      await this.audit.record({ type: 'job.crossed', org, subject: jobId, actor: 'scheduler', data: { node: out[0]!.nodeId, label: job.label ?? 'public' } });
     }
   }
 

@@ -33,28 +33,58 @@ describe('governance filter', () => {
       await store.upsertNode(A, CAPS, 1);
       await store.upsertNode(B, CAPS, 1);
       const agents = [{ nodeId: A, runtimes: ['wasm'], free: 1, region: 'eu' }, { nodeId: B, runtimes: ['wasm'], free: 1, region: 'us' }];
-      let f = await g.filter(agents, [job('anonymous')]);
+      let f = (await g.filter(agents, [job('anonymous')]))?.allowed;
       assert.ok(f, 'a minimum bond makes placement apply');
       assert.deepEqual([f(A, 'job_anonymous'), f(B, 'job_anonymous')], [false, false], 'no bond, no public work');
       await store.ledgerApply({ accounts: [{ id: 'operator:a', kind: 'operator' }, { id: 'treasury', kind: 'treasury' }, { id: `stake:${A}`, kind: 'stake' }],
         events: [{ id: 'fund', debitAccount: 'treasury', creditAccount: 'operator:a', amount: 5000n, code: 'deposit' },
           { id: 'bond', debitAccount: 'operator:a', creditAccount: `stake:${A}`, amount: 1000n, code: 'stake' }] }, 2);
       now += 2000; // past the snapshot cache
-      f = await g.filter(agents, [job('anonymous')]);
+      f = (await g.filter(agents, [job('anonymous')]))?.allowed;
       assert.deepEqual([f!(A, 'job_anonymous'), f!(B, 'job_anonymous')], [true, false]);
 
       // An organisation that allows only eu nodes with a good record for public work.
       await g.setPolicy('org1', 'version: 1\ndefaultLabel: public\neligibility:\n  regions: [eu]\n  minReliability: 0.9\n', 'yaml');
       now += 2000;
-      f = await g.filter(agents, [job('org:org1')]);
+      f = (await g.filter(agents, [job('org:org1')]))?.allowed;
       assert.equal(f!(A, 'job_orgorg1'), false, 'unknown reliability (0.5) is not 0.9');
       const db = (store as unknown as { db: { prepare(s: string): { run(...a: unknown[]): void } } }).db;
       db.prepare('UPDATE nodes SET completed = 99, failed = 1 WHERE id = ?').run(A);
       db.prepare('UPDATE nodes SET completed = 99, failed = 1 WHERE id = ?').run(B);
       await store.ledgerApply({ accounts: [{ id: `stake:${B}`, kind: 'stake' }], events: [{ id: 'bond-b', debitAccount: 'operator:a', creditAccount: `stake:${B}`, amount: 1000n, code: 'stake' }] }, 4);
       now += 2000;
-      f = await g.filter(agents, [job('org:org1')]);
+      f = (await g.filter(agents, [job('org:org1')]))?.allowed;
       assert.deepEqual([f!(A, 'job_orgorg1'), f!(B, 'job_orgorg1')], [true, false], 'eu and reliable: yes; us: no');
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  it('per-batch approvals: each batch of crossing tasks is asked for, and is a quota', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'idlemesh-gov-'));
+    const store = new SqliteStore(join(dir, 'g.db'));
+    await store.migrate();
+    let now = 1_000_000;
+    try {
+      const g = new Governance(store, quiet, () => now);
+      await store.upsertNode(B, CAPS, 1);
+      await g.setPolicy('org1', 'version: 1\ndefaultLabel: overflow\noverflow:\n  waitMs: 0\n  approval: per-batch\n  batchSize: 2\n', 'yaml');
+      const agents = [{ nodeId: B, runtimes: ['wasm'], free: 5 }];
+      const j = job('org:org1');
+      let gate = await g.filter(agents, [j]);
+      assert.equal(gate?.allowed(B, j.id), false, 'waits for the first batch to be approved');
+      assert.deepEqual((await g.approvals('org1')).map((a) => [a.id, a.state]), [[`${j.id}#0`, 'pending']]);
+      await g.decide('org1', `${j.id}#0`, true, 'ok', 'tester');
+      now += 2000;
+      gate = await g.filter(agents, [j]);
+      assert.equal(gate?.allowed(B, j.id), true);
+      assert.equal(gate?.quota.key(B, j.id), `cross:${j.id}`);
+      assert.equal(gate?.quota.left.get(`cross:${j.id}`), 2, 'the approved batch, no more');
+      await g.countCrossing(j.id, 2);
+      now += 2000;
+      gate = await g.filter(agents, [j]);
+      assert.equal(gate?.allowed(B, j.id), false, 'the next batch needs its own approval');
+      assert.deepEqual((await g.approvals('org1')).map((a) => [a.id, a.state]).sort(), [[`${j.id}#0`, 'approved'], [`${j.id}#1`, 'pending']]);
     } finally {
       await store.close();
       rmSync(dir, { recursive: true, force: true });

@@ -46,6 +46,22 @@ describe('scheduler', () => {
     assert.equal(total(plan, 'agentId', 'big'), 10);
   });
 
+  it('respects a shared quota across agents (an approved batch of crossing tasks), and only where it applies', () => {
+    const left = new Map([['cross:j', 7]]);
+    const plan = schedule([agent('pub1', 10), agent('pub2', 10), agent('own', 10)], [job('j', 100)], {
+      maxPerAgent: 100,
+      quota: { key: (a, j) => (a.startsWith('pub') ? `cross:${j}` : undefined), left },
+    });
+    assert.equal(total(plan, 'agentId', 'pub1') + total(plan, 'agentId', 'pub2'), 7, 'public nodes get the batch, no more');
+    assert.equal(total(plan, 'agentId', 'own'), 10, 'the org\'s own node is not limited');
+    assert.equal(left.get('cross:j'), 0);
+    fc.assert(fc.property(fc.array(fc.nat(20), { minLength: 1, maxLength: 6 }), fc.nat(30), (frees, q) => {
+      const quota = new Map([['k', q]]);
+      const p = schedule(frees.map((f, i) => agent(`a${i}`, f)), [job('j', 1000)], { maxPerAgent: 50, quota: { key: () => 'k', left: quota } });
+      return total(p, 'jobId', 'j') === Math.min(q, frees.reduce((x, y) => x + Math.min(y, 50), 0));
+    }));
+  });
+
   it('caps one agent\'s batch at maxPerAgent', () => {
     const plan = schedule([agent('a', 1000)], [job('j', 1000)], { maxPerAgent: 64 });
     assert.equal(total(plan, 'agentId', 'a'), 64);

@@ -47,6 +47,12 @@ export interface Approval {
   decidedAt?: number;
 }
 
+/** What the dispatcher may lease: allowed (agent, job) pairs, and shared quotas (approved batches). */
+export interface Gate {
+  allowed: (agentId: string, jobId: string) => boolean;
+  quota: { key: (agentId: string, jobId: string) => string | undefined; left: Map<string, number> };
+}
+
 export interface AgentView {
   nodeId: string;
   runtimes: readonly string[];
@@ -61,7 +67,7 @@ export class Governance {
   audit: { record(...e: Array<{ type: string; actor?: string; org?: string; subject?: string; data?: Record<string, unknown> }>): Promise<void> } | undefined;
   private cache: {
     at: number; members: Map<string, Membership>; policies: Map<string, Policy>; approvals: Map<string, { state: string; a: Approval }>;
-    stakes: Map<string, bigint>; reliability: Map<string, number>;
+    stakes: Map<string, bigint>; reliability: Map<string, number>; crossings: Map<string, number>;
   } | undefined;
 
   /** `publicMinBondMsat`: a node outside every private pool is in the public pool only with at least this staked. */
@@ -194,7 +200,8 @@ export class Governance {
     const stakes = new Map((await this.store.ledgerBalances({ prefix: 'stake:', limit: 1_000_000 })).map((b) => [b.id.slice('stake:'.length), b.net]));
     // Reliability: the share of a node's finished attempts that were accepted results; unknown (no history) counts as 0.5.
     const reliability = new Map((await this.store.listNodes()).map((n) => [n.id, n.completed + n.failed === 0 ? 0.5 : n.completed / (n.completed + n.failed)]));
-    this.cache = { at: now, members, policies, approvals, stakes, reliability };
+    const crossings = new Map((await this.store.records('crossing', { limit: 1_000_000 })).map((r) => [r.id, (r.doc as { tasks: number }).tasks]));
+    this.cache = { at: now, members, policies, approvals, stakes, reliability, crossings };
     return this.cache;
   }
 
@@ -231,11 +238,13 @@ export class Governance {
    * (a local mesh) go to public-pool nodes. Crossings that need a human open
    * an approval request and wait; a denied or timed-out one stays private.
    */
-  async filter(agents: readonly AgentView[], jobs: readonly RunnableJob[]): Promise<((agentId: string, jobId: string) => boolean) | undefined> {
+  async filter(agents: readonly AgentView[], jobs: readonly RunnableJob[]): Promise<Gate | undefined> {
     if (!(await this.active())) return undefined;
     const s = await this.snapshot();
     const now = this.now();
     const allowed = new Set<string>();
+    const quotaKeys = new Map<string, string>();
+    const left = new Map<string, number>();
     for (const j of jobs) {
       const orgId = j.caller.startsWith('org:') ? j.caller.slice(4) : undefined;
       if (orgId === undefined) {
@@ -246,29 +255,55 @@ export class Governance {
       const pj = this.policyJob(j, orgId, policy);
       const nodes = agents.map((a) => this.policyNode(a, s));
       const privateCapacity = agents.some((a) => a.free > 0 && s.members.get(a.nodeId)?.orgId === orgId && a.runtimes.includes(j.runtime));
-      const approval = await this.approvalState(j.id, orgId, pj, policy, privateCapacity, now, s);
+      // per-batch: each batch of `batchSize` tasks that crosses needs its own approval; the batch is a quota.
+      const batchSize = policy.overflow.approval === 'per-batch' ? policy.overflow.batchSize : null;
+      const crossed = s.crossings.get(j.id) ?? 0;
+      const batch = batchSize ? Math.floor(crossed / batchSize) : 0;
+      const approval = await this.approvalState(batchSize ? `${j.id}#${batch}` : j.id, j.id, orgId, pj, policy, privateCapacity, now, s);
       for (const n of nodes) {
-        if (placement(pj, n, policy, { now, privateCapacity, ...(approval ? { approval } : {}) }).eligible) allowed.add(`${n.id}\u0000${j.id}`);
+        const d = placement(pj, n, policy, { now, privateCapacity, ...(approval ? { approval } : {}) });
+        if (!d.eligible) continue;
+        allowed.add(`${n.id}\u0000${j.id}`);
+        if (batchSize && d.pool === 'public') quotaKeys.set(`${n.id}\u0000${j.id}`, `cross:${j.id}`);
+      }
+      if (batchSize) left.set(`cross:${j.id}`, (batch + 1) * batchSize - crossed);
+    }
+    return {
+      allowed: (agentId, jobId) => allowed.has(`${agentId}\u0000${jobId}`),
+      quota: { key: (agentId, jobId) => quotaKeys.get(`${agentId}\u0000${jobId}`), left },
+    };
+  }
+
+  /** Tasks of an organisation's job leased outside its pool: counted, so per-batch approvals know which batch is next. */
+  async countCrossing(jobId: string, tasks: number): Promise<void> {
+    for (let i = 0; i < 3; i++) {
+      const [r] = await this.store.records('crossing', { ids: [jobId], limit: 1 });
+      const n = (r?.doc as { tasks?: number } | undefined)?.tasks ?? 0;
+      try {
+        await this.store.commitRecords({ expect: [{ kind: 'crossing', id: jobId, states: r ? [r.state] : ['absent'] }], records: [{ kind: 'crossing', id: jobId, state: 'active', doc: { tasks: n + tasks } }] }, this.now());
+        this.cache?.crossings.set(jobId, n + tasks);
+        return;
+      } catch (err) {
+        if (!(err instanceof ImError && err.code === 'IM_CONFLICT')) throw err;
       }
     }
-    return (agentId, jobId) => allowed.has(`${agentId}\u0000${jobId}`);
   }
 
   /** The approval for a crossing: asked for when first needed (per job), decided by an approver, timed out by the policy. */
-  private async approvalState(jobId: string, orgId: string, job: PolicyJob, policy: Policy, privateCapacity: boolean, now: number, s: NonNullable<Governance['cache']>): Promise<'approved' | 'denied' | 'pending' | undefined> {
+  private async approvalState(id: string, jobId: string, orgId: string, job: PolicyJob, policy: Policy, privateCapacity: boolean, now: number, s: NonNullable<Governance['cache']>): Promise<'approved' | 'denied' | 'pending' | undefined> {
     if (policy.overflow.approval === 'none') return undefined;
-    const existing = s.approvals.get(jobId);
+    const existing = s.approvals.get(id);
     if (existing) {
       const decided = existing.state === 'approved' || existing.state === 'denied' ? existing.state : undefined;
       return approvalOutcome(existing.a, policy, now, decided);
     }
     const c = crossingNeeded(job, policy, { now, privateCapacity });
     if (!c.cross || !c.needsApproval) return undefined;
-    const a: Approval = { id: jobId, orgId, jobId, createdAt: now };
-    await this.store.commitRecords({ expect: [{ kind: 'approval', id: jobId, states: ['absent'] }], records: [{ kind: 'approval', id: jobId, state: 'pending', doc: a }] }, now)
+    const a: Approval = { id, orgId, jobId, createdAt: now };
+    await this.store.commitRecords({ expect: [{ kind: 'approval', id, states: ['absent'] }], records: [{ kind: 'approval', id, state: 'pending', doc: a }] }, now)
       .catch((err: unknown) => { if (!(err instanceof ImError && err.code === 'IM_CONFLICT')) throw err; });
-    s.approvals.set(jobId, { state: 'pending', a });
-    this.log.info({ job: jobId, org: orgId }, 'a crossing to public capacity waits for approval');
+    s.approvals.set(id, { state: 'pending', a });
+    this.log.info({ job: jobId, approval: id, org: orgId }, 'a crossing to public capacity waits for approval');
     return 'pending';
   }
 

@@ -50,6 +50,12 @@ export interface ScheduleOptions {
   maxPerAgent: number;
   /** Organisation policy (policy/): whether this agent may run this job's tasks now. Absent = no restriction. */
   allowed?: (agentId: string, jobId: string) => boolean;
+  /**
+   * Shared limits: tasks planned for an (agent, job) pair whose `key` is
+   * defined take from `left` under that key (e.g. the rest of an approved
+   * batch of tasks that may cross to public nodes).
+   */
+  quota?: { key: (agentId: string, jobId: string) => string | undefined; left: Map<string, number> };
 }
 
 export function eligible(agent: SchedAgent, job: SchedJob): boolean {
@@ -71,6 +77,10 @@ export function schedule(agents: readonly SchedAgent[], jobs: readonly SchedJob[
     (a.ask ?? 0) - (b.ask ?? 0) || (b.reliability ?? 0.5) - (a.reliability ?? 0.5) || b.free - a.free || (a.id < b.id ? -1 : 1));
   for (const agent of order) {
     const candidates = jobs.filter((j) => eligible(agent, j) && (opts.allowed === undefined || opts.allowed(agent.id, j.id)));
+    const quotaLeft = (j: SchedJob): number => {
+      const k = opts.quota?.key(agent.id, j.id);
+      return k === undefined ? Infinity : (opts.quota?.left.get(k) ?? 0);
+    };
     if (candidates.length === 0) continue;
     const planned = new Map<string, number>();
     let budget = Math.min(agent.free, opts.maxPerAgent);
@@ -78,7 +88,7 @@ export function schedule(agents: readonly SchedAgent[], jobs: readonly SchedJob[
       let best: SchedJob | undefined;
       let bestLoad = Infinity;
       for (const j of candidates) {
-        if ((remaining.get(j.id) ?? 0) <= 0) continue;
+        if ((remaining.get(j.id) ?? 0) <= 0 || quotaLeft(j) <= 0) continue;
         const l = (load.get(j.id) ?? 0) / j.priority;
         if (l < bestLoad || (l === bestLoad && best !== undefined && (j.createdAt < best.createdAt || (j.createdAt === best.createdAt && j.id < best.id)))) {
           best = j;
@@ -87,7 +97,9 @@ export function schedule(agents: readonly SchedAgent[], jobs: readonly SchedJob[
       }
       if (!best) break;
       // Give the chosen job as many units as keep it at or below the next job's level.
-      const step = Math.max(1, Math.min(budget, remaining.get(best.id) ?? 0, stepUntilNext(best, candidates, load, remaining, bestLoad)));
+      const step = Math.max(1, Math.min(budget, remaining.get(best.id) ?? 0, quotaLeft(best), stepUntilNext(best, candidates, load, remaining, bestLoad)));
+      const qk = opts.quota?.key(agent.id, best.id);
+      if (qk !== undefined) opts.quota?.left.set(qk, (opts.quota.left.get(qk) ?? 0) - step);
       planned.set(best.id, (planned.get(best.id) ?? 0) + step);
       load.set(best.id, (load.get(best.id) ?? 0) + step);
       remaining.set(best.id, (remaining.get(best.id) ?? 0) - step);
