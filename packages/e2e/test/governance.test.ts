@@ -116,6 +116,8 @@ describe('governance end to end', () => {
       }
       const listed = ((await api('GET', '/v1/pools/tokens', acmeAdmin)).body.tokens as Array<{ id: string; nodes: string[] }>).find((t) => t.id === site.body.id);
       assert.equal(listed?.nodes.length, 3);
+      const domains = (await api('GET', '/v1/pools/domains', acmeAdmin)).body.domains as Array<{ domain: string; nodes: number; online: number }>;
+      assert.deepEqual(domains.map((d) => [d.domain, d.nodes, d.online]), [['factory-7', 3, 0]], 'the site is reported as one unit');
       const gone = await cli('pools', 'revoke', site.body.id as string, '--api-key', acmeAdmin);
       assert.match(gone.text, /3 node\(s\) left the pool/);
 

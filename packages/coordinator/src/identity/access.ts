@@ -87,6 +87,7 @@ export const ROUTE_RULES: Readonly<Record<string, RouteRule>> = {
   'POST /v1/pools/tokens': R(['admin']),
   'POST /v1/pools/tokens/:id/revoke': R(['admin']),
   'POST /v1/pools/join': R('node'),
+  'GET /v1/pools/domains': R(['admin', 'auditor', 'operator']),
   'GET /v1/approvals': R(['approver', 'admin', 'auditor']),
   'POST /v1/approvals/:id': R(['approver']),
   'GET /v1/audit/key': R('public'),

@@ -392,6 +392,28 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
     return r;
   });
 
+  // Capacity domains reported as units: their nodes, how many are online, and their work.
+  app.get('/v1/pools/domains', async (req) => {
+    const p = principalOf(req);
+    const own = seesAll(p) ? undefined : orgFor(req);
+    const members = await core.governance.memberships();
+    const nodes = new Map((await core.store.listNodes()).map((n) => [n.id, n]));
+    const domains = new Map<string, { org: string; domain: string; nodes: number; online: number; running: number; completed: number; failed: number }>();
+    for (const m of members.values()) {
+      if (m.domain === undefined || (own !== undefined && m.orgId !== own)) continue;
+      const k = `${m.orgId}/${m.domain}`;
+      const d = domains.get(k) ?? { org: m.orgId, domain: m.domain, nodes: 0, online: 0, running: 0, completed: 0, failed: 0 };
+      const n = nodes.get(m.nodeId);
+      d.nodes++;
+      if (n && n.state !== 'offline') d.online++;
+      d.running += n?.running ?? 0;
+      d.completed += n?.completed ?? 0;
+      d.failed += n?.failed ?? 0;
+      domains.set(k, d);
+    }
+    return { domains: [...domains.values()] };
+  });
+
   app.post('/v1/pools/join', async (req) => {
     const signed = parse(z.strictObject({
       body: z.strictObject({ token: z.string().min(1).max(200) }), nodeId: NodeId, nonce: z.string().regex(/^[0-9a-f]{32}$/), ts: z.number().int().nonnegative(),
