@@ -225,6 +225,23 @@ describe('verifyPayoutPsbt', () => {
     assert.deepEqual(report.outputs, batch.outputs);
   });
 
+  it('an audit anchor: one OP_RETURN output of exactly those bytes, paid for in the shares; anything else is a mismatch', () => {
+    const root = new Uint8Array(32).fill(9);
+    const anchored = build({ anchor: root });
+    const tx = Transaction.fromPSBT(base64.decode(anchored.psbt), { allowUnknownOutputs: true });
+    const ret = Array.from({ length: tx.outputsLength }, (_, i) => tx.getOutput(i)).find((o) => o.script?.[0] === 0x6a);
+    assert.ok(ret, 'an OP_RETURN output');
+    assert.equal(ret.amount, 0n);
+    assert.deepEqual(ret.script!.slice(2), root);
+    assert.ok(anchored.vbytes > batch.vbytes, 'its bytes are in the fee');
+    assert.equal(Object.values(anchored.feeShares).reduce((a, b) => a + b, 0n), anchored.feeSats - anchored.treasuryFeeSats);
+    const list = approvedOf(anchored);
+    assert.equal(verifyPayoutPsbt({ psbt: anchored.psbt, account, network: 'regtest', approved: list, anchor: root }).ok, true);
+    mismatch(() => verifyPayoutPsbt({ psbt: anchored.psbt, account, network: 'regtest', approved: list }), 'unexpected-output');
+    mismatch(() => verifyPayoutPsbt({ psbt: anchored.psbt, account, network: 'regtest', approved: list, anchor: new Uint8Array(32).fill(8) }), 'unexpected-output');
+    assert.throws(() => build({ anchor: new Uint8Array(81) }), (e: unknown) => e instanceof ImError && e.code === 'IM_VALIDATION');
+  });
+
   it('catches a payout redirected to a foreign address', () => {
     mismatch(() => verify(tamper(batch.psbt, (tx) => tx.updateOutput(0, { script: foreignScript }))), 'unexpected-output', 'missing-payout');
   });

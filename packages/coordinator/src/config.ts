@@ -71,6 +71,8 @@ export const CoordinatorOptionsSchema = z.strictObject({
   upstreamSlots: z.number().int().min(1).max(100_000),
   /** A node outside every private pool joins the public pool only with at least this bonded (msat). */
   publicMinBondMsat: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  /** Anchor the audit log's latest checkpoint root in each payout batch (an OP_RETURN output). */
+  anchorAudit: z.boolean(),
 });
 export type CoordinatorOptions = z.infer<typeof CoordinatorOptionsSchema>;
 export type CoordinatorOptionsInput = Partial<CoordinatorOptions>;
@@ -148,6 +150,7 @@ export function resolveCoordinatorOptions(
     upstreamBudgetMsat: 0,
     upstreamSlots: 256,
     publicMinBondMsat: 0,
+    anchorAudit: false,
   };
   const fromEnv: Record<string, unknown> = {};
   for (const [name, key] of Object.entries(ENV)) {

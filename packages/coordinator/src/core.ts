@@ -12,7 +12,7 @@ import {
   taskId,
 } from '@idlemesh/protocol';
 import { createHash } from 'node:crypto';
-import { merkleLeafHash, merkleRoot, utf8 } from '@idlemesh/protocol';
+import { merkleLeafHash, merkleRoot, openNote, parseCheckpoint, utf8 } from '@idlemesh/protocol';
 import type { Transfer } from './ledger/index.js';
 import type { Capabilities, JobLimits, JobView, LeasedTask, ModuleInfo, ServerMessage, TaskResultView } from '@idlemesh/protocol';
 import { SubmitJobBody } from '@idlemesh/protocol';
@@ -67,6 +67,7 @@ export class Core {
   private passkeyService: Passkeys | undefined;
   private auditLog: AuditLog | undefined;
   private federation: Federation | undefined;
+  private auditLedgerChain: Promise<void> = Promise.resolve();
   /** Jobs whose crossing to public capacity is already in the audit log. */
   private readonly crossed = new Set<string>();
   private lastChainPoll = 0;
@@ -99,6 +100,15 @@ export class Core {
     this.payouts = new Payouts({
       store, log, now, network: opts.network, account: t.account, chain: t.chain, lightning: t.lightning,
       minConf: opts.minConf, minWithdrawalSats: opts.minWithdrawalSats, lnMaxFeeBps: opts.lnMaxFeeBps,
+      anchor: opts.anchorAudit ? async () => {
+        if (!this.auditLog) return undefined;
+        await this.auditLedger(); // the money movements so far are in what gets anchored
+        await this.auditLog.checkpointIfDue(true);
+        const c = await this.store.auditCheckpoint();
+        if (!c) return undefined;
+        const cp = parseCheckpoint(openNote(c.note, []).body);
+        return { size: cp.size, root: cp.rootHash };
+      } : undefined,
     });
   }
 
@@ -422,6 +432,22 @@ export class Core {
   private async auditSweep(): Promise<void> {
     if (!this.auditLog) return;
     try {
+      await this.auditLedger();
+      await this.audit.checkpointIfDue();
+    } catch (err) {
+      this.log.error({ err }, 'audit sweep failed; retrying');
+    }
+  }
+
+  /** Ledger transfers since the last entry, as one audit entry carrying their Merkle root (one at a time in this process). */
+  private auditLedger(): Promise<void> {
+    const run = this.auditLedgerChain.then(() => this.auditLedgerOnce());
+    this.auditLedgerChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async auditLedgerOnce(): Promise<void> {
+    {
       const [cur] = await this.store.records('cursor', { ids: ['audit-ledger'], limit: 1 });
       const after = (cur?.doc as { seq?: number } | undefined)?.seq ?? -1;
       const transfers = await this.store.ledgerTransfers({ afterSeq: after, limit: 10_000 });
@@ -433,9 +459,6 @@ export class Core {
         });
         await this.store.commitRecords({ records: [{ kind: 'cursor', id: 'audit-ledger', state: 'ok', doc: { seq: last.seq } }] }, this.now());
       }
-      await this.audit.checkpointIfDue();
-    } catch (err) {
-      this.log.error({ err }, 'audit sweep failed; retrying');
     }
   }
 

@@ -50,7 +50,7 @@ describe('payouts end to end', () => {
   it('on chain: bad input moves nothing; a batch PSBT, a tampered copy refused, kill -9 twice, confirmed once', async () => {
     const dir = tempDir('payouts');
     const esplora = await FakeEsplora.start();
-    const args = ['--treasury-key', TPUB, '--chain', `esplora:${esplora.url}`, '--chain-poll-ms', '100'];
+    const args = ['--treasury-key', TPUB, '--chain', `esplora:${esplora.url}`, '--chain-poll-ms', '100', '--anchor-audit'];
     let coord = await startCoordinatorProc({ dataDir: `${dir.path}/coord`, args });
     const port = Number(new URL(coord.url).port);
     try {
@@ -133,6 +133,11 @@ describe('payouts end to end', () => {
       assert.equal(await available(coord.client, 'payouts-in-flight'), 0n);
       assert.equal(await available(coord.client), 120_000_000n);
       const onChain = esplora.chain.chainTx(batch.txid).outputs;
+      // The batch anchors the audit log: its OP_RETURN carries a signed checkpoint's root.
+      assert.ok(batch.anchor, 'anchored');
+      assert.ok(onChain.some((o) => o.address === `script:6a20${batch.anchor!.root}` && o.valueSats === 0n), 'the OP_RETURN is on chain');
+      const cpText = await (await fetch(`${coord.url}/v1/audit/checkpoint?size=${batch.anchor!.size}`)).text();
+      assert.match(cpText, new RegExp(`\n${batch.anchor!.size}\n${Buffer.from(batch.anchor!.root, 'hex').toString('base64').replace(/[+/]/g, (c) => `\\${c}`)}\n`));
       for (const a of batch.approved) assert.ok(onChain.some((o) => o.address === a.address && o.valueSats === BigInt(a.valueSats)), `${a.address} paid`);
 
       // A batch the treasury refuses: the funds return.

@@ -444,6 +444,7 @@ export const PayoutBatchView = z.strictObject({
   withdrawals: z.array(z.string()),
   approved: z.array(z.strictObject({ id: z.string(), address: z.string(), valueSats: z.string() })).describe('exactly the outputs the PSBT may pay besides change'),
   feeSats: z.string(), treasuryFeeSats: z.string(), createdAt: Millis, reason: z.string().optional(),
+  anchor: z.strictObject({ size: z.number().int(), root: z.string() }).optional().describe('the audit checkpoint (size, root hex) committed in the OP_RETURN output'),
   approval: z.strictObject({ publicKey: z.string(), sig: z.string() }).optional()
     .describe('the coordinator payout key signs {batch, txid, approved} (payoutApprovalBytes); the treasury signer pins the key'),
 });

@@ -11,7 +11,7 @@ export { decodeInvoice } from './invoice.js';
 export type { DecodedInvoice } from './invoice.js';
 export { checkSats, MAX_MONEY_SATS } from './amounts.js';
 export { feeForVbytes, feeRateSatPerKvb, MAX_FEE_RATE_SAT_VB, payoutTxVbytes, splitFee } from './fees.js';
-export { buildPayoutBatch } from './payout.js';
+export { buildPayoutBatch, opReturnScript } from './payout.js';
 export type { BatchOutput, PayoutBatch, PayoutBatchOptions, PayoutRequest, Utxo } from './payout.js';
 export { verifyPayoutPsbt } from './verify.js';
 export type { ApprovedPayout, PayoutPsbtReport, PsbtProblem, VerifyPayoutOptions } from './verify.js';

@@ -43,6 +43,11 @@ export interface PayoutBatchOptions {
   feeRateSatVb: number;
   /** The change address index to use if the batch has change; the caller advances it. */
   changeIndex: number;
+  /**
+   * Optional: bytes (at most 80) committed in an OP_RETURN output of value 0 — e.g. an audit log's
+   * checkpoint root, anchored in bitcoin. Its vbytes are part of the fee the withdrawers share equally.
+   */
+  anchor?: Uint8Array;
 }
 
 /** An unsigned payout transaction, as a PSBT for the treasury signer, plus its accounting. */
@@ -154,7 +159,10 @@ export function buildPayoutBatch(opts: PayoutBatchOptions): PayoutBatch {
 
   const leftover = inputSats - needSats;
   const withChange = leftover >= dustLimitSats('p2wpkh');
+  if (opts.anchor !== undefined && (opts.anchor.length === 0 || opts.anchor.length > 80)) throw new ImError('IM_VALIDATION', 'an OP_RETURN anchor is 1 to 80 bytes');
+  const anchorScript = opts.anchor === undefined ? undefined : opReturnScript(opts.anchor);
   const scriptLengths = payouts.map((p) => p.parsed.script.length);
+  if (anchorScript !== undefined) scriptLengths.push(anchorScript.length);
   if (withChange) scriptLengths.push(P2WPKH_SCRIPT_LENGTH);
   const vbytes = payoutTxVbytes(inputs.length, scriptLengths);
   const rateFee = feeForVbytes(vbytes, rate);
@@ -174,7 +182,7 @@ export function buildPayoutBatch(opts: PayoutBatchOptions): PayoutBatch {
       { details: { payouts: tooSmall } });
   }
 
-  const tx = new Transaction({ version: 2, lockTime: 0 });
+  const tx = new Transaction({ version: 2, lockTime: 0, allowUnknownOutputs: true });
   for (const u of inputs) {
     const owner = account.address(u.branch, u.index);
     tx.addInput({
@@ -190,6 +198,10 @@ export function buildPayoutBatch(opts: PayoutBatchOptions): PayoutBatch {
     tx.addOutput({ script: p.parsed.script, amount: valueSats });
     return { payoutId: p.id, address: p.parsed.address, valueSats };
   });
+  if (anchorScript !== undefined) {
+    tx.addOutput({ script: anchorScript, amount: 0n });
+    outputs.push({ address: `op_return:${hex.encode(opts.anchor!)}`, valueSats: 0n });
+  }
   if (withChange) {
     tx.addOutput({
       script: changeAddress.script,
@@ -211,4 +223,15 @@ export function buildPayoutBatch(opts: PayoutBatchOptions): PayoutBatch {
   };
   if (withChange) batch.changeIndex = opts.changeIndex;
   return batch;
+}
+
+/** OP_RETURN <data>: a provably unspendable output committing to `data` (at most 80 bytes, one push). */
+export function opReturnScript(data: Uint8Array): Uint8Array {
+  if (data.length === 0 || data.length > 80) throw new ImError('IM_VALIDATION', 'an OP_RETURN payload is 1 to 80 bytes');
+  const push = data.length <= 75 ? Uint8Array.of(data.length) : Uint8Array.of(0x4c, data.length);
+  const out = new Uint8Array(1 + push.length + data.length);
+  out[0] = 0x6a;
+  out.set(push, 1);
+  out.set(data, 1 + push.length);
+  return out;
 }

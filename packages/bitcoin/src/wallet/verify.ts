@@ -1,3 +1,4 @@
+import { opReturnScript } from './payout.js';
 import { hex } from '@scure/base';
 import { ImError } from '@idlemesh/protocol';
 import { parseAddress, scriptToAddress } from './address.js';
@@ -23,6 +24,8 @@ export interface VerifyPayoutOptions {
   approved: readonly ApprovedPayout[];
   /** Refuse a fee above this. */
   maxFeeSats?: bigint;
+  /** The OP_RETURN anchor the batch may carry (value 0, exactly these bytes); any other OP_RETURN is a mismatch. */
+  anchor?: Uint8Array;
   /** How many addresses per branch to search for inputs and change without a usable bip32Derivation (default 1000). */
   scanLimit?: number;
 }
@@ -126,6 +129,10 @@ export function verifyPayoutPsbt(opts: VerifyPayoutOptions): PayoutPsbtReport {
     const valueSats = out.amount ?? 0n;
     outputsSats += valueSats;
     const address = scriptToAddress(script, network);
+    if (opts.anchor !== undefined && valueSats === 0n && sameBytes(script, opReturnScript(opts.anchor))) {
+      outputs.push({ address, valueSats });
+      continue;
+    }
     const exact = approved.find((a) => !a.matched && a.valueSats === valueSats && sameBytes(a.parsed.script, script));
     if (exact !== undefined) {
       exact.matched = true;

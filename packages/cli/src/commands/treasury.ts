@@ -130,7 +130,9 @@ export function registerTreasury(program: Command): void {
         psbt: await readPsbt(file), account, network: opts.network,
         approved: b.approved.map((a) => ({ id: a.id, address: a.address, valueSats: BigInt(a.valueSats) })),
         maxFeeSats: opts.maxFeeSats !== undefined ? BigInt(opts.maxFeeSats) : BigInt(b.feeSats) + BigInt(b.treasuryFeeSats),
+        ...(b.anchor ? { anchor: new Uint8Array(Buffer.from(b.anchor.root, 'hex')) } : {}),
       });
+      if (b.anchor && !opts.json) note(`the batch anchors audit checkpoint ${b.anchor.size} (root ${b.anchor.root}); compare with idlemesh audit verify`);
       if (opts.json) return outJson({ ok: true, txid: report.txid, feeSats: report.feeSats.toString(), payouts: b.approved.length, change: report.change.map((c) => ({ address: c.address, valueSats: c.valueSats.toString(), index: c.index })) });
       await out(`ok: ${b.approved.length} approved payouts, change ${report.change.map((c) => `${c.valueSats} sat to your change ${c.index}`).join(', ') || 'none'}, fee ${report.feeSats} sat, txid ${report.txid}\n`);
     });

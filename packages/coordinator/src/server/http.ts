@@ -610,6 +610,7 @@ function batchView(b: Batch & { state: string }): PayoutBatchView {
   };
   if (b.reason !== undefined) v.reason = b.reason;
   if (b.approval !== undefined) v.approval = b.approval;
+  if (b.anchor !== undefined) v.anchor = b.anchor;
   return v;
 }
 

@@ -36,6 +36,8 @@ export interface PayoutsDeps {
   minConf: number;
   minWithdrawalSats: number;
   lnMaxFeeBps: number;
+  /** The audit log's latest checkpoint, to anchor in the batch's OP_RETURN (optional). */
+  anchor?: (() => Promise<{ size: number; root: Uint8Array } | undefined>) | undefined;
 }
 
 export type WithdrawalState = 'queued' | 'batched' | 'paying' | 'completed' | 'failed';
@@ -77,6 +79,8 @@ export interface Batch {
   reason?: string;
   /** The coordinator payout key's signature over {batch, txid, approved}. */
   approval?: { publicKey: string; sig: string };
+  /** The audit checkpoint anchored in the batch's OP_RETURN output. */
+  anchor?: { size: number; root: string };
 }
 
 export interface WithdrawRequest {
@@ -188,8 +192,10 @@ export class Payouts {
     const changeIndex = (cursor?.doc as { next?: number } | undefined)?.next ?? 0;
     const utxos = await this.utxos(account, chain, changeIndex);
     const feeRate = await chain.feeRate(6);
+    const anchor = await this.d.anchor?.();
     const built = buildPayoutBatch({
       account, network: this.d.network, utxos, feeRateSatVb: Math.max(1, feeRate), changeIndex,
+      ...(anchor && anchor.size > 0 ? { anchor: anchor.root } : {}),
       payouts: queued.map((w) => ({ id: w.id, address: w.address!, amountSats: w.amountMsat / 1000n })),
     });
     const id = `batch_${built.txid.slice(0, 16)}`;
@@ -202,6 +208,7 @@ export class Payouts {
       approved,
       inputs: built.inputs, outputs: built.outputs, feeSats: built.feeSats, treasuryFeeSats: built.treasuryFeeSats, feeShares: built.feeShares,
       createdAt: this.d.now(), ...(built.changeIndex !== undefined ? { changeIndex: built.changeIndex } : {}),
+      ...(anchor && anchor.size > 0 ? { anchor: { size: anchor.size, root: Buffer.from(anchor.root).toString('hex') } } : {}),
     };
     await this.d.store.commitRecords({
       expect: queued.map((w) => ({ kind: 'withdrawal', id: w.id, states: ['queued'] })),
@@ -226,7 +233,10 @@ export class Payouts {
     }
     if (b.state !== 'awaiting-signature') throw new ImError('IM_WITHDRAWAL_STATE', `batch ${batchId} is ${b.state}`);
     if (psbtTxid(psbt) !== b.txid) throw new ImError('IM_BTC_PSBT_MISMATCH', `the PSBT spends or pays something else than batch ${batchId} (txid differs)`);
-    verifyPayoutPsbt({ psbt, account, network: this.d.network, approved: b.approved, maxFeeSats: b.feeSats + b.treasuryFeeSats });
+    verifyPayoutPsbt({
+      psbt, account, network: this.d.network, approved: b.approved, maxFeeSats: b.feeSats + b.treasuryFeeSats,
+      ...(b.anchor ? { anchor: new Uint8Array(Buffer.from(b.anchor.root, 'hex')) } : {}),
+    });
     const fin = finalizeSignedPsbt(psbt);
     await this.d.store.commitRecords({ expect: [{ kind: 'payout-batch', id: batchId, states: ['awaiting-signature'] }], records: [{ kind: 'payout-batch', id: batchId, state: 'signed', doc: { ...stripState(b), txHex: fin.txHex } }] }, this.d.now());
     this.d.log.info({ batch: batchId, txid: fin.txid }, 'payout batch signed; broadcasting');
