@@ -90,4 +90,32 @@ describe('governance filter', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('a node asks to join without a token; an admin admits it (or refuses), once', async () => {
+    const { generateNodeKey, signRequest } = await import('@idlemesh/protocol');
+    const dir = mkdtempSync(join(tmpdir(), 'idlemesh-gov-'));
+    const store = new SqliteStore(join(dir, 'g.db'));
+    await store.migrate();
+    try {
+      const g = new Governance(store, quiet, () => Date.now());
+      const node = await generateNodeKey();
+      const other = await generateNodeKey();
+      const asked = await g.requestJoin(await signRequest(node, 'join', { org: 'org1', note: 'rack 4' }, Date.now()));
+      assert.equal(asked.state, 'pending');
+      await g.requestJoin(await signRequest(other, 'join', { org: 'org1' }, Date.now()));
+      assert.equal((await g.memberships()).has(node.publicKeyHex), false, 'not in the pool before an admin says so');
+      const forged = { ...(await signRequest(node, 'join', { org: 'org1' }, Date.now())), nodeId: other.publicKeyHex };
+      await assert.rejects(g.requestJoin(forged), /signature/i);
+      assert.deepEqual(await g.decideJoin('org1', node.publicKeyHex, true, 'admin-key'), { state: 'admitted' });
+      assert.deepEqual(await g.decideJoin('org1', other.publicKeyHex, false, 'admin-key'), { state: 'refused' });
+      await assert.rejects(g.decideJoin('org1', node.publicKeyHex, true, 'admin-key'), /already admitted/);
+      const members = await g.memberships();
+      assert.equal(members.get(node.publicKeyHex)?.orgId, 'org1');
+      assert.equal(members.has(other.publicKeyHex), false);
+      assert.deepEqual((await g.joinRequests('org1')).map((r) => r.state).sort(), ['admitted', 'refused']);
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

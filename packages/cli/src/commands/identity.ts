@@ -156,6 +156,30 @@ export function registerIdentity(program: Command): void {
     const r = (await call(cmd, 'POST', `/v1/pools/tokens/${encodeURIComponent(id)}/revoke`)) as { removed: string[] };
     await out(`revoked; ${r.removed.length} node(s) left the pool\n`);
   });
+  pools.command('ask')
+    .description("this node asks to join an organisation's pool; an admin of it admits it (idlemesh pools admit)")
+    .argument('<org-id>')
+    .option('--key-file <file>', 'the node key (default ~/.idlemesh/agent/node.key)')
+    .option('--note <text>', 'who you are, for the admin')
+    .action(async (org: string, opts: { keyFile?: string; note?: string }, cmd: Command) => {
+      const { loadOrCreateKey } = await import('@idlemesh/agent');
+      const file = opts.keyFile ?? join(homedir(), '.idlemesh', 'agent', 'node.key');
+      if (!existsSync(file)) throw new ImError('IM_CONFIG_INVALID', `no node key at ${file}; run the agent once or pass --key-file`);
+      const { key } = await loadOrCreateKey(file);
+      const r = (await call(cmd, 'POST', '/v1/pools/requests', await signRequest(key, 'join', { org, ...(opts.note ? { note: opts.note } : {}) }, Date.now()))) as { state: string };
+      await out(`node ${key.publicKeyHex.slice(0, 12)} asked to join ${org}: ${r.state}\n`);
+    });
+  pools.command('requests').option('--json', 'print {"requests":[…]}').action(async (opts: { json?: boolean }, cmd: Command) => {
+    const r = (await call(cmd, 'GET', '/v1/pools/requests')) as { requests: Array<{ nodeId: string; orgId: string; note: string; state: string; at: number }> };
+    if (opts.json) return outJson(r);
+    await out(table(['NODE', 'ORG', 'STATE', 'ASKED', 'NOTE'], r.requests.map((q) => [q.nodeId.slice(0, 12), q.orgId, q.state, age(q.at), q.note])));
+  });
+  for (const verb of ['admit', 'refuse'] as const) {
+    pools.command(verb).argument('<node-id>').action(async (nodeId: string, _o: unknown, cmd: Command) => {
+      const r = (await call(cmd, 'POST', `/v1/pools/requests/${encodeURIComponent(nodeId)}`, { decision: verb })) as { state: string };
+      await out(`${nodeId.slice(0, 12)}: ${r.state}\n`);
+    });
+  }
   pools.command('join')
     .description("this node joins the organisation's private pool (signed with the node key)")
     .argument('<token>')

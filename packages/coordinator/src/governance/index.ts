@@ -133,6 +133,44 @@ export class Governance {
     return { removed: removed.map((m) => m.id) };
   }
 
+  /**
+   * A node asks to join an organisation's pool without a token: the request
+   * (signed with its key) waits for an admin of that organisation.
+   */
+  async requestJoin(req: SignedRequest<{ org: string; note?: string }>): Promise<{ nodeId: string; orgId: string; state: string }> {
+    await verifyRequest(req, 'join', this.now());
+    if (!(await this.store.useNonce(req.nodeId, req.nonce, this.now() + 2 * MAX_CLOCK_SKEW_MS))) throw new ImError('IM_REPLAYED');
+    const id = `${req.body.org}/${req.nodeId}`;
+    const [prior] = await this.store.records('join-request', { ids: [id], limit: 1 });
+    if (prior) return { nodeId: req.nodeId, orgId: req.body.org, state: prior.state };
+    await this.store.commitRecords({ expect: [{ kind: 'join-request', id, states: ['absent'] }], records: [{ kind: 'join-request', id, state: 'pending', doc: { nodeId: req.nodeId, orgId: req.body.org, note: req.body.note ?? '', at: this.now() } }] }, this.now());
+    this.log.info({ node: req.nodeId.slice(0, 12), org: req.body.org }, 'a node asks to join a private pool');
+    return { nodeId: req.nodeId, orgId: req.body.org, state: 'pending' };
+  }
+
+  async joinRequests(orgId: string | undefined): Promise<Array<{ nodeId: string; orgId: string; note: string; at: number; state: string }>> {
+    return (await this.store.records('join-request', { limit: 10_000 }))
+      .map((r) => ({ ...(r.doc as { nodeId: string; orgId: string; note: string; at: number }), state: r.state }))
+      .filter((r) => orgId === undefined || r.orgId === orgId);
+  }
+
+  /** An admin admits (or refuses) a node that asked; admitted, it is in the pool as if it had used a token. */
+  async decideJoin(orgId: string, nodeId: string, admit: boolean, by: string): Promise<{ state: string }> {
+    const id = `${orgId}/${nodeId}`;
+    const [r] = await this.store.records('join-request', { ids: [id], limit: 1 });
+    if (!r) throw new ImError('IM_NOT_FOUND', `node ${nodeId.slice(0, 12)} has not asked to join ${orgId}`);
+    if (r.state !== 'pending') throw new ImError('IM_CONFLICT', `that request was already ${r.state}`);
+    const state = admit ? 'admitted' : 'refused';
+    const membership: Membership = { nodeId, orgId, tokenId: `approval:${by}`, admittedAt: this.now() };
+    await this.store.commitRecords({
+      expect: [{ kind: 'join-request', id, states: ['pending'] }],
+      records: [{ kind: 'join-request', id, state, doc: r.doc }, ...(admit ? [{ kind: 'membership', id: nodeId, state: 'active', doc: membership }] : [])],
+    }, this.now());
+    this.invalidate();
+    if (admit) await this.audit?.record({ type: 'node.admitted', actor: by, org: orgId, subject: nodeId, data: { by: 'approval' } });
+    return { state };
+  }
+
   /** A node joins an organisation's private pool: a request signed with its key, carrying the token (bound to the key on use). */
   async join(req: SignedRequest<{ token: string }>): Promise<Membership> {
     await verifyRequest(req, 'join', this.now());

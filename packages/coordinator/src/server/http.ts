@@ -424,6 +424,27 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
     return m;
   });
 
+  const Signed = <T extends z.ZodType>(body: T) => z.strictObject({
+    body, nodeId: NodeId, nonce: z.string().regex(/^[0-9a-f]{32}$/), ts: z.number().int().nonnegative(), sig: z.string().regex(/^[0-9a-f]{128}$/),
+  });
+  app.post('/v1/pools/requests', async (req, reply) => {
+    const signed = parse(Signed(z.strictObject({ org: z.string().min(1).max(64), note: z.string().max(200).optional() })), req.body, 'join request');
+    if (!(await core.identity.org(signed.body.org))) throw new ImError('IM_NOT_FOUND', `no organisation ${signed.body.org}`);
+    return reply.code(201).send(await core.governance.requestJoin(signed as Parameters<typeof core.governance.requestJoin>[0]));
+  });
+  app.get('/v1/pools/requests', async (req) => {
+    const p = principalOf(req);
+    return { requests: await core.governance.joinRequests(seesAll(p) ? undefined : orgFor(req)) };
+  });
+  app.post('/v1/pools/requests/:nodeId', async (req) => {
+    const { nodeId } = parse(z.strictObject({ nodeId: NodeId }), req.params, 'path');
+    const b = parse(z.strictObject({ decision: z.enum(['admit', 'refuse']) }), req.body, 'decision');
+    const p = principalOf(req);
+    const r = await core.governance.decideJoin(orgFor(req), nodeId, b.decision === 'admit', p.kind === 'key' ? p.keyId : 'open');
+    core.kick();
+    return r;
+  });
+
   app.get('/v1/approvals', async (req) => {
     const p = principalOf(req);
     return { approvals: await core.governance.approvals(seesAll(p) ? undefined : orgFor(req)) };
