@@ -16,11 +16,12 @@ import type { CoordinatorOptions } from './config.js';
 import type { Logger } from './core.js';
 import type { Metrics } from './metrics.js';
 import type { Store } from './store/index.js';
+import type { AuditSink } from './identity/sink.js';
 
 export const MARKET_WINDOW_MS = 3_600_000;
 
 export class Money {
-  audit: { record(...e: Array<{ type: string; actor?: string; org?: string; subject?: string; data?: Record<string, unknown> }>): Promise<void> } | undefined;
+  audit: AuditSink | undefined;
 
   constructor(
     private readonly store: Store,

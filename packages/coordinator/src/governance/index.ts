@@ -13,6 +13,7 @@ import {
 } from '../policy/index.js';
 import type { JobLabel, NodeDecision, Policy, PolicyJob, PolicyNode } from '../policy/index.js';
 import type { RunnableJob, Store } from '../store/index.js';
+import type { AuditSink } from '../identity/sink.js';
 
 /** Without a policy document an organisation's jobs may run anywhere (label public); `policy set` tightens it. */
 export const NO_POLICY: Policy = policyFromObject({ version: 1, defaultLabel: 'public' });
@@ -64,7 +65,7 @@ const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
 const CACHE_MS = 1000;
 
 export class Governance {
-  audit: { record(...e: Array<{ type: string; actor?: string; org?: string; subject?: string; data?: Record<string, unknown> }>): Promise<void> } | undefined;
+  audit: AuditSink | undefined;
   private cache: {
     at: number; members: Map<string, Membership>; policies: Map<string, Policy>; approvals: Map<string, { state: string; a: Approval }>;
     stakes: Map<string, bigint>; reliability: Map<string, number>; crossings: Map<string, number>;

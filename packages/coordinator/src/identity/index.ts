@@ -49,10 +49,8 @@ function newId(): string {
   return randomBytes(9).toString('base64url').toLowerCase().replace(/[^0-9a-z]/g, '0').slice(0, 12).padEnd(12, '0');
 }
 
-/** Where security events go (the audit log, once the coordinator listens). */
-export interface AuditSink {
-  record(...events: Array<{ type: string; actor?: string; org?: string; subject?: string; data?: Record<string, unknown> }>): Promise<void>;
-}
+import type { AuditSink } from './sink.js';
+export type { AuditSink } from './sink.js';
 
 export class Identity {
   audit: AuditSink | undefined;

@@ -16,6 +16,7 @@ import type { Logger } from '../core.js';
 import type { Store } from '../store/index.js';
 import { ROLES, isRole } from './access.js';
 import type { Principal, Role } from './access.js';
+import type { AuditSink } from './sink.js';
 
 export const CHALLENGE_MS = 5 * 60_000;
 export const SESSION_MS = 12 * 3_600_000;
@@ -61,7 +62,7 @@ const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
 const token = (): string => randomBytes(24).toString('base64url');
 
 export class Passkeys {
-  audit: { record(...e: Array<{ type: string; actor?: string; org?: string; subject?: string; data?: Record<string, unknown> }>): Promise<void> } | undefined;
+  audit: AuditSink | undefined;
 
   constructor(
     private readonly store: Store,

@@ -24,6 +24,7 @@ import type { LedgerBatch } from '../ledger/persist.js';
 import { ACCOUNTS, accountInput } from '../settlement/index.js';
 import type { Logger } from '../core.js';
 import type { Store } from '../store/index.js';
+import type { AuditSink } from '../identity/sink.js';
 
 export interface PayoutsDeps {
   store: Store;
@@ -94,7 +95,7 @@ export interface WithdrawRequest {
 const OPEN_BATCH: readonly BatchState[] = ['awaiting-signature', 'signed', 'broadcast', 'failed'];
 
 export class Payouts {
-  audit: { record(...e: Array<{ type: string; actor?: string; org?: string; subject?: string; data?: Record<string, unknown> }>): Promise<void> } | undefined;
+  audit: AuditSink | undefined;
   private key: NodeKeyPair | undefined;
 
   constructor(private readonly d: PayoutsDeps) {}
