@@ -174,7 +174,7 @@ export class Money {
     const t = out.transfers.find((x) => x.id === id) ?? (await this.store.ledgerTransfers({ ref: id, limit: 1 }))[0];
     if (!t) throw new ImError('IM_INTERNAL', 'the dev fund transfer was neither recorded nor found');
     if (t.creditAccount !== account || t.amount !== amount) throw new ImError('IM_IDEMPOTENCY_CONFLICT', 'this idempotency key funded a different account or amount');
-    this.log.warn({ account, sats, transfer: id }, 'DEV FAUCET: credited regtest sats (not real money)');
+    this.log.info({ account, sats, transfer: id }, 'DEV FAUCET: credited regtest sats (not real money)');
     return transferView(t);
   }
 }

@@ -92,7 +92,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   app.log.info({ url: `${scheme}://${host}:${port}`, store: store.durability, dataDir: opts.dataDir }, 'coordinator listening');
   const bootstrapToken = await core.identity.bootstrapToken();
   if (bootstrapToken !== undefined) {
-    app.log.warn({ bootstrapToken }, 'no admin yet: open to this machine only; `idlemesh bootstrap --token <bootstrapToken> --org <name>` creates the first admin and turns API keys on');
+    app.log.info({ bootstrapToken }, 'no admin yet: open to this machine only; `idlemesh bootstrap --token <bootstrapToken> --org <name>` creates the first admin and turns API keys on');
   }
 
   let closing: Promise<void> | undefined;
