@@ -40,12 +40,14 @@ describe('governance filter', () => {
         events: [{ id: 'fund', debitAccount: 'treasury', creditAccount: 'operator:a', amount: 5000n, code: 'deposit' },
           { id: 'bond', debitAccount: 'operator:a', creditAccount: `stake:${A}`, amount: 1000n, code: 'stake' }] }, 2);
       now += 2000; // past the snapshot cache
+      g.invalidate();
       f = (await g.filter(agents, [job('anonymous')]))?.allowed;
       assert.deepEqual([f!(A, 'job_anonymous'), f!(B, 'job_anonymous')], [true, false]);
 
       // An organisation that allows only eu nodes with a good record for public work.
       await g.setPolicy('org1', 'version: 1\ndefaultLabel: public\neligibility:\n  regions: [eu]\n  minReliability: 0.9\n', 'yaml');
       now += 2000;
+      g.invalidate();
       f = (await g.filter(agents, [job('org:org1')]))?.allowed;
       assert.equal(f!(A, 'job_orgorg1'), false, 'unknown reliability (0.5) is not 0.9');
       const db = (store as unknown as { db: { prepare(s: string): { run(...a: unknown[]): void } } }).db;
@@ -53,6 +55,7 @@ describe('governance filter', () => {
       db.prepare('UPDATE nodes SET completed = 99, failed = 1 WHERE id = ?').run(B);
       await store.ledgerApply({ accounts: [{ id: `stake:${B}`, kind: 'stake' }], events: [{ id: 'bond-b', debitAccount: 'operator:a', creditAccount: `stake:${B}`, amount: 1000n, code: 'stake' }] }, 4);
       now += 2000;
+      g.invalidate();
       f = (await g.filter(agents, [job('org:org1')]))?.allowed;
       assert.deepEqual([f!(A, 'job_orgorg1'), f!(B, 'job_orgorg1')], [true, false], 'eu and reliable: yes; us: no');
     } finally {
@@ -76,12 +79,14 @@ describe('governance filter', () => {
       assert.deepEqual((await g.approvals('org1')).map((a) => [a.id, a.state]), [[`${j.id}#0`, 'pending']]);
       await g.decide('org1', `${j.id}#0`, true, 'ok', 'tester');
       now += 2000;
+      g.invalidate();
       gate = await g.filter(agents, [j]);
       assert.equal(gate?.allowed(B, j.id), true);
       assert.equal(gate?.quota.key(B, j.id), `cross:${j.id}`);
       assert.equal(gate?.quota.left.get(`cross:${j.id}`), 2, 'the approved batch, no more');
       await g.countCrossing(j.id, 2);
       now += 2000;
+      g.invalidate();
       gate = await g.filter(agents, [j]);
       assert.equal(gate?.allowed(B, j.id), false, 'the next batch needs its own approval');
       assert.deepEqual((await g.approvals('org1')).map((a) => [a.id, a.state]).sort(), [[`${j.id}#0`, 'approved'], [`${j.id}#1`, 'pending']]);

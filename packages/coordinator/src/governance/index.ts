@@ -226,9 +226,26 @@ export class Governance {
 
   // ---- placement ------------------------------------------------------------------------------
 
+  private refreshing: Promise<NonNullable<Governance['cache']>> | undefined;
+
+  /**
+   * What placement needs, at most CACHE_MS old. A stale copy is served while a
+   * fresh one loads in the background, so the dispatcher never waits on it
+   * (only the very first call, and calls after `invalidate`, do).
+   */
   private async snapshot(): Promise<NonNullable<Governance['cache']>> {
     const now = this.now();
     if (this.cache && now - this.cache.at < CACHE_MS) return this.cache;
+    this.refreshing ??= this.load().finally(() => (this.refreshing = undefined));
+    if (this.cache) {
+      this.refreshing.catch((err: unknown) => this.log.warn({ err }, 'governance snapshot refresh failed'));
+      return this.cache;
+    }
+    return this.refreshing;
+  }
+
+  private async load(): Promise<NonNullable<Governance['cache']>> {
+    const now = this.now();
     const members = new Map((await this.store.records('membership', { states: ['active'], limit: 100_000 })).map((r) => [r.id, r.doc as Membership]));
     const policies = new Map<string, Policy>();
     for (const r of await this.store.records('policy', { states: ['active'], limit: 10_000 })) {
