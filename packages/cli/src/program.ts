@@ -11,6 +11,7 @@ import { registerNodes } from './commands/nodes.js';
 import { registerMoney } from './commands/money.js';
 import { registerTreasury } from './commands/treasury.js';
 import { registerIdentity } from './commands/identity.js';
+import { registerSim } from './commands/sim.js';
 import { registerSubmit } from './commands/submit.js';
 import { registerUp } from './commands/up.js';
 
@@ -45,6 +46,7 @@ Docs: docs/cli.md`);
   registerMoney(program);
   registerTreasury(program);
   registerIdentity(program);
+  registerSim(program);
   return program;
 }
 

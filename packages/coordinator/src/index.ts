@@ -10,3 +10,5 @@ export type { Store } from './store/index.js';
 export * as ledger from './ledger/index.js';
 export * as pricing from './pricing/index.js';
 export * as policy from './policy/index.js';
+export * as verify from './verify/index.js';
+export * as sim from './sim/index.js';

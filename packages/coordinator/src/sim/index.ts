@@ -1,0 +1,2 @@
+export { simulate } from './verify-sim.js';
+export type { SimOptions, SimReport } from './verify-sim.js';
