@@ -30,7 +30,7 @@ const port = await new Promise((resolve) => {
 });
 const dir = mkdtempSync(join(tmpdir(), 'idlemesh-agents-'));
 const url = `http://127.0.0.1:${port}`;
-const coord = spawn(process.execPath, [join(ROOT, 'packages/cli/bin/idlemesh.js'), 'coordinator', '--port', String(port), '--data-dir', join(dir, 'coord'), '--heartbeat-ms', String(HEARTBEAT_MS), '--log-level', 'warn'], {
+const coord = spawn(process.execPath, [join(ROOT, 'packages/cli/bin/idlemesh.js'), 'coordinator', '--port', String(port), '--data-dir', join(dir, 'coord'), '--heartbeat-ms', String(HEARTBEAT_MS), '--log-level', 'warn', '--enrol-per-prefix-per-hour', '0'], {
   stdio: ['ignore', 'ignore', process.env.BENCH_VERBOSE ? 'inherit' : 'ignore'],
 });
 const client = new IdlemeshClient({ url, timeoutMs: 60_000 });

@@ -73,6 +73,8 @@ export const CoordinatorOptionsSchema = z.strictObject({
   publicMinBondMsat: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
   /** Anchor the audit log's latest checkpoint root in each payout batch (an OP_RETURN output). */
   anchorAudit: z.boolean(),
+  /** New node identities one IPv4 /24 or IPv6 /48 may enrol per hour (Sybil resistance); 0 = no limit. */
+  enrolPerPrefixPerHour: z.number().int().min(0).max(1_000_000),
 });
 export type CoordinatorOptions = z.infer<typeof CoordinatorOptionsSchema>;
 export type CoordinatorOptionsInput = Partial<CoordinatorOptions>;
@@ -151,6 +153,7 @@ export function resolveCoordinatorOptions(
     upstreamSlots: 256,
     publicMinBondMsat: 0,
     anchorAudit: false,
+    enrolPerPrefixPerHour: 1000,
   };
   const fromEnv: Record<string, unknown> = {};
   for (const [name, key] of Object.entries(ENV)) {

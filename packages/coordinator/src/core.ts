@@ -21,6 +21,7 @@ import { Instrumenter } from './modules/index.js';
 import { ACCOUNTS, Money } from './money.js';
 import { Deposits, Payouts, treasuryFromOptions } from './treasury/index.js';
 import { Identity, Passkeys } from './identity/index.js';
+import { ipPrefix } from './identity/prefix.js';
 import { Governance } from './governance/index.js';
 import { AuditLog } from './audit/index.js';
 import { Federation } from './federation/index.js';
@@ -68,6 +69,8 @@ export class Core {
   private auditLog: AuditLog | undefined;
   private federation: Federation | undefined;
   private auditLedgerChain: Promise<void> = Promise.resolve();
+  private knownNodes: Set<string> | undefined;
+  private readonly enrolments = new Map<string, number[]>();
   /** Jobs whose crossing to public capacity is already in the audit log. */
   private readonly crossed = new Set<string>();
   private lastChainPoll = 0;
@@ -110,6 +113,27 @@ export class Core {
         return { size: cp.size, root: cp.rootHash };
       } : undefined,
     });
+  }
+
+  /**
+   * Sybil resistance: at most `enrolPerPrefixPerHour` new node identities per
+   * network prefix and hour on this coordinator; nodes it knows reconnect freely.
+   */
+  async admitNode(nodeId: string, remote: string): Promise<void> {
+    const limit = this.opts.enrolPerPrefixPerHour;
+    if (limit === 0) return;
+    this.knownNodes ??= new Set((await this.store.listNodes()).map((n) => n.id));
+    if (this.knownNodes.has(nodeId)) return;
+    const prefix = ipPrefix(remote);
+    const now = this.now();
+    const recent = (this.enrolments.get(prefix) ?? []).filter((t) => now - t < 3_600_000);
+    if (recent.length >= limit) {
+      this.enrolments.set(prefix, recent);
+      throw new ImError('IM_RATE_LIMITED', `too many new nodes from ${prefix} this hour (at most ${limit}); try again later`, { retryAfterMs: 3_600_000 - (now - (recent[0] ?? now)) });
+    }
+    recent.push(now);
+    this.enrolments.set(prefix, recent);
+    this.knownNodes.add(nodeId);
   }
 
   /** Passkeys and the audit log's name are bound to the URL people open; known once the server listens. */

@@ -36,6 +36,7 @@ interface CoordinatorFlags {
   upstreamBudgetMsat?: number;
   publicMinBondMsat?: number;
   anchorAudit?: boolean;
+  enrolPerPrefixPerHour?: number;
   logLevel?: (typeof LOG_LEVELS)[number];
   json?: boolean;
 }
@@ -73,6 +74,7 @@ export function registerCoordinator(program: Command): void {
     .option('--upstream-budget-msat <msat>', 'most msat of holds placed upstream in all (default 0: no limit)', intArg(0))
     .option('--public-min-bond-msat <msat>', 'nodes outside private pools join the public pool only with at least this staked (default 0)', intArg(0))
     .option('--anchor-audit', "anchor the audit log's latest checkpoint root in each payout batch (an OP_RETURN output)")
+    .option('--enrol-per-prefix-per-hour <n>', 'new node identities one IPv4 /24 or IPv6 /48 may enrol per hour (default 1000; 0 = no limit)', intArg(0, 1_000_000))
     .option('--trust-proxy', 'behind a TLS proxy: trust its X-Forwarded-* headers')
     .option('--lightning <node>', 'lnd:<url> or cln:<url>; the macaroon (hex) or rune in env IDLEMESH_LIGHTNING_AUTH')
     .addOption(new Option('--log-level <level>', 'log verbosity (env IDLEMESH_LOG_LEVEL, default info)').choices(LOG_LEVELS))
@@ -88,7 +90,8 @@ export function registerCoordinator(program: Command): void {
           publicUrl: flags.publicUrl, tlsCert: flags.tlsCert, tlsKey: flags.tlsKey, trustProxy: flags.trustProxy,
           auditWitnesses: flags.auditWitness, auditQuorum: flags.auditQuorum,
           upstream: flags.upstream, upstreamBid: flags.upstreamBid, upstreamBudgetMsat: flags.upstreamBudgetMsat,
-          publicMinBondMsat: flags.publicMinBondMsat, anchorAudit: flags.anchorAudit }),
+          publicMinBondMsat: flags.publicMinBondMsat, anchorAudit: flags.anchorAudit,
+          enrolPerPrefixPerHour: flags.enrolPerPrefixPerHour }),
         file === undefined ? {} : { file },
       );
       const coordinator = await startCoordinatorCli(opts);

@@ -149,6 +149,7 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
     if (msg.body.v !== PROTOCOL_VERSION) throw new ImError('IM_PROTOCOL_VERSION', `coordinator speaks protocol v${PROTOCOL_VERSION}, agent v${msg.body.v}`);
     if (msg.body.challenge !== challenge) throw new ImError('IM_REPLAYED', 'auth does not answer this connection\'s challenge');
     await checkSigned(msg);
+    await core.admitNode(msg.nodeId, remote);
     clearTimeout(authTimer);
     const caps: Capabilities = msg.body.capabilities;
     const now = core.now();
