@@ -31,7 +31,7 @@ import type { CoordinatorOptions } from './config.js';
 import type { Metrics } from './metrics.js';
 import { ProgressHub } from './progress.js';
 import { schedule } from './scheduler/index.js';
-import type { JobRecord, Store, StoreEvent, StoredModule, TaskRow } from './store/index.js';
+import type { JobRecord, RunnableJob, Store, StoreEvent, StoredModule, TaskRow } from './store/index.js';
 
 export interface Logger {
   info(obj: object | string, msg?: string): void;
@@ -435,7 +435,7 @@ export class Core {
       });
       byNode.set(t.nodeId, list);
     }
-    if (gate) await this.recordCrossings(claimed);
+    if (gate) await this.recordCrossings(claimed, jobs);
     for (const [nodeId, tasks] of byNode) {
       const s = this.sessions.get(nodeId);
       if (!s) {
@@ -513,12 +513,13 @@ export class Core {
   }
 
   /** The first time an organisation's job runs outside its pool, the audit log says so. */
-  private async recordCrossings(claimed: readonly { jobId: string; nodeId: string }[]): Promise<void> {
+  private async recordCrossings(claimed: readonly { jobId: string; nodeId: string }[], runnable: readonly RunnableJob[]): Promise<void> {
     const members = await this.governance.memberships();
+    const jobs = new Map(runnable.map((j) => [j.id, j]));
     const byJob = new Map<string, Array<{ jobId: string; nodeId: string }>>();
     for (const t of claimed) byJob.set(t.jobId, [...(byJob.get(t.jobId) ?? []), t]);
     for (const [jobId, tasks] of byJob) {
-      const job = await this.store.getJob(jobId);
+      const job = jobs.get(jobId); // what the round planned with: no read per job
       if (!job?.caller.startsWith('org:')) continue;
       const org = job.caller.slice(4);
       const out = tasks.filter((t) => members.get(t.nodeId)?.orgId !== org);

@@ -90,8 +90,8 @@ export class Money {
       if (!input) throw new ImError('IM_ACCOUNT_NOT_FOUND', `no account ${id}`);
       return { account: { id, kind: input.kind, frozen: false, balanceMsat: '0', availableMsat: '0', heldMsat: '0', pendingMsat: '0' }, transfers: [] };
     }
-    const transfers = await this.store.ledgerTransfers({ account: id, limit: 100_000 });
-    return { account: accountView(b), transfers: transfers.slice(-limit).reverse().map(transferView) };
+    const transfers = limit === 0 ? [] : await this.store.ledgerTransfers({ account: id, limit, newestFirst: true });
+    return { account: accountView(b), transfers: transfers.map(transferView) };
   }
 
   async market(supply: ReadonlyMap<string, number>): Promise<MarketView> {

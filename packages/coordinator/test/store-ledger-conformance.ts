@@ -64,6 +64,7 @@ export function ledgerConformance(name: string, open: () => Promise<Store>, runs
       assert.equal(x?.debitsPending, 0n);
       const ts = await store.ledgerTransfers({ ref: 'job1', limit: 10 });
       assert.deepEqual(ts.map((t) => t.id), ['h1', 'p1']);
+      assert.deepEqual((await store.ledgerTransfers({ account: 'buyer:x', limit: 2, newestFirst: true })).map((t) => t.id), ['p1', 'h1']);
       assert.equal(ts[1]?.amount, 2_500n);
       await audit(store);
     });

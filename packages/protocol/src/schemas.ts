@@ -375,14 +375,18 @@ export const StakeOp = z.discriminatedUnion('op', [
 ]);
 export type StakeOp = z.infer<typeof StakeOp>;
 
-/** A request signed with the node key (see signRequest). */
-export const SignedStakeRequest = z.strictObject({
-  body: StakeOp,
-  nodeId: NodeId,
-  nonce: z.string().regex(/^[0-9a-f]{32}$/),
-  ts: Millis,
-  sig: z.string().regex(/^[0-9a-f]{128}$/, 'ed25519 signature, hex'),
-});
+/** A request signed with the node key (see signRequest), around its body. */
+export function signedRequest<T extends z.ZodType>(body: T) {
+  return z.strictObject({
+    body,
+    nodeId: NodeId,
+    nonce: z.string().regex(/^[0-9a-f]{32}$/),
+    ts: Millis,
+    sig: z.string().regex(/^[0-9a-f]{128}$/, 'ed25519 signature, hex'),
+  });
+}
+
+export const SignedStakeRequest = signedRequest(StakeOp);
 
 export const BondView = z.strictObject({
   id: z.string(),
@@ -425,13 +429,7 @@ export const WithdrawBody = z.strictObject({
   idempotencyKey: z.string().min(1).max(200).optional(),
 });
 export type WithdrawBody = z.infer<typeof WithdrawBody>;
-export const SignedWithdrawRequest = z.strictObject({
-  body: WithdrawBody,
-  nodeId: NodeId,
-  nonce: z.string().regex(/^[0-9a-f]{32}$/),
-  ts: Millis,
-  sig: z.string().regex(/^[0-9a-f]{128}$/, 'ed25519 signature, hex'),
-});
+export const SignedWithdrawRequest = signedRequest(WithdrawBody);
 export const WithdrawalView = z.strictObject({
   id: z.string(), account: z.string(), method: z.enum(['chain', 'lightning']), state: z.string(), amountMsat: Msat,
   address: z.string().optional(), invoice: z.string().optional(), paymentHash: z.string().optional(), batchId: z.string().optional(),

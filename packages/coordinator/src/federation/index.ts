@@ -14,6 +14,7 @@ import { ImError, errorFrom } from '@idlemesh/protocol';
 import type { Capabilities, LeasedTask, ServerMessage } from '@idlemesh/protocol';
 import type { AgentSession, Core } from '../core.js';
 import type { Outcome } from '../store/index.js';
+import { maxJobCost } from '../pricing/index.js';
 
 export interface UpstreamOptions {
   url: string;
@@ -98,7 +99,8 @@ export class Federation {
   private async runUpstream(jobId: string, tasks: LeasedTask[]): Promise<Outcome[]> {
     const first = tasks[0]!;
     const module = await this.uploadModule(first.module);
-    const hold = BigInt(tasks.length) * BigInt(first.limits.fuel) * BigInt(this.o.bid) * 11n / (10n * 1_000_000_000n) + 1n;
+    // What upstream will hold for it (its default fees; an upper bound is all the budget needs).
+    const hold = maxJobCost({ tasks: tasks.length, fuelLimit: first.limits.fuel, bid: this.o.bid, maxExecutionsPerTask: 1 });
     if (this.o.budgetMsat > 0 && this.o.bid > 0) await this.spend(hold);
     const job = await this.client.submitJob({
       module, name: `federated ${jobId}`, inputs: tasks.map((t) => t.input), limits: first.limits, maxAttempts: 3,

@@ -252,6 +252,11 @@ export class Governance {
       const d = r.doc as { text: string; format: 'yaml' | 'json' };
       policies.set(r.id, parsePolicy(d.text, d.format));
     }
+    if (members.size === 0 && policies.size === 0 && this.publicMinBondMsat === 0n) {
+      // Nothing to govern (a local mesh): placement does not apply, so the rest is not read.
+      this.cache = { at: now, members, policies, approvals: new Map(), stakes: new Map(), reliability: new Map(), crossings: new Map() };
+      return this.cache;
+    }
     const approvals = new Map((await this.store.records('approval', { limit: 100_000 })).map((r) => [r.id, { state: r.state, a: r.doc as Approval }]));
     const stakes = new Map((await this.store.ledgerBalances({ prefix: 'stake:', limit: 1_000_000 })).map((b) => [b.id.slice('stake:'.length), b.net]));
     // Reliability: the share of a node's finished attempts that were accepted results; unknown (no history) counts as 0.5.

@@ -9,6 +9,7 @@ import {
   RejectBatchBody,
   SignedPsbtBody,
   SignedWithdrawRequest,
+  signedRequest,
   WithdrawBody,
   verifyRequest,
   NodeId,
@@ -415,20 +416,14 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
   });
 
   app.post('/v1/pools/join', async (req) => {
-    const signed = parse(z.strictObject({
-      body: z.strictObject({ token: z.string().min(1).max(200) }), nodeId: NodeId, nonce: z.string().regex(/^[0-9a-f]{32}$/), ts: z.number().int().nonnegative(),
-      sig: z.string().regex(/^[0-9a-f]{128}$/),
-    }), req.body, 'join');
+    const signed = parse(signedRequest(z.strictObject({ token: z.string().min(1).max(200) })), req.body, 'join');
     const m = await core.governance.join(signed);
     core.kick();
     return m;
   });
 
-  const Signed = <T extends z.ZodType>(body: T) => z.strictObject({
-    body, nodeId: NodeId, nonce: z.string().regex(/^[0-9a-f]{32}$/), ts: z.number().int().nonnegative(), sig: z.string().regex(/^[0-9a-f]{128}$/),
-  });
   app.post('/v1/pools/requests', async (req, reply) => {
-    const signed = parse(Signed(z.strictObject({ org: z.string().min(1).max(64), note: z.string().max(200).optional() })), req.body, 'join request');
+    const signed = parse(signedRequest(z.strictObject({ org: z.string().min(1).max(64), note: z.string().max(200).optional() })), req.body, 'join request');
     if (!(await core.identity.org(signed.body.org))) throw new ImError('IM_NOT_FOUND', `no organisation ${signed.body.org}`);
     return reply.code(201).send(await core.governance.requestJoin(signed as Parameters<typeof core.governance.requestJoin>[0]));
   });

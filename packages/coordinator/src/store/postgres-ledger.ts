@@ -99,9 +99,9 @@ export async function pgBalances(c: Q, q: { ids?: readonly string[]; prefix?: st
   return r.rows.map(toBalance);
 }
 
-export async function pgTransfers(c: Q, q: { account?: string; ref?: string; afterSeq?: number; limit: number }): Promise<Transfer[]> {
+export async function pgTransfers(c: Q, q: { account?: string; ref?: string; afterSeq?: number; limit: number; newestFirst?: boolean }): Promise<Transfer[]> {
   const r = await c.query<Row>(`SELECT * FROM ledger_transfers WHERE seq > $1
-      AND ($2::text IS NULL OR debit_account = $2 OR credit_account = $2) AND ($3::text IS NULL OR ref = $3) ORDER BY seq LIMIT $4`,
+      AND ($2::text IS NULL OR debit_account = $2 OR credit_account = $2) AND ($3::text IS NULL OR ref = $3) ORDER BY seq ${q.newestFirst ? 'DESC' : 'ASC'} LIMIT $4`,
   [q.afterSeq ?? -1, q.account ?? null, q.ref ?? null, q.limit]);
   return r.rows.map(toTransfer);
 }

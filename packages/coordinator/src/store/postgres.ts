@@ -595,7 +595,7 @@ export class PostgresStore implements Store {
     return pgBalances(this.pool, q);
   }
 
-  async ledgerTransfers(q: { account?: string; ref?: string; afterSeq?: number; limit: number }): Promise<Transfer[]> {
+  async ledgerTransfers(q: { account?: string; ref?: string; afterSeq?: number; limit: number; newestFirst?: boolean }): Promise<Transfer[]> {
     return pgTransfers(this.pool, q);
   }
 

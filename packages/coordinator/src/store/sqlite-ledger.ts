@@ -133,9 +133,9 @@ export class SqliteLedger {
     return rows.map(toBalance);
   }
 
-  transfers(q: { account?: string; ref?: string; afterSeq?: number; limit: number }): Transfer[] {
+  transfers(q: { account?: string; ref?: string; afterSeq?: number; limit: number; newestFirst?: boolean }): Transfer[] {
     const rows = this.db.prepare(`SELECT * FROM ledger_transfers WHERE seq > ?
-        AND (? IS NULL OR debit_account = ? OR credit_account = ?) AND (? IS NULL OR ref = ?) ORDER BY seq LIMIT ?`).safeIntegers(true)
+        AND (? IS NULL OR debit_account = ? OR credit_account = ?) AND (? IS NULL OR ref = ?) ORDER BY seq ${q.newestFirst ? 'DESC' : 'ASC'} LIMIT ?`).safeIntegers(true)
       .all(q.afterSeq ?? -1, q.account ?? null, q.account ?? null, q.account ?? null, q.ref ?? null, q.ref ?? null, q.limit) as Row[];
     return rows.map(toTransfer);
   }

@@ -464,7 +464,7 @@ export class SqliteStore implements Store {
     return this.ledger.balances(q);
   }
 
-  async ledgerTransfers(q: { account?: string; ref?: string; afterSeq?: number; limit: number }): Promise<Transfer[]> {
+  async ledgerTransfers(q: { account?: string; ref?: string; afterSeq?: number; limit: number; newestFirst?: boolean }): Promise<Transfer[]> {
     return this.ledger.transfers(q);
   }
 

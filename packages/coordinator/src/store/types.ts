@@ -295,7 +295,8 @@ export interface Store {
   /** Records the expiry of every pending transfer whose timeout has passed; returns how many. */
   ledgerExpire(now: number): Promise<number>;
   ledgerBalances(q: { ids?: readonly string[]; prefix?: string; limit: number }): Promise<AccountBalance[]>;
-  ledgerTransfers(q: { account?: string; ref?: string; afterSeq?: number; limit: number }): Promise<Transfer[]>;
+  /** In log order, or with `newestFirst` the latest `limit` first. */
+  ledgerTransfers(q: { account?: string; ref?: string; afterSeq?: number; limit: number; newestFirst?: boolean }): Promise<Transfer[]>;
   ledgerDump(): Promise<LedgerDump>;
   /** Pending transfers not yet posted, voided or expired, with these codes (oldest first). */
   ledgerOpenPendings(q: { codes: readonly string[]; limit: number }): Promise<Transfer[]>;

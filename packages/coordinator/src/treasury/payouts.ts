@@ -147,16 +147,16 @@ export class Payouts {
         id, account: req.account, method: 'lightning', amountMsat: inv.amountMsat + maxFee, invoice: inv.invoice, paymentHash: inv.paymentHash,
         invoiceMsat: inv.amountMsat, maxFeeMsat: maxFee, createdAt: now,
       };
-      const same = await this.d.store.records('withdrawal', { states: ['queued', 'paying', 'completed'], limit: 100_000 });
-      if (same.some((r) => (r.doc as Withdrawal).paymentHash === inv.paymentHash)) throw new ImError('IM_CONFLICT', 'this invoice is already being paid or was paid');
     }
     try {
       await this.d.store.commitRecords({
-        expect: [{ kind: 'withdrawal', id, states: ['absent'] }],
-        records: [{ kind: 'withdrawal', id, state: 'queued', doc: w }],
+        // One withdrawal per invoice (a failed one frees it again, see settleLightning): checked in the same transaction.
+        expect: [{ kind: 'withdrawal', id, states: ['absent'] }, ...(w.paymentHash ? [{ kind: 'ln-invoice', id: w.paymentHash, states: ['absent', 'free'] }] : [])],
+        records: [{ kind: 'withdrawal', id, state: 'queued', doc: w }, ...(w.paymentHash ? [{ kind: 'ln-invoice', id: w.paymentHash, state: 'taken', doc: { withdrawal: id } }] : [])],
         batch: { accounts: [payoutsAccount(), input], events: [{ id: `wd:${id}`, debitAccount: req.account, creditAccount: ACCOUNTS.payoutsInFlight, amount: w.amountMsat, code: 'payout', ref: id }] },
       }, now);
     } catch (err) {
+      if (err instanceof ImError && err.code === 'IM_CONFLICT' && w.paymentHash) throw new ImError('IM_CONFLICT', 'this invoice is already being paid or was paid');
       if (err instanceof ImError && (err.code === 'IM_LEDGER_INSUFFICIENT_FUNDS' || err.code === 'IM_LEDGER_ACCOUNT_NOT_FOUND')) {
         const [b] = await this.d.store.ledgerBalances({ ids: [req.account], limit: 1 });
         const available = b?.available ?? 0n;
@@ -365,7 +365,10 @@ export class Payouts {
     } else if (s.state === 'failed') {
       await this.d.store.commitRecords({
         expect: [{ kind: 'withdrawal', id: w.id, states: ['paying'] }],
-        records: [{ kind: 'withdrawal', id: w.id, state: 'failed', doc: { ...w, reason: s.failureReason ?? 'payment failed' } }],
+        records: [
+          { kind: 'withdrawal', id: w.id, state: 'failed', doc: { ...w, reason: s.failureReason ?? 'payment failed' } },
+          { kind: 'ln-invoice', id: w.paymentHash!, state: 'free', doc: { withdrawal: w.id } },
+        ],
         batch: refunds([w]),
       }, this.d.now());
       this.d.log.warn({ withdrawal: w.id, reason: s.failureReason }, 'lightning withdrawal failed; funds returned');
