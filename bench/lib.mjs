@@ -32,7 +32,9 @@ async function freePort() {
 }
 
 function run(args) {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', process.env.BENCH_VERBOSE ? 'inherit' : 'ignore'], env: { ...process.env, IDLEMESH_LOG_LEVEL: 'warn', IDLEMESH_EXIT_WITH_PARENT: '1' } });
+  // BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles every process.
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, CLI, ...args], { stdio: ['ignore', 'ignore', process.env.BENCH_VERBOSE ? 'inherit' : 'ignore'], env: { ...process.env, IDLEMESH_LOG_LEVEL: 'warn', IDLEMESH_EXIT_WITH_PARENT: '1' } });
   return child;
 }
 

@@ -1,6 +1,6 @@
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { PROTOCOL_VERSION, signMessage } from '@idlemesh/protocol';
+import { PROTOCOL_VERSION, signMessage, signResults } from '@idlemesh/protocol';
 import type { AgentMessage, AgentState, Capabilities, NodeKeyPair, ServerMessage, TaskOutcome } from '@idlemesh/protocol';
 import { buildCapabilities, detectGpus } from './capabilities.js';
 import type { AgentOptions } from './config.js';
@@ -349,7 +349,8 @@ class AgentImpl implements Agent {
   }
 
   private async sendResults(results: TaskOutcome[]): Promise<string | undefined> {
-    const msg = await signMessage(this.deps.key, 'results', { results }, Date.now());
+    // One signature per batch: over the head of the Merkle tree of its receipts.
+    const msg = await signResults(this.deps.key, results, Date.now());
     return this.conn.send(msg) ? msg.nonce : undefined;
   }
 

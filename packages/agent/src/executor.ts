@@ -1,4 +1,5 @@
-import { base64ToBytes, bytesToBase64 } from '@idlemesh/protocol';
+import { base64ToBytes, bytesToBase64, sha256HexSync } from '@idlemesh/protocol';
+import { RUNTIME_VERSION } from '@idlemesh/runtime';
 import type { LeasedTask, TaskOutcome } from '@idlemesh/protocol';
 import type { Clock } from './limits.js';
 import type { ModuleCache } from './modules.js';
@@ -217,7 +218,11 @@ export class Executor {
 
 function toOutcome(task: LeasedTask, r: RunResult, startedAt: number, endedAt: number): TaskOutcome {
   const fuel = Number.isFinite(r.fuel) ? Math.max(0, Math.floor(r.fuel)) : 0;
-  const base = { taskId: task.taskId, attempt: task.attempt, fuel, startedAt, endedAt: Math.max(startedAt, endedAt) };
+  // The receipt fields: which input ran, on what.
+  const base = {
+    taskId: task.taskId, attempt: task.attempt, fuel, startedAt, endedAt: Math.max(startedAt, endedAt),
+    inputHash: sha256HexSync(base64ToBytes(task.input)), runtime: task.runtime, runtimeVersion: RUNTIME_VERSION,
+  };
   if (r.ok) return { ...base, ok: true, output: bytesToBase64(r.output) };
   return { ...base, ok: false, error: { code: r.error.code.slice(0, 64), message: r.error.message.slice(0, 2000) } };
 }

@@ -71,7 +71,7 @@ void test('auth, lease, signed results batch, ack, resend after reconnect, drain
     const msg = await coord.take('results');
     await verifyMessage(msg, Date.now(), agent.nodeId);
     batches.push(msg.nonce);
-    for (const o of msg.body.results) outcomes.set(o.taskId, o);
+    for (const o of msg.results) outcomes.set(o.taskId, o);
   }
   assert.ok(batches.length < tasks.length || tasks.length === 1, 'results are batched');
   const [hello, world, trap, lost] = tasks.map((task) => outcomes.get(task.taskId));
@@ -110,7 +110,7 @@ void test('auth, lease, signed results batch, ack, resend after reconnect, drain
   const resent = await coord.take('results', () => true, 5000, 1);
   await verifyMessage(resent, Date.now(), agent.nodeId);
   assert.ok(!batches.includes(resent.nonce), 'a fresh nonce');
-  assert.deepEqual(resent.body.results.map((o) => o.taskId), [worldTask.taskId]);
+  assert.deepEqual(resent.results.map((o) => o.taskId), [worldTask.taskId]);
   coord.send({ type: 'ack', batch: resent.nonce, results: [{ taskId: worldTask.taskId, attempt: 1, status: 'duplicate' }] });
 
   await agent.stop({ drain: true });
@@ -169,9 +169,9 @@ void test('revoke drops queued and running tasks without a result', async (t) =>
   await until(() => sandbox.running === 0, 'aborted');
   coord.send({ type: 'lease', tasks: tasks.slice(3) });
   const r = await coord.take('results');
-  assert.deepEqual(r.body.results.map((o) => o.taskId), [tasks[3]?.taskId], 'only the task that was not revoked reports');
+  assert.deepEqual(r.results.map((o) => o.taskId), [tasks[3]?.taskId], 'only the task that was not revoked reports');
   assert.deepEqual(coord.since('release', mark), []);
-  assert.equal(bytesToBase64(utf8('OK')), r.body.results[0]?.output);
+  assert.equal(bytesToBase64(utf8('OK')), r.results[0]?.output);
 });
 
 void test('an agent with no coordinator keeps retrying and stops cleanly', async (t) => {

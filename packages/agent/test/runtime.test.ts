@@ -37,7 +37,7 @@ void test('with the real sandbox: calibrates, fetches the instrumented module, r
   while (got.size < tasks.length) {
     const msg = await coord.take('results', () => true, 20_000);
     await verifyMessage(msg, Date.now(), agent.nodeId);
-    for (const o of msg.body.results) got.set(o.taskId, o);
+    for (const o of msg.results) got.set(o.taskId, o);
   }
   const outputs = tasks.map((task) => {
     const o = got.get(task.taskId);

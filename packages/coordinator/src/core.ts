@@ -24,6 +24,7 @@ import { Identity, Passkeys } from './identity/index.js';
 import { ipPrefix } from './identity/prefix.js';
 import { Governance } from './governance/index.js';
 import { AuditLog } from './audit/index.js';
+import { ReceiptSigner } from './receipts.js';
 import { Federation } from './federation/index.js';
 import type { AuditEvent } from './audit/index.js';
 import type { RelyingParty } from './identity/index.js';
@@ -65,6 +66,7 @@ export class Core {
   readonly payouts: Payouts;
   readonly identity: Identity;
   readonly governance: Governance;
+  readonly receipts: ReceiptSigner;
   private passkeyService: Passkeys | undefined;
   private auditLog: AuditLog | undefined;
   private federation: Federation | undefined;
@@ -77,6 +79,13 @@ export class Core {
   private lastBatch = Date.now();
   private dispatching = false;
   private dispatchAgain = false;
+  /**
+   * False only after a round found no runnable job and nothing announced work
+   * since: a result or a credit then costs no query. Anything that can make
+   * tasks runnable (a submit, a requeue, a governance change, another
+   * coordinator, the sweep) sets it through announceWork.
+   */
+  private workMaybe = true;
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweeping = false;
   private lastNoncePurge = 0;
@@ -97,6 +106,7 @@ export class Core {
     this.instrumenter = new Instrumenter({ maxMemoryMb: opts.maxMemoryMb, maxBytes: opts.moduleLimitBytes });
     this.money = new Money(store, opts, log, now, metrics);
     this.identity = new Identity(store, log, now);
+    this.receipts = new ReceiptSigner(store, now);
     this.governance = new Governance(store, log, now, BigInt(opts.publicMinBondMsat));
     const t = treasuryFromOptions(opts);
     this.deposits = new Deposits({ store, log, now, account: t.account, chain: t.chain, lightning: t.lightning, minConf: opts.minConf, gap: opts.depositGap, network: opts.network });
@@ -179,6 +189,7 @@ export class Core {
     if (this.closed) return;
     switch (e.type) {
       case 'work':
+        this.workMaybe = true;
         this.kick();
         return;
       case 'progress':
@@ -198,9 +209,16 @@ export class Core {
 
   /** Tasks became available: dispatch here, and tell the other coordinators. */
   announceWork(): void {
+    this.workMaybe = true;
     this.kick();
     this.outgoingWork = true;
     this.flushOutgoingSoon();
+  }
+
+  /** Work may be runnable here (the sweep's look for retries whose backoff passed); the others have their own sweeps. */
+  announceWorkHere(): void {
+    this.workMaybe = true;
+    this.kick();
   }
 
   /** Jobs changed: push to this coordinator's watchers now, and to the others' soon. */
@@ -402,11 +420,18 @@ export class Core {
   }
 
   private async dispatchOnce(): Promise<number> {
+    if (!this.workMaybe) return 0;
     const agents = [...this.sessions.values()].filter((s) => s.state === 'active' && s.credit > 0);
     if (agents.length === 0) return 0;
     const now = this.now();
-    const jobs = await this.store.runnableJobs(now);
+    // Cleared before the read: work announced while it runs sets it again.
+    this.workMaybe = false;
+    const jobs = await this.store.runnableJobs(now).catch((err: unknown) => {
+      this.workMaybe = true;
+      throw err;
+    });
     if (jobs.length === 0) return 0;
+    this.workMaybe = true;
     const gate = await this.governance.filter(agents.map((a) => ({ nodeId: a.nodeId, runtimes: a.capabilities.runtimes, free: a.credit, region: a.capabilities.region })), jobs);
     const plan = schedule(
       agents.map((a) => ({
@@ -561,7 +586,7 @@ export class Core {
         }
       }
       // Also picks up tasks whose retry backoff has passed.
-      this.kick();
+      this.announceWorkHere();
     } catch (err) {
       this.log.error({ err }, 'sweep failed');
     } finally {

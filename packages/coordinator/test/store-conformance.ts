@@ -5,7 +5,7 @@
 import { describe, it, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { ImError, errorFrom, newJobId } from '@idlemesh/protocol';
+import { ImError, errorFrom, newJobId, sha256HexSync } from '@idlemesh/protocol';
 import type { Capabilities } from '@idlemesh/protocol';
 import type { NewJob, Store } from '../src/store/index.js';
 
@@ -117,6 +117,26 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
       const [r0] = await store.getResults(j.id, { after: -1, limit: 1 });
       assert.deepEqual(r0?.output, new Uint8Array([9]));
       assert.equal(r0?.nodeId, NODE_A);
+    });
+
+    it('keeps the receipt of an accepted result, and refuses a batch naming another input', async () => {
+      const j = job();
+      await store.createJob(j, inputs(2));
+      const [t0, t1] = await store.claimTasks([{ jobId: j.id, nodeId: NODE_A, count: 2 }], 2000, 10_000);
+      assert.ok(t0 && t1);
+      const good = { jobId: j.id, index: 0, attempt: 1, ok: true, output: new Uint8Array([1]), fuel: 5, inputHash: sha256HexSync(t0.input), receipt: '{"r":0}' };
+      const bad = { jobId: j.id, index: 1, attempt: 1, ok: true, output: new Uint8Array([2]), fuel: 5, inputHash: sha256HexSync(t0.input), receipt: '{"r":1}' };
+      // One wrong input hash refuses the whole batch: the good result in it is not taken either.
+      await assert.rejects(store.completeTasks(NODE_A, [good, bad], 2100), (e: unknown) => e instanceof ImError && e.code === 'IM_RECEIPT_MISMATCH');
+      assert.equal((await store.getJob(j.id))?.counts.succeeded, 0);
+      assert.equal(await store.getReceipt(j.id, 0), undefined);
+      await assertCountsMatch(store, j.id);
+      // Failures keep their receipt too.
+      const failed = { jobId: j.id, index: 1, attempt: 1, ok: false, fuel: 5, inputHash: sha256HexSync(t1.input), receipt: '{"r":1}', error: { code: 'IM_WASM_TRAP', message: 'trap', retryable: false } };
+      assert.deepEqual((await store.completeTasks(NODE_A, [good, failed], 2200)).statuses, ['accepted', 'accepted']);
+      assert.equal(await store.getReceipt(j.id, 0), '{"r":0}');
+      assert.equal(await store.getReceipt(j.id, 1), '{"r":1}');
+      assert.equal(await store.getReceipt(j.id, 7), undefined);
     });
 
     it('completes a job when every task is terminal', async () => {

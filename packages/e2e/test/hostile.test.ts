@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import WebSocket from 'ws';
-import { PROTOCOL_VERSION, generateNodeKey, signMessage } from '@idlemesh/protocol';
+import { PROTOCOL_VERSION, generateNodeKey, signMessage, signResults } from '@idlemesh/protocol';
 import type { Capabilities, NodeKeyPair, ServerMessage } from '@idlemesh/protocol';
 import { b64, example, fromB64, startAgentProc, startCoordinatorProc, tempDir, waitForNodes } from './helpers.js';
 import type { CoordinatorProc, Proc } from './helpers.js';
@@ -168,9 +168,17 @@ describe('hostile input', () => {
     assert.equal((await raw.next('error')).error.code, 'IM_UNKNOWN_FIELD');
 
     // A signed results batch replayed on the same connection.
-    const results = await signMessage(key, 'results', {
-      results: [{ taskId: 'job_000000000000000000000/0', attempt: 1, ok: true, output: '', fuel: 1, startedAt: 1, endedAt: 2 }],
-    }, Date.now());
+    const outcome = {
+      taskId: 'job_000000000000000000000/0', attempt: 1, ok: true, output: '', fuel: 1, startedAt: 1, endedAt: 2,
+      inputHash: '0'.repeat(64), runtime: 'wasm', runtimeVersion: 'test',
+    };
+    const results = await signResults(key, [outcome], Date.now());
+    // Results changed after signing: the signed head is not their receipt tree.
+    const tampered = await signResults(key, [outcome], Date.now());
+    raw.send({ ...tampered, results: [{ ...outcome, fuel: 1_000_000 }] });
+    const refused = await raw.next('error');
+    assert.equal(refused.error.code, 'IM_RECEIPT_MISMATCH');
+    assert.equal(refused.ref, tampered.nonce, 'the refusal names the batch');
     raw.send(results);
     const ack = await raw.next('ack');
     assert.equal(ack.results[0]?.status, 'rejected', 'a result for a task never leased is rejected');

@@ -1,7 +1,10 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { b64, example, fromB64, metric, startAgentProc, startCoordinatorProc, tempDir, waitForNodes } from './helpers.js';
+import { writeFileSync } from 'node:fs';
+import { verifyReceiptDocument } from '@idlemesh/protocol';
+import type { ReceiptDocument } from '@idlemesh/protocol';
+import { b64, example, fromB64, metric, runCli, startAgentProc, startCoordinatorProc, tempDir, waitForNodes } from './helpers.js';
 import type { CoordinatorProc, Proc } from './helpers.js';
 
 describe('a mesh of one coordinator and two agent processes', () => {
@@ -83,6 +86,39 @@ describe('a mesh of one coordinator and two agent processes', () => {
     assert.equal((await coord.client.waitForJob(next.id)).counts.succeeded, 1);
     const late = await coord.client.getJob(job.id);
     assert.equal(late.counts.succeeded, cancelled.counts.succeeded, 'no result is accepted for a cancelled task');
+  });
+
+  it('answers submit?wait= with the results, and keeps a receipt per result that verifies offline', async () => {
+    const mod = await coord.client.uploadModule(example('sha256/sha256.wasm'));
+    const inputs = ['alpha', 'beta', 'gamma'];
+    const job = await coord.client.submitJob({ module: mod.hash, inputs: inputs.map((x) => b64(x)) }, { wait: 20_000 });
+    assert.equal(job.state, 'completed');
+    assert.deepEqual(job.results?.map((r) => fromB64(r.output)), inputs.map((x) => createHash('sha256').update(x).digest('hex')));
+    assert.equal(job.next, null);
+
+    const key = ((await (await fetch(`${coord.url}/v1/receipts/key`)).json()) as { publicKey: string }).publicKey;
+    const doc = (await (await fetch(`${coord.url}/v1/jobs/${job.id}/tasks/1/receipt`)).json()) as ReceiptDocument;
+    const r1 = job.results?.[1];
+    assert.equal(doc.receipt.task, `${job.id}/1`);
+    assert.equal(doc.receipt.node, r1?.nodeId);
+    assert.equal(doc.receipt.fuel, r1?.fuel);
+    assert.equal(doc.receipt.inputHash, createHash('sha256').update('beta').digest('hex'));
+    assert.equal(doc.receipt.outputHash, createHash('sha256').update(Buffer.from(r1?.output ?? '', 'base64')).digest('hex'));
+    assert.equal(doc.coordinator.publicKey, key);
+    assert.ok((await verifyReceiptDocument(doc, { coordinatorKey: key })).ok);
+    assert.equal((await fetch(`${coord.url}/v1/jobs/${job.id}/tasks/9/receipt`)).status, 404);
+
+    // The CLI checks it fetched, from a file, and refuses a copy with inflated effort.
+    const saved = `${dir.path}/receipt.json`;
+    const fetched = runCli('audit', ['--coordinator', coord.url, 'audit', 'receipt', '--task', `${job.id}/1`, '--save', saved, '--coordinator-key', key, '--json']);
+    assert.equal(await fetched.wait(), 0, fetched.text);
+    assert.equal((JSON.parse(fetched.text) as { ok: boolean }).ok, true);
+    const forged = `${dir.path}/forged.json`;
+    writeFileSync(forged, JSON.stringify({ ...doc, receipt: { ...doc.receipt, fuel: doc.receipt.fuel * 2 } }));
+    const bad = runCli('audit', ['audit', 'receipt', forged]);
+    assert.equal(await bad.wait(), 1, bad.text);
+    assert.match(bad.text, /FAIL inclusion/);
+    assert.match(bad.text, /IM_RECEIPT_INVALID/);
   });
 
   it('serves an OpenAPI document that lists the job routes', async () => {

@@ -20,3 +20,4 @@ export * from './ids.js';
 export * from './units.js';
 export * from './openapi.js';
 export * from './audit/index.js';
+export * from './receipts.js';

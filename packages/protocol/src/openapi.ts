@@ -22,7 +22,7 @@ export const ROUTES: readonly RouteDoc[] = [
   { method: 'post', path: '/v1/modules', summary: 'Upload a WebAssembly module; it is validated and fuel-instrumented once', body: z.string().describe('raw module bytes'), bodyMedia: 'application/wasm', response: S.ModuleInfo, status: 201 },
   { method: 'get', path: '/v1/modules/{hash}', summary: 'Module metadata by uploaded or instrumented hash', response: S.ModuleInfo },
   { method: 'get', path: '/v1/modules/{hash}/instrumented', summary: 'The instrumented module agents run', response: { media: 'application/wasm', description: 'module bytes' } },
-  { method: 'post', path: '/v1/jobs', summary: 'Submit a job (idempotent with Idempotency-Key)', body: S.SubmitJobBody, response: S.JobView, status: 201 },
+  { method: 'post', path: '/v1/jobs', summary: 'Submit a job (idempotent with Idempotency-Key); with ?wait= the answer waits for the job and carries its results', query: S.SubmitQuery, body: S.SubmitJobBody, response: S.SubmittedJob, status: 201 },
   { method: 'get', path: '/v1/jobs', summary: 'List jobs, newest first', query: S.JobsQuery, response: S.JobList },
   { method: 'get', path: '/v1/jobs/{id}', summary: 'One job with its progress counts', response: S.JobView },
   { method: 'post', path: '/v1/jobs/{id}/cancel', summary: 'Cancel a job; queued and leased tasks are cancelled', response: S.JobView },

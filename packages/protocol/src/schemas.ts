@@ -5,14 +5,15 @@
  */
 import { z } from 'zod';
 
-export const PROTOCOL_VERSION = 1;
+// v2: results carry receipts; the agent signs the head of their Merkle tree.
+export const PROTOCOL_VERSION = 2;
 
 export const Hash = z.string().regex(/^[0-9a-f]{64}$/, 'a lowercase hex sha256');
 export const NodeId = z.string().regex(/^[0-9a-f]{64}$/, 'a lowercase hex ed25519 public key');
 export const JobId = z.string().regex(/^job_[0-9a-z]{20,40}$/, 'a job id such as job_…');
 export const Base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'base64');
 export const TaskId = z.string().regex(/^job_[0-9a-z]{20,40}\/\d+$/, 'jobId/index');
-const Millis = z.number().int().nonnegative();
+export const Millis = z.number().int().nonnegative();
 
 export const WireErrorSchema = z.object({
   code: z.string(),
@@ -143,6 +144,15 @@ export const ResultsQuery = z.strictObject({
   state: TaskState.optional(),
   wait: z.coerce.number().int().min(0).max(60_000).optional().describe('hold the request until the job ends, up to this many ms (long poll)'),
 });
+export const SubmitQuery = z.strictObject({
+  wait: z.coerce.number().int().min(0).max(60_000).optional().describe('hold the request until the job ends, up to this many ms; the answer then carries the first page of results'),
+});
+/** A submitted job; with ?wait= and a job that ended in time, its first page of results too. */
+export const SubmittedJob = JobView.extend({
+  results: z.array(TaskResultView).optional().describe('present when ?wait= was given and the job ended within it'),
+  next: z.number().int().nullable().optional().describe('as in ResultsPage: pass as ?after= to GET /v1/jobs/{id}/results for the rest'),
+});
+export type SubmittedJob = z.infer<typeof SubmittedJob>;
 export const JobsQuery = z.strictObject({
   state: JobState.optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
@@ -265,10 +275,17 @@ export const TaskOutcome = z.strictObject({
   error: z.strictObject({ code: z.string().max(64), message: z.string().max(2000) }).optional(),
   startedAt: Millis,
   endedAt: Millis,
+  inputHash: Hash.describe('sha256 of the input bytes the agent ran'),
+  runtime: z.string().max(64),
+  runtimeVersion: z.string().max(64),
 });
 export type TaskOutcome = z.infer<typeof TaskOutcome>;
 
-export const ResultsBody = z.strictObject({ results: z.array(TaskOutcome).min(1).max(10_000) });
+/** What the agent signs in a results message: the head of the Merkle tree over its receipts (see receipts.ts). */
+export const ResultsBody = z.strictObject({
+  root: z.string().regex(/^[0-9a-f]{64}$/, 'RFC 6962 tree head over the receipts, hex'),
+  n: z.number().int().min(1).max(10_000),
+});
 export type ResultsBody = z.infer<typeof ResultsBody>;
 
 export const AgentState = z.enum(['active', 'paused', 'draining']);
@@ -276,7 +293,7 @@ export type AgentState = z.infer<typeof AgentState>;
 
 export const AgentMessage = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('auth'), body: AuthBody, ...signedEnvelope }),
-  z.strictObject({ type: z.literal('results'), body: ResultsBody, ...signedEnvelope }),
+  z.strictObject({ type: z.literal('results'), body: ResultsBody, results: z.array(TaskOutcome).min(1).max(10_000), ...signedEnvelope }),
   z.strictObject({ type: z.literal('credit'), n: z.number().int().min(0).max(100_000) }),
   z.strictObject({ type: z.literal('heartbeat'), state: AgentState, reason: z.string().max(200).optional(), running: z.number().int().nonnegative() }),
   z.strictObject({

@@ -9,6 +9,8 @@
  */
 export { instrumentModule, DEFAULT_MAX_MODULE_BYTES, MAX_TABLE_ELEMENTS } from './instrument/index.js';
 export type { InstrumentOptions, InstrumentedModule } from './instrument/index.js';
+/** Named in every result receipt: what produced the output and counted the fuel. Bump when either could change. */
+export const RUNTIME_VERSION = 'idlemesh-wasm/1 (fuel v1)';
 export { runTask } from './exec/index.js';
 export type { RunResult, JobLimits } from './exec/index.js';
 export { Sandbox } from './sandbox/index.js';

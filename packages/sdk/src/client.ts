@@ -3,7 +3,7 @@ import {
   AccountDetail, DepositAddressView, DepositList, DevFundBody, LedgerCheckView, LightningInvoiceView, MarketView, StakeView, TransferView,
   PayoutBatchList, PayoutBatchView, WithdrawalList, WithdrawalView, type WithdrawBody,
   type SignedRequest, type StakeOp,
-  ErrorBody, ImError, InfoView, JobEvent, JobList, JobView, ModuleInfo, NodeList, ResultsPage, SubmitJobBody,
+  ErrorBody, ImError, InfoView, JobEvent, JobList, JobView, ModuleInfo, NodeList, ResultsPage, SubmitJobBody, SubmittedJob,
   type ErrorCode, type JobState, type NodeView, type TaskResultView, type TaskState, type WireError,
 } from '@idlemesh/protocol';
 import { parseSse } from './sse.js';
@@ -82,7 +82,13 @@ export class IdlemeshClient {
     return this.#request({ method: 'POST', path: '/v1/modules', bytes, schema: ModuleInfo });
   }
 
-  async submitJob(body: SubmitJobBody, opts: { idempotencyKey?: string } = {}): Promise<JobView> {
+  /**
+   * Submits a job. With `wait` (ms, up to 60,000) the coordinator holds the
+   * answer until the job ends and includes its first page of results: one
+   * round trip for a caller that wants the answer now. A job still running when
+   * the wait runs out comes back without `results`.
+   */
+  async submitJob(body: SubmitJobBody, opts: { idempotencyKey?: string; wait?: number } = {}): Promise<SubmittedJob> {
     // Checked here too, so a bad job fails before its inputs cross the network.
     const checked = SubmitJobBody.safeParse(body);
     if (!checked.success) {
@@ -90,7 +96,14 @@ export class IdlemeshClient {
     }
     const headers: Record<string, string> = {};
     if (opts.idempotencyKey !== undefined) headers['idempotency-key'] = opts.idempotencyKey;
-    return this.#request({ method: 'POST', path: '/v1/jobs', json: checked.data, headers, schema: JobView });
+    return this.#request({
+      method: 'POST',
+      path: '/v1/jobs',
+      json: checked.data,
+      headers,
+      schema: SubmittedJob,
+      ...(opts.wait !== undefined ? { query: { wait: opts.wait }, timeoutMs: this.#timeoutMs + opts.wait } : {}),
+    });
   }
 
   async getJob(id: string): Promise<JobView> {

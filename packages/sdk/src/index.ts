@@ -11,6 +11,6 @@ export type { SseMessage } from './sse.js';
 export { ImError, bytesToBase64, base64ToBytes } from '@idlemesh/protocol';
 export type {
   AccountDetail, AccountView, BondView, PayoutBatchView, WithdrawalView, WithdrawBody, DepositAddressView, DepositList, LightningInvoiceView, DevFundBody, LedgerCheckView, MarketView, SignedRequest, StakeOp, StakeView, TransferView,
-  ErrorCode, InfoView, JobEvent, JobState, JobView, ModuleInfo, NodeView, ResultsPage, SubmitJobBody,
+  ErrorCode, InfoView, JobEvent, JobState, JobView, ModuleInfo, NodeView, ResultsPage, SubmitJobBody, SubmittedJob,
   TaskResultView, TaskState, WireError,
 } from '@idlemesh/protocol';

@@ -250,6 +250,46 @@ export function registerIdentity(program: Command): void {
       await out(`ok: ${latest.origin} at size ${latest.size}${report.grewFrom !== undefined ? `, grew from ${String(report.grewFrom)}` : ''}${report.entries !== undefined ? ', every entry checked' : ' (signature and growth only; an auditor key checks the entries too)'}\n`);
     });
 
+  audit.command('receipt')
+    .description('check a result receipt offline: the receipt is the leaf the agent signed, the agent and coordinator signatures hold; exits 1 otherwise')
+    .argument('[file]', 'a receipt document saved earlier (JSON)')
+    .option('--task <job/index>', 'fetch the receipt of this task from the coordinator instead (e.g. job_…/0)')
+    .option('--save <file>', 'with --task: keep the fetched document here')
+    .option('--coordinator-key <hex>', 'the receipt key you pinned (GET /v1/receipts/key once); without it any countersigning key is taken')
+    .option('--json', 'print the checks as one JSON document')
+    .action(async (file: string | undefined, opts: { task?: string; save?: string; coordinatorKey?: string; json?: boolean }, cmd: Command) => {
+      const p = await import('@idlemesh/protocol');
+      if ((file === undefined) === (opts.task === undefined)) throw new ImError('IM_CLI_USAGE', 'give a receipt file or --task <job/index>, not both');
+      let doc: unknown;
+      if (opts.task !== undefined) {
+        const m = /^(job_[0-9a-z]+)\/(\d+)$/.exec(opts.task);
+        if (!m) throw new ImError('IM_CLI_USAGE', `--task must look like job_…/<index>, not ${opts.task}`);
+        doc = await call(cmd, 'GET', `/v1/jobs/${m[1]}/tasks/${m[2]}/receipt`);
+        if (opts.save !== undefined) await writeFile(opts.save, `${JSON.stringify(doc, null, 2)}\n`);
+      } else {
+        const text = await readFile(file as string, 'utf8').catch((err: NodeJS.ErrnoException) => {
+          throw new ImError('IM_CLI_USAGE', `cannot read ${file}: ${err.code ?? err.message}`);
+        });
+        try {
+          doc = JSON.parse(text);
+        } catch {
+          throw new ImError('IM_RECEIPT_INVALID', `${file} is not JSON`);
+        }
+      }
+      const r = await p.verifyReceiptDocument(doc, opts.coordinatorKey === undefined ? {} : { coordinatorKey: opts.coordinatorKey });
+      const receipt = (doc as { receipt?: { task?: string; node?: string; fuel?: number; outputHash?: string | null } }).receipt;
+      if (opts.json) await outJson({ ok: r.ok, checks: r.checks, ...(receipt ? { task: receipt.task, node: receipt.node, fuel: receipt.fuel, outputHash: receipt.outputHash } : {}) });
+      else {
+        await out(r.checks.map((c) => `${c.ok ? 'ok  ' : 'FAIL'} ${c.name}${c.detail !== undefined ? `: ${c.detail}` : ''}\n`).join(''));
+        if (r.ok && receipt) await out(`receipt of ${String(receipt.task)} by node ${String(receipt.node).slice(0, 16)}…: fuel ${String(receipt.fuel)}, output ${String(receipt.outputHash)}\n`);
+        if (r.ok && opts.coordinatorKey === undefined) note('the coordinator key is not pinned: pass --coordinator-key to check it is the one you trust');
+      }
+      if (!r.ok) {
+        if (!opts.json) throw new ImError('IM_RECEIPT_INVALID', r.checks.filter((c) => !c.ok).map((c) => c.name).join(', '));
+        process.exitCode = 1;
+      }
+    });
+
   audit.command('status').description('the latest checkpoint and how many witnesses cosigned it').option('--json', 'print it').action(async (opts: { json?: boolean }, cmd: Command) => {
     const r = (await call(cmd, 'GET', '/v1/audit/status')) as { size: number; witnessed: number; quorum: number; flagged: boolean };
     if (opts.json) return outJson(r);

@@ -128,7 +128,13 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
         return;
       }
       case 'results':
-        await results(msg);
+        try {
+          await results(msg);
+        } catch (err) {
+          // Answered with the batch's nonce, so the agent knows which batch was refused.
+          if (!(err instanceof ImError)) throw err;
+          refuse(err, msg.nonce);
+        }
         return;
     }
   }
@@ -182,9 +188,11 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
   async function results(msg: Extract<SignedMessage, { type: 'results' }>): Promise<void> {
     if (!session) return;
     await checkSigned(msg);
-    const outcomes: Outcome[] = msg.body.results.map((r) => {
+    // The signed head must be the tree of these receipts (else IM_RECEIPT_MISMATCH); each accepted result keeps its receipt.
+    const docs = await core.receipts.documents(msg, core.now());
+    const outcomes: Outcome[] = msg.results.map((r, i) => {
       const { jobId, index } = parseTaskId(r.taskId);
-      const o: Outcome = { jobId, index, attempt: r.attempt, ok: r.ok, fuel: r.fuel };
+      const o: Outcome = { jobId, index, attempt: r.attempt, ok: r.ok, fuel: r.fuel, inputHash: r.inputHash, receipt: docs[i] as string };
       if (r.ok) o.output = base64ToBytes(r.output ?? '');
       else {
         const code = r.error?.code ?? 'IM_AGENT_ERROR';
@@ -196,18 +204,23 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
     const r = await core.store.completeTasks(session.nodeId, outcomes, core.now());
     core.metrics.resultBatch.observe(outcomes.length);
     for (const s of r.statuses) core.metrics.taskOutcomes.inc({ status: s });
-    send({
+    const ack: ServerMessage = {
       type: 'ack',
       batch: msg.nonce,
-      results: msg.body.results.map((o, i) => {
+      results: msg.results.map((o, i) => {
         const status = r.statuses[i] ?? 'rejected';
         return status === 'rejected'
           ? { taskId: o.taskId, attempt: o.attempt, status, error: errorFrom('IM_LEASE_LOST') }
           : { taskId: o.taskId, attempt: o.attempt, status };
       }),
-    });
+    };
+    // Buyers waiting on these jobs hear first; the agent's ack follows in the
+    // next turn (its results are committed either way).
     core.notifyJobs(r.jobs);
-    core.kick();
+    setImmediate(() => send(ack));
+    // A failure may have put a task back in the queue.
+    if (outcomes.some((o) => !o.ok)) core.announceWork();
+    else core.kick();
   }
 
   async function onClose(): Promise<void> {

@@ -16,7 +16,7 @@ import {
   SignedStakeRequest,
   ImError,
   JobsQuery,
-  ResultsQuery,
+  ResultsQuery, SubmitQuery,
   SubmitJobBody,
   openApiDocument,
   sha256Hex,
@@ -178,8 +178,17 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
     const header = req.headers['idempotency-key'];
     if (Array.isArray(header)) throw new ImError('IM_VALIDATION', 'one Idempotency-Key header at most');
     if (header !== undefined && (header.length === 0 || header.length > 200)) throw new ImError('IM_VALIDATION', 'Idempotency-Key must be 1–200 characters');
+    const q = parse(SubmitQuery, req.query, 'query');
     const { job, created } = await core.submitJob(callerOf(req), body, header);
-    return reply.code(created ? 201 : 200).send(job);
+    const code = created ? 201 : 200;
+    if (q.wait === undefined || q.wait === 0) return reply.code(code).send(job);
+    // One round trip for a caller that wants the answer: submit, wait, results.
+    if (!finished(job.state)) await untilFinished(core, job.id, q.wait, req);
+    const now = await core.getJob(job.id);
+    if (!finished(now.state)) return reply.code(code).send(now);
+    const rows = await core.store.getResults(job.id, { after: -1, limit: 1000 });
+    const last = rows.at(-1);
+    return reply.code(code).send({ ...now, results: rows.map(resultView), next: rows.length === 1000 && last ? last.index : null });
   });
 
   app.get('/v1/jobs', async (req) => {
@@ -350,7 +359,7 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
     const b = parse(z.strictObject({ text: z.string().min(1).max(100_000), format: z.enum(['yaml', 'json']).default('yaml'), org: z.string().max(64).optional() }), req.body, 'policy');
     const org = orgFor(req, b.org);
     const r = await core.governance.setPolicy(org, b.text, b.format);
-    core.kick();
+    core.announceWork();
     return reply.code(201).send({ org, version: r.version, hash: r.hash });
   });
 
@@ -389,7 +398,7 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
     const { id } = parse(IdParam, req.params, 'path');
     const p = principalOf(req);
     const r = await core.governance.revokeEnrolToken(p.kind === 'key' && !p.root ? p.orgId : undefined, id);
-    core.kick();
+    core.announceWork();
     return r;
   });
 
@@ -418,7 +427,7 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
   app.post('/v1/pools/join', async (req) => {
     const signed = parse(signedRequest(z.strictObject({ token: z.string().min(1).max(200) })), req.body, 'join');
     const m = await core.governance.join(signed);
-    core.kick();
+    core.announceWork();
     return m;
   });
 
@@ -436,7 +445,7 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
     const b = parse(z.strictObject({ decision: z.enum(['admit', 'refuse']) }), req.body, 'decision');
     const p = principalOf(req);
     const r = await core.governance.decideJoin(orgFor(req), nodeId, b.decision === 'admit', p.kind === 'key' ? p.keyId : 'open');
-    core.kick();
+    core.announceWork();
     return r;
   });
 
@@ -450,13 +459,23 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
     const b = parse(z.strictObject({ decision: z.enum(['approve', 'deny']), reason: z.string().min(1).max(500) }), req.body, 'decision');
     const p = principalOf(req);
     const r = await core.governance.decide(p.kind === 'key' ? p.orgId : undefined, id, b.decision === 'approve', b.reason, p.kind === 'key' ? p.keyId : 'open');
-    core.kick();
+    core.announceWork();
     return r;
   });
 
   // ---- audit log ------------------------------------------------------------------------
 
   app.get('/v1/audit/key', async () => ({ origin: core.audit.origin, verifierKey: await core.audit.verifierKey() }));
+
+  // Result receipts: one self-contained, offline-verifiable document per accepted result.
+  app.get('/v1/receipts/key', async () => ({ publicKey: await core.receipts.publicKey() }));
+  app.get('/v1/jobs/:id/tasks/:index/receipt', async (req) => {
+    const { id, index } = parse(z.strictObject({ id: IdParam.shape.id, index: z.coerce.number().int().min(0) }), req.params, 'path');
+    await visibleJob(req, id);
+    const doc = await core.store.getReceipt(id, index);
+    if (doc === undefined) throw new ImError('IM_NOT_FOUND', `task ${id}/${index} has no receipt (no result accepted yet, or from before receipts)`);
+    return JSON.parse(doc) as unknown;
+  });
 
   app.get('/v1/audit/checkpoint', async (req, reply) => {
     const q = parse(z.strictObject({ size: z.coerce.number().int().min(0).optional() }), req.query, 'query');

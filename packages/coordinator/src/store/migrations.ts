@@ -185,4 +185,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   CREATE TRIGGER audit_entries_immutable BEFORE UPDATE ON audit_entries BEGIN SELECT RAISE(ABORT, 'audit entries are immutable'); END;
   CREATE TRIGGER audit_entries_append_only BEFORE DELETE ON audit_entries BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END;
   `,
+  // 7: result receipts — the stored, self-contained receipt document of a task's accepted result
+  `
+  ALTER TABLE tasks ADD COLUMN receipt TEXT;
+  `,
 ];

@@ -197,4 +197,8 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
     BEGIN RAISE EXCEPTION 'audit entries are immutable and append-only'; END $$;
   CREATE TRIGGER audit_entries_immutable BEFORE UPDATE OR DELETE ON audit_entries FOR EACH ROW EXECUTE FUNCTION audit_entries_immutable();
   `,
+  // 7: result receipts — the stored, self-contained receipt document of a task's accepted result
+  `
+  ALTER TABLE tasks ADD COLUMN receipt TEXT;
+  `,
 ];

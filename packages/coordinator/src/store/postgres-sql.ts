@@ -33,8 +33,8 @@ export const SQL = {
   // CTE locks the leases once, in (job_id, idx) order: the order cancelTasks and release use.
   complete: `WITH u AS MATERIALIZED (
       SELECT o.*, j.max_attempts, j.retry_backoff_ms
-      FROM unnest($3::text[], $4::int[], $5::int[], $6::bool[], $7::bytea[], $8::bigint[], $9::bool[], $10::text[])
-        AS o(job_id, idx, attempt, ok, output, fuel, retryable, error)
+      FROM unnest($3::text[], $4::int[], $5::int[], $6::bool[], $7::bytea[], $8::bigint[], $9::bool[], $10::text[], $11::text[])
+        AS o(job_id, idx, attempt, ok, output, fuel, retryable, error, receipt)
       JOIN tasks x ON x.job_id = o.job_id AND x.idx = o.idx
       JOIN jobs j ON j.id = o.job_id
       WHERE x.attempt = o.attempt AND x.state = 'leased' AND x.node_id = $1
@@ -48,10 +48,12 @@ export const SQL = {
       available_at = CASE WHEN u.ok THEN t.available_at ELSE $2 + u.retry_backoff_ms * (1::bigint << LEAST(t.failures, 20)) END,
       failures = CASE WHEN u.ok THEN t.failures ELSE t.failures + 1 END,
       lease_expires = NULL,
+      receipt = u.receipt,
       finished_at = CASE WHEN u.ok OR NOT (u.retryable AND t.failures + 1 < u.max_attempts) THEN $2 ELSE NULL END
     FROM u
     WHERE t.job_id = u.job_id AND t.idx = u.idx AND t.attempt = u.attempt AND t.state = 'leased' AND t.node_id = $1
-    RETURNING t.job_id, t.idx, t.attempt, t.state, t.ask, u.fuel, u.retryable`,
+    RETURNING t.job_id, t.idx, t.attempt, t.state, t.ask, u.fuel, u.retryable, encode(sha256(t.input), 'hex') AS input_hash`,
+  receipt: 'SELECT receipt FROM tasks WHERE job_id = $1 AND idx = $2',
   taskStates: `SELECT t.job_id, t.idx, t.state, t.attempt, t.node_id FROM tasks t
     JOIN unnest($1::text[], $2::int[]) AS u(job_id, idx) ON t.job_id = u.job_id AND t.idx = u.idx`,
   release: `WITH u AS MATERIALIZED (

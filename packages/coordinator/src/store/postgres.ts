@@ -407,6 +407,7 @@ export class PostgresStore implements Store {
       const cols = {
         job: [] as string[], idx: [] as number[], attempt: [] as number[], ok: [] as boolean[],
         output: [] as Array<Uint8Array | null>, fuel: [] as number[], retryable: [] as boolean[], error: [] as Array<string | null>,
+        receipt: [] as Array<string | null>,
       };
       for (const o of batch) {
         cols.job.push(o.jobId);
@@ -414,6 +415,7 @@ export class PostgresStore implements Store {
         cols.attempt.push(o.attempt);
         cols.ok.push(o.ok);
         cols.fuel.push(o.fuel);
+        cols.receipt.push(o.receipt ?? null);
         if (o.ok) {
           cols.output.push(o.output ?? new Uint8Array());
           cols.retryable.push(false);
@@ -426,11 +428,18 @@ export class PostgresStore implements Store {
         }
       }
       const done = (await c.query<Row>(SQL.complete,
-        [nodeId, now, cols.job, cols.idx, cols.attempt, cols.ok, cols.output, cols.fuel, cols.retryable, cols.error])).rows;
+        [nodeId, now, cols.job, cols.idx, cols.attempt, cols.ok, cols.output, cols.fuel, cols.retryable, cols.error, cols.receipt])).rows;
+      const claimed = new Map(batch.map((o) => [taskKey(o.jobId, o.index, o.attempt), o]));
       const after = new Map<string, string>();
       const accrued: Accrued[] = [];
       for (const r of done) {
-        after.set(taskKey(String(r.job_id), Number(r.idx), Number(r.attempt)), String(r.state));
+        const k = taskKey(String(r.job_id), Number(r.idx), Number(r.attempt));
+        const o = claimed.get(k);
+        // As sameInput in sqlite.ts; the hash is taken in the database, so the input never leaves it.
+        if (o?.inputHash !== undefined && o.inputHash !== r.input_hash) {
+          throw new ImError('IM_RECEIPT_MISMATCH', `task ${o.jobId}/${o.index}: the result's receipt names another input than the task's`);
+        }
+        after.set(k, String(r.state));
         // Successes and the task's own faults are paid for; infrastructure failures (retryable) are not. As in sqlite.ts.
         const ask = Number(r.ask);
         const fuel = Number(r.fuel);
@@ -476,6 +485,11 @@ export class PostgresStore implements Store {
       if (completed + failed > 0) await c.query(SQL.nodeStats, [now, [nodeId], [completed], [failed]]);
       return { statuses, jobs: new Set(deltas.keys()) };
     });
+  }
+
+  async getReceipt(jobId: string, index: number): Promise<string | undefined> {
+    const r = (await this.pool.query<Row>(SQL.receipt, [jobId, index])).rows[0];
+    return r?.receipt == null ? undefined : String(r.receipt);
   }
 
   async nodeLeases(nodeId: string): Promise<TaskRef[]> {

@@ -4,6 +4,7 @@
  * Uint8Arrays (deep equality tells a Buffer from a Uint8Array).
  */
 import type { Capabilities, JobState, TaskState, WireError } from '@idlemesh/protocol';
+import { ImError, sha256HexSync } from '@idlemesh/protocol';
 import type { JobRecord, NodeRecord, RunnableJob, StoredModule, TaskRow } from './types.js';
 
 export type Row = Record<string, unknown>;
@@ -113,4 +114,12 @@ export function toRunnable(r: Row): RunnableJob {
     memoryMb: (JSON.parse(String(r.limits)) as { memoryMb: number }).memoryMb,
     requirements: JSON.parse(String(r.requirements)) as RunnableJob['requirements'],
   };
+}
+
+/** A result names the input it ran (its receipt): one for another input refuses the whole batch, whichever store. */
+export function sameInput(o: { jobId: string; index: number; inputHash?: string }, input: Uint8Array): void {
+  if (o.inputHash === undefined) return;
+  if (sha256HexSync(input) !== o.inputHash) {
+    throw new ImError('IM_RECEIPT_MISMATCH', `task ${o.jobId}/${o.index}: the result's receipt names another input than the task's`);
+  }
 }

@@ -6,7 +6,7 @@ import { SqliteLedger } from './sqlite-ledger.js';
 import type { Accrued } from './sqlite-ledger.js';
 import type { AccountBalance, Transfer } from '../ledger/index.js';
 import type { BatchOutcome, LedgerBatch } from '../ledger/persist.js';
-import { toJob, toModule, toNode, toRunnable, toTaskRow } from './rows.js';
+import { sameInput, toJob, toModule, toNode, toRunnable, toTaskRow } from './rows.js';
 import type { Row } from './rows.js';
 import type {
   Claim,
@@ -123,16 +123,17 @@ export class SqliteStore implements Store {
           SELECT idx FROM tasks INDEXED BY tasks_queued WHERE job_id = @job AND state = 'queued' AND available_at <= @now ORDER BY idx LIMIT @n)
         RETURNING idx, attempt, input`),
       extend: db.prepare(`UPDATE tasks SET lease_expires = @expires WHERE node_id = @node AND state = 'leased' AND lease_expires < @expires`),
-      succeed: db.prepare(`UPDATE tasks SET state = 'succeeded', output = @output, fuel = @fuel, error = NULL, finished_at = @now, lease_expires = NULL
+      succeed: db.prepare(`UPDATE tasks SET state = 'succeeded', output = @output, fuel = @fuel, error = NULL, finished_at = @now, lease_expires = NULL, receipt = @receipt
         WHERE job_id = @job AND idx = @idx AND state = 'leased' AND node_id = @node AND attempt = @attempt
-        RETURNING ask`),
+        RETURNING ask, input`),
       fail: db.prepare(`UPDATE tasks SET
           state = CASE WHEN @retryable = 1 AND failures + 1 < @maxAttempts THEN 'queued' ELSE 'failed' END,
           available_at = @now + @backoff * (1 << MIN(failures, 20)),
-          failures = failures + 1, fuel = @fuel, error = @error, lease_expires = NULL,
+          failures = failures + 1, fuel = @fuel, error = @error, lease_expires = NULL, receipt = @receipt,
           finished_at = CASE WHEN @retryable = 1 AND failures + 1 < @maxAttempts THEN NULL ELSE @now END
         WHERE job_id = @job AND idx = @idx AND state = 'leased' AND node_id = @node AND attempt = @attempt
-        RETURNING state, ask`),
+        RETURNING state, ask, input`),
+      receipt: db.prepare('SELECT receipt FROM tasks WHERE job_id = ? AND idx = ?'),
       taskState: db.prepare('SELECT state, attempt, node_id FROM tasks WHERE job_id = ? AND idx = ?'),
       release: db.prepare(`UPDATE tasks SET state = 'queued', lease_expires = NULL
         WHERE job_id = @job AND idx = @idx AND state = 'leased' AND node_id = @node AND attempt = @attempt`),
@@ -308,8 +309,9 @@ export class SqliteStore implements Store {
         const d = deltaOf(deltas, o.jobId);
         if (o.ok) {
           const output = o.output ?? new Uint8Array();
-          const done = s.succeed.get({ ...key, output: Buffer.from(output.buffer, output.byteOffset, output.byteLength), fuel: o.fuel, now }) as Row | undefined;
+          const done = s.succeed.get({ ...key, output: Buffer.from(output.buffer, output.byteOffset, output.byteLength), fuel: o.fuel, now, receipt: o.receipt ?? null }) as Row | undefined;
           if (done) {
+            sameInput(o, done.input as Uint8Array);
             if (Number(done.ask) > 0 && o.fuel > 0) accrued.push({ jobId: o.jobId, nodeId, ask: Number(done.ask), fuel: o.fuel });
             d.leased--;
             d.succeeded++;
@@ -327,8 +329,10 @@ export class SqliteStore implements Store {
             fuel: o.fuel,
             error: JSON.stringify(o.error ?? { code, message: 'no error given', retryable: true }),
             now,
+            receipt: o.receipt ?? null,
           }) as Row | undefined;
           if (r) {
+            sameInput(o, r.input as Uint8Array);
             // A task's own fault (trap, fuel, output) used the agent's effort: the buyer pays for it. Infrastructure failures are free.
             if (Number(r.ask) > 0 && o.fuel > 0 && !isRetryableTaskError(code)) accrued.push({ jobId: o.jobId, nodeId, ask: Number(r.ask), fuel: o.fuel });
             d.leased--;
@@ -347,6 +351,11 @@ export class SqliteStore implements Store {
       if (completed + failed > 0) s.nodeStats.run({ id: nodeId, completed, failed, now });
       return { statuses, jobs: new Set(deltas.keys()) };
     }).immediate();
+  }
+
+  async getReceipt(jobId: string, index: number): Promise<string | undefined> {
+    const r = this.s.receipt.get(jobId, index) as Row | undefined;
+    return r?.receipt == null ? undefined : String(r.receipt);
   }
 
   async nodeLeases(nodeId: string): Promise<TaskRef[]> {
@@ -400,7 +409,7 @@ export class SqliteStore implements Store {
           const job = this.s.jobById.get(o.jobId) as Row;
           const r = this.s.fail.get({
             job: o.jobId, idx: o.index, node: nodeId, attempt: o.attempt, retryable: 1,
-            maxAttempts: Number(job.max_attempts), backoff: Number(job.retry_backoff_ms), fuel: 0, error: JSON.stringify(error), now,
+            maxAttempts: Number(job.max_attempts), backoff: Number(job.retry_backoff_ms), fuel: 0, error: JSON.stringify(error), now, receipt: null,
           }) as Row | undefined;
           if (!r) continue;
           const d = zero();

@@ -166,6 +166,10 @@ export interface Outcome {
   output?: Uint8Array;
   fuel: number;
   error?: WireError;
+  /** sha256 hex of the input the agent says it ran: a result for another input refuses the whole batch (IM_RECEIPT_MISMATCH). */
+  inputHash?: string;
+  /** The receipt document (JSON) kept with an accepted result. */
+  receipt?: string;
 }
 
 export type OutcomeStatus = 'accepted' | 'duplicate' | 'rejected';
@@ -275,6 +279,8 @@ export interface Store {
   failNodeLeases(nodeId: string, now: number, error: WireError, session?: string): Promise<ExpiryReport>;
   expireLeases(now: number, error: WireError): Promise<ExpiryReport>;
   getResults(jobId: string, q: { after: number; limit: number; state?: TaskState }): Promise<TaskRow[]>;
+  /** The receipt document (JSON text) of a task's accepted result, if it has one. */
+  getReceipt(jobId: string, index: number): Promise<string | undefined>;
 
   /** Records a node's capabilities and its latest session (one per authenticated connection). */
   upsertNode(id: string, capabilities: Capabilities, now: number, session?: string): Promise<void>;
