@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ImError } from '@idlemesh/protocol';
+import type { Verification } from '@idlemesh/protocol';
 
 /** Everything a coordinator can be told. Defaults live in resolveCoordinatorOptions only. */
 export const CoordinatorOptionsSchema = z.strictObject({
@@ -48,6 +49,12 @@ export const CoordinatorOptionsSchema = z.strictObject({
   payoutIntervalMs: z.number().int().min(1000).max(7 * 24 * 3_600_000),
   /** Max Lightning routing fee, basis points of the amount (at least 10 sats); the withdrawer pays what is used. */
   lnMaxFeeBps: z.number().int().min(0).max(10_000),
+  /**
+   * How results of jobs that do not say are verified: `trusted` (the default:
+   * a local mesh runs on your own machines) or `spot-check:<rate>` (the
+   * coordinator re-executes that fraction of accepted results as the referee).
+   */
+  verify: z.string().regex(/^(trusted|spot-check(:(0(\.\d+)?|1(\.0+)?))?)$/, 'trusted, spot-check or spot-check:<rate 0..1>'),
   /** Earnings stay pending this long after a job settles (verification may still reverse them); only then withdrawable. */
   challengeWindowMs: z.number().int().min(0).max(30 * 24 * 3_600_000),
   /** The URL people open (passkeys are bound to its host name); default http://localhost:<port>. */
@@ -101,6 +108,7 @@ const ENV: Record<string, keyof CoordinatorOptions> = {
   IDLEMESH_MIN_WITHDRAWAL_SATS: 'minWithdrawalSats',
   IDLEMESH_PAYOUT_INTERVAL_MS: 'payoutIntervalMs',
   IDLEMESH_CHALLENGE_WINDOW_MS: 'challengeWindowMs',
+  IDLEMESH_VERIFY: 'verify',
   IDLEMESH_PUBLIC_URL: 'publicUrl',
   IDLEMESH_TLS_CERT: 'tlsCert',
   IDLEMESH_TLS_KEY: 'tlsKey',
@@ -113,6 +121,13 @@ const NUMERIC = new Set<keyof CoordinatorOptions>(['port', 'leaseMs', 'heartbeat
  * Layers defaults → config file object → environment → explicit options
  * (flags). The only place that reads process.env for the coordinator.
  */
+/** The job-level setting a `--verify` value stands for. */
+export function verificationOf(flag: string): Verification {
+  if (flag === 'trusted') return { mode: 'trusted' };
+  const rate = flag.includes(':') ? Number(flag.split(':')[1]) : 0.05;
+  return { mode: 'spot-check', rate };
+}
+
 export function resolveCoordinatorOptions(
   flags: CoordinatorOptionsInput = {},
   opts: { env?: NodeJS.ProcessEnv; file?: Record<string, unknown> } = {},
@@ -145,6 +160,7 @@ export function resolveCoordinatorOptions(
     payoutIntervalMs: 3_600_000,
     lnMaxFeeBps: 100,
     challengeWindowMs: 0,
+    verify: 'trusted',
     trustProxy: false,
     auditWitnesses: [],
     auditQuorum: 0,

@@ -25,9 +25,11 @@ import { ipPrefix } from './identity/prefix.js';
 import { Governance } from './governance/index.js';
 import { AuditLog } from './audit/index.js';
 import { ReceiptSigner } from './receipts.js';
+import { Referee } from './referee.js';
 import { Federation } from './federation/index.js';
 import type { AuditEvent } from './audit/index.js';
 import type { RelyingParty } from './identity/index.js';
+import { verificationOf } from './config.js';
 import type { CoordinatorOptions } from './config.js';
 import type { Metrics } from './metrics.js';
 import { ProgressHub } from './progress.js';
@@ -67,6 +69,7 @@ export class Core {
   readonly identity: Identity;
   readonly governance: Governance;
   readonly receipts: ReceiptSigner;
+  readonly referee: Referee;
   private passkeyService: Passkeys | undefined;
   private auditLog: AuditLog | undefined;
   private federation: Federation | undefined;
@@ -107,6 +110,7 @@ export class Core {
     this.money = new Money(store, opts, log, now, metrics);
     this.identity = new Identity(store, log, now);
     this.receipts = new ReceiptSigner(store, now);
+    this.referee = new Referee(store, this.money, metrics, log, now, verificationOf(opts.verify));
     this.governance = new Governance(store, log, now, BigInt(opts.publicMinBondMsat));
     const t = treasuryFromOptions(opts);
     this.deposits = new Deposits({ store, log, now, account: t.account, chain: t.chain, lightning: t.lightning, minConf: opts.minConf, gap: opts.depositGap, network: opts.network });
@@ -156,6 +160,7 @@ export class Core {
     this.governance.audit = sink;
     this.payouts.audit = sink;
     this.money.audit = sink;
+    this.referee.audit = sink;
   }
 
   get audit(): AuditLog {
@@ -255,6 +260,7 @@ export class Core {
     if (this.outgoingTimer) clearTimeout(this.outgoingTimer);
     this.progress.close();
     await this.unsubscribe?.();
+    await this.referee.close();
     await this.instrumenter.close();
   }
 
@@ -344,6 +350,7 @@ export class Core {
         createdAt: now,
         ...(body.label !== undefined ? { label: body.label } : {}),
         ...(body.dataClasses !== undefined ? { dataClasses: body.dataClasses } : {}),
+        verification: body.verification ?? verificationOf(this.opts.verify),
         ...(hold ? { buyer, holdMsat: hold.amount, fees: this.money.fees } : {}),
       },
       inputs,
@@ -649,6 +656,7 @@ export function jobView(j: JobRecord): JobView {
   if (j.settledAt !== undefined) v.settledAt = j.settledAt;
   if (j.label !== undefined) v.label = j.label;
   if (j.dataClasses !== undefined) v.dataClasses = j.dataClasses;
+  if (j.verification !== undefined) v.verification = j.verification;
   return v;
 }
 

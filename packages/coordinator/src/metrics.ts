@@ -14,6 +14,7 @@ export function createMetrics() {
     agentsConnected: new Gauge({ name: 'idlemesh_agents_connected', help: 'Authenticated agent connections', registers: [registry] }),
     wsMessages: new Counter({ name: 'idlemesh_ws_messages_total', help: 'WebSocket messages from agents, by type', labelNames: ['type'], registers: [registry] }),
     protocolErrors: new Counter({ name: 'idlemesh_protocol_errors_total', help: 'Refused agent messages, by error code', labelNames: ['code'], registers: [registry] }),
+    refereeChecks: new Counter({ name: 'idlemesh_referee_checks_total', help: 'Results the referee re-executed, by verdict (agree, task-fault, fraud, inconclusive, dropped, error)', labelNames: ['result'], registers: [registry] }),
     resultBatch: new Histogram({ name: 'idlemesh_result_batch_size', help: 'Results per signed batch', buckets: [1, 4, 16, 64, 256, 1024], registers: [registry] }),
     ledgerTransfers: new Counter({ name: 'idlemesh_ledger_transfers_total', help: 'Ledger transfers recorded by this coordinator, by code', labelNames: ['code'], registers: [registry] }),
     jobsSettled: new Counter({ name: 'idlemesh_jobs_settled_total', help: 'Finished jobs whose charges were settled', registers: [registry] }),

@@ -6,7 +6,7 @@
  */
 import { FUEL_PER_EU, ImError, MAX_CLOCK_SKEW_MS, verifyRequest } from '@idlemesh/protocol';
 import type { AccountView, BondView, LedgerCheckView, MarketView, SignedRequest, StakeOp, StakeView, TransferView } from '@idlemesh/protocol';
-import { bond as bondEvents, getBond, release as releaseEvents, unbond as unbondEvents } from './ledger/index.js';
+import { bond as bondEvents, getBond, release as releaseEvents, slash as slashEvents, unbond as unbondEvents } from './ledger/index.js';
 import type { AccountBalance, Bond, LedgerEvent, Transfer } from './ledger/index.js';
 import { auditLog, hydrate } from './ledger/persist.js';
 import type { FeeSchedule } from './pricing/index.js';
@@ -125,6 +125,41 @@ export class Money {
     const ids = transfers.filter((t) => t.code === 'stake' && t.type === 'single').map((t) => t.id);
     const bonds = ids.map((id) => getBond(state, id)).filter((b): b is Bond => b !== undefined).map(bondView);
     return { nodeId, bonds, stake: (await this.account(stakeAccount, 0)).account, operator: (await this.account(ACCOUNTS.operator(nodeId), 0)).account };
+  }
+
+  /**
+   * Slashes a node proven to have lied (a receipt the referee contradicted):
+   * `bps` of what is left of each of its bonds. The harmed buyer gets back up
+   * to `refund.msat` (what it paid for the wrong result) first; the rest goes
+   * to the reward pool. Idempotent per evidence id. Returns the msat moved.
+   */
+  async slashForFraud(nodeId: string, evidenceId: string, bps: number, refund?: { account: string; msat: bigint }): Promise<bigint> {
+    const stakeAccount = ACCOUNTS.stake(nodeId);
+    const transfers = await this.store.ledgerTransfers({ account: stakeAccount, limit: 100_000 });
+    const state = hydrate({ seq: 0, clock: 0 }, [], transfers);
+    const bonds = transfers.filter((t) => t.code === 'stake' && t.type === 'single').map((t) => getBond(state, t.id)).filter((b): b is Bond => b !== undefined && b.remaining > 0n);
+    let refundLeft = refund?.msat ?? 0n;
+    let moved = 0n;
+    for (const b of bonds) {
+      const amount = (b.remaining * BigInt(bps)) / 10_000n;
+      if (amount === 0n) continue;
+      const toBuyer = refundLeft < amount ? refundLeft : amount;
+      const to = [{ account: ACCOUNTS.rewardPool, weight: amount - toBuyer }, ...(refund && toBuyer > 0n ? [{ account: refund.account, weight: toBuyer }] : [])]
+        .filter((r) => r.weight > 0n);
+      // Weights are the exact msat split; an amount past 2^53 msat (90,000 BTC) goes to the pool whole.
+      const safe = to.every((r) => r.weight <= BigInt(Number.MAX_SAFE_INTEGER));
+      const events = slashEvents(state, {
+        bondId: b.id, bps, evidenceId,
+        to: safe ? to.map((r) => ({ account: r.account, weight: Number(r.weight) })) : [{ account: ACCOUNTS.rewardPool, weight: 1 }],
+      });
+      if (events.length === 0) continue;
+      const accounts = [stakeAccount, ...to.map((r) => r.account)].map(accountInput).filter((a): a is NonNullable<typeof a> => a !== undefined);
+      await this.store.ledgerApply({ accounts, events, refs: [b.id] }, this.now(), { atomic: true });
+      refundLeft -= safe ? toBuyer : 0n;
+      moved += amount;
+    }
+    if (moved > 0n) this.log.warn({ node: nodeId, evidence: evidenceId, slashedMsat: moved.toString() }, 'stake slashed for a contradicted receipt');
+    return moved;
   }
 
   /** `idlemesh stake add|remove|release`: signed with the node key, so only the operator moves its stake. */

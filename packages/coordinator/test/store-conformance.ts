@@ -139,6 +139,25 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
       assert.equal(await store.getReceipt(j.id, 7), undefined);
     });
 
+    it('gives the referee a task input, and takes its correction of a result exactly once', async () => {
+      const j = job({ verification: { mode: 'spot-check', rate: 0.5 } });
+      await store.createJob(j, inputs(1));
+      assert.deepEqual((await store.getJob(j.id))?.verification, { mode: 'spot-check', rate: 0.5 });
+      assert.equal(new TextDecoder().decode(await store.taskInput(j.id, 0)), 'in-0');
+      assert.equal(await store.taskInput(j.id, 3), undefined);
+      await store.claimTasks([{ jobId: j.id, nodeId: NODE_A, count: 1 }], 2000, 10_000);
+      await store.completeTasks(NODE_A, [{ jobId: j.id, index: 0, attempt: 1, ok: true, output: new Uint8Array([6, 6]), fuel: 900 }], 2100);
+      assert.equal(await store.correctResult(j.id, 0, NODE_B, 1, new Uint8Array([1]), 100, 2200), false, 'not the node that gave it');
+      assert.equal(await store.correctResult(j.id, 0, NODE_A, 2, new Uint8Array([1]), 100, 2200), false, 'not that attempt');
+      assert.equal(await store.correctResult(j.id, 0, NODE_A, 1, new Uint8Array([1]), 100, 2200), true);
+      const [r] = await store.getResults(j.id, { after: -1, limit: 1 });
+      assert.deepEqual(r?.output, new Uint8Array([1]));
+      assert.equal(r?.fuel, 100);
+      assert.equal((await store.getJob(j.id))?.fuelUsed, 100, 'the job\'s fuel moves by the difference');
+      assert.equal(await store.correctResult(j.id, 0, NODE_A, 1, new Uint8Array([1]), 100, 2300), true);
+      assert.equal((await store.getJob(j.id))?.fuelUsed, 100, 'a repeat changes nothing');
+    });
+
     it('completes a job when every task is terminal', async () => {
       const j = job();
       await store.createJob(j, inputs(2));

@@ -60,6 +60,18 @@ export const Requirements = z.strictObject({
 });
 export type Requirements = z.infer<typeof Requirements>;
 
+/**
+ * How a job's results are verified. `trusted`: accepted as is (your own
+ * machines). `spot-check`: the coordinator re-executes a random fraction
+ * `rate` of accepted results as the referee; a contradicted receipt is proof
+ * of fraud (see docs/verification.md).
+ */
+export const Verification = z.discriminatedUnion('mode', [
+  z.strictObject({ mode: z.literal('trusted') }),
+  z.strictObject({ mode: z.literal('spot-check'), rate: z.number().min(0).max(1).default(0.05) }),
+]);
+export type Verification = z.infer<typeof Verification>;
+
 export const SubmitJobBody = z.strictObject({
   module: Hash.describe('hash of an uploaded module (POST /v1/modules)'),
   runtime: Runtime.default('wasm'),
@@ -74,6 +86,7 @@ export const SubmitJobBody = z.strictObject({
   priority: z.number().int().min(1).max(100).optional().describe('fair-share weight'),
   requirements: Requirements.optional(),
   idempotencyKey: z.string().min(1).max(200).optional(),
+  verification: Verification.optional().describe("how results are verified; default: the coordinator's --verify"),
 });
 export type SubmitJobBody = z.input<typeof SubmitJobBody>;
 
@@ -112,6 +125,7 @@ export const JobView = z.strictObject({
   settledAt: Millis.optional().describe('when the charges were settled in the ledger'),
   label: z.string().optional(),
   dataClasses: z.array(z.string()).optional(),
+  verification: Verification.optional(),
 });
 export type JobView = z.infer<typeof JobView>;
 

@@ -50,6 +50,7 @@ export const ROUTE_RULES: Readonly<Record<string, RouteRule>> = {
   'GET /v1/jobs/:id/results': R(['buyer', 'admin', 'auditor']),
   'GET /v1/jobs/:id/tasks/:index/receipt': R(['buyer', 'admin', 'auditor']),
   'GET /v1/receipts/key': R('public'),
+  'GET /v1/evidence': R('public'),
   'GET /v1/jobs/:id/events': R(['buyer', 'admin', 'auditor']),
   'GET /v1/nodes': R(['operator', 'admin', 'auditor']),
   'GET /v1/market': R(ALL),

@@ -218,6 +218,7 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
     // next turn (its results are committed either way).
     core.notifyJobs(r.jobs);
     setImmediate(() => send(ack));
+    void core.referee.consider(session.nodeId, outcomes, r.statuses).catch((err: unknown) => core.log.error({ err }, 'referee draw failed'));
     // A failure may have put a task back in the queue.
     if (outcomes.some((o) => !o.ok)) core.announceWork();
     else core.kick();

@@ -469,6 +469,11 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
 
   // Result receipts: one self-contained, offline-verifiable document per accepted result.
   app.get('/v1/receipts/key', async () => ({ publicKey: await core.receipts.publicKey() }));
+  // Fraud the referee proved: public, since anyone can replay it (receipt, module, input).
+  app.get('/v1/evidence', async (req) => {
+    const q = parse(z.strictObject({ node: z.string().regex(/^[0-9a-f]{64}$/).optional() }), req.query, 'query');
+    return { evidence: await core.referee.evidence(q.node) };
+  });
   app.get('/v1/jobs/:id/tasks/:index/receipt', async (req) => {
     const { id, index } = parse(z.strictObject({ id: IdParam.shape.id, index: z.coerce.number().int().min(0) }), req.params, 'path');
     await visibleJob(req, id);

@@ -189,4 +189,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE tasks ADD COLUMN receipt TEXT;
   `,
+  // 8: how a job's results are verified (JSON; NULL = trusted)
+  `
+  ALTER TABLE jobs ADD COLUMN verification TEXT;
+  `,
 ];

@@ -201,4 +201,8 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE tasks ADD COLUMN receipt TEXT;
   `,
+  // 8: how a job's results are verified (JSON; NULL = trusted)
+  `
+  ALTER TABLE jobs ADD COLUMN verification TEXT;
+  `,
 ];

@@ -250,14 +250,15 @@ export class PostgresStore implements Store {
       // A concurrent insert under the same key makes this one wait for it, then do nothing.
       const ins = await c.query<Row>(
         `INSERT INTO jobs (id, caller, idem_key, request_hash, name, module, instrumented_module, runtime, limits, bid, max_attempts,
-           retry_backoff_ms, priority, requirements, state, total, queued, created_at, updated_at, buyer, hold_msat, fees, label, data_classes)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'queued', $15, $15, $16, $16, $17, $18, $19, $20, $21)
+           retry_backoff_ms, priority, requirements, state, total, queued, created_at, updated_at, buyer, hold_msat, fees, label, data_classes, verification)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'queued', $15, $15, $16, $16, $17, $18, $19, $20, $21, $22)
          ON CONFLICT (caller, idem_key) WHERE idem_key IS NOT NULL DO NOTHING
          RETURNING *`,
         [job.id, job.caller, job.idempotencyKey ?? null, job.requestHash, job.name ?? null, job.module, job.instrumentedModule, job.runtime,
           JSON.stringify(job.limits), job.bid, job.maxAttempts, job.retryBackoffMs, job.priority, JSON.stringify(job.requirements),
           inputs.length, job.createdAt, job.buyer ?? null, job.holdMsat?.toString() ?? null, job.fees === undefined ? null : JSON.stringify(job.fees),
-          job.label ?? null, job.dataClasses === undefined ? null : JSON.stringify(job.dataClasses)],
+          job.label ?? null, job.dataClasses === undefined ? null : JSON.stringify(job.dataClasses),
+          job.verification === undefined ? null : JSON.stringify(job.verification)],
       );
       const row = ins.rows[0];
       if (!row) {
@@ -490,6 +491,23 @@ export class PostgresStore implements Store {
   async getReceipt(jobId: string, index: number): Promise<string | undefined> {
     const r = (await this.pool.query<Row>(SQL.receipt, [jobId, index])).rows[0];
     return r?.receipt == null ? undefined : String(r.receipt);
+  }
+
+  async taskInput(jobId: string, index: number): Promise<Uint8Array | undefined> {
+    const r = (await this.pool.query<Row>('SELECT input FROM tasks WHERE job_id = $1 AND idx = $2', [jobId, index])).rows[0];
+    return r ? bytes(r.input) : undefined;
+  }
+
+  async correctResult(jobId: string, index: number, nodeId: string, attempt: number, output: Uint8Array, fuel: number, now: number): Promise<boolean> {
+    return this.tx(async (c) => {
+      const r = (await c.query<Row>(`WITH old AS (SELECT fuel FROM tasks WHERE job_id = $1 AND idx = $2 FOR UPDATE)
+        UPDATE tasks t SET output = $5, fuel = $6 FROM old
+        WHERE t.job_id = $1 AND t.idx = $2 AND t.state = 'succeeded' AND t.node_id = $3 AND t.attempt = $4
+        RETURNING old.fuel AS old_fuel`, [jobId, index, nodeId, attempt, output, fuel])).rows[0];
+      if (!r) return false;
+      await c.query('UPDATE jobs SET fuel_used = fuel_used + $2, updated_at = $3 WHERE id = $1', [jobId, fuel - Number(r.old_fuel ?? 0), now]);
+      return true;
+    });
   }
 
   async nodeLeases(nodeId: string): Promise<TaskRef[]> {

@@ -65,6 +65,7 @@ export function toJob(r: Row): JobRecord {
   if (r.settled_at !== null && r.settled_at !== undefined) job.settledAt = Number(r.settled_at);
   if (r.label !== null && r.label !== undefined) job.label = String(r.label);
   if (r.data_classes !== null && r.data_classes !== undefined) job.dataClasses = JSON.parse(String(r.data_classes)) as string[];
+  if (r.verification !== null && r.verification !== undefined) job.verification = JSON.parse(String(r.verification)) as NonNullable<JobRecord['verification']>;
   return job;
 }
 

@@ -110,9 +110,9 @@ export class SqliteStore implements Store {
         VALUES (@hash, @instrumentedHash, @abi, @size, @instrumentedSize, @initialPages, @maxPages, @bytes, @instrumented, @createdAt)`),
       getModule: db.prepare('SELECT * FROM modules WHERE hash = ? OR instrumented_hash = ?'),
       insertJob: db.prepare(`INSERT INTO jobs (id, caller, idem_key, request_hash, name, module, instrumented_module, runtime, limits, bid, max_attempts,
-        retry_backoff_ms, priority, requirements, state, total, queued, created_at, updated_at, buyer, hold_msat, fees, label, data_classes)
+        retry_backoff_ms, priority, requirements, state, total, queued, created_at, updated_at, buyer, hold_msat, fees, label, data_classes, verification)
         VALUES (@id, @caller, @idem_key, @request_hash, @name, @module, @instrumented_module, @runtime, @limits, @bid, @max_attempts,
-        @retry_backoff_ms, @priority, @requirements, 'queued', @total, @total, @created_at, @created_at, @buyer, @hold_msat, @fees, @label, @data_classes)`),
+        @retry_backoff_ms, @priority, @requirements, 'queued', @total, @total, @created_at, @created_at, @buyer, @hold_msat, @fees, @label, @data_classes, @verification)`),
       insertTask: db.prepare('INSERT INTO tasks (job_id, idx, state, input) VALUES (?, ?, \'queued\', ?)'),
       jobById: db.prepare('SELECT * FROM jobs WHERE id = ?'),
       jobByKey: db.prepare('SELECT * FROM jobs WHERE caller = ? AND idem_key = ?'),
@@ -134,6 +134,7 @@ export class SqliteStore implements Store {
         WHERE job_id = @job AND idx = @idx AND state = 'leased' AND node_id = @node AND attempt = @attempt
         RETURNING state, ask, input`),
       receipt: db.prepare('SELECT receipt FROM tasks WHERE job_id = ? AND idx = ?'),
+      taskInput: db.prepare('SELECT input FROM tasks WHERE job_id = ? AND idx = ?'),
       taskState: db.prepare('SELECT state, attempt, node_id FROM tasks WHERE job_id = ? AND idx = ?'),
       release: db.prepare(`UPDATE tasks SET state = 'queued', lease_expires = NULL
         WHERE job_id = @job AND idx = @idx AND state = 'leased' AND node_id = @node AND attempt = @attempt`),
@@ -210,6 +211,7 @@ export class SqliteStore implements Store {
         fees: job.fees === undefined ? null : JSON.stringify(job.fees),
         label: job.label ?? null,
         data_classes: job.dataClasses === undefined ? null : JSON.stringify(job.dataClasses),
+        verification: job.verification === undefined ? null : JSON.stringify(job.verification),
       });
       inputs.forEach((input, i) => s.insertTask.run(job.id, i, Buffer.from(input.buffer, input.byteOffset, input.byteLength)));
       if (hold !== undefined) this.ledger.apply(hold, job.createdAt, true);
@@ -356,6 +358,24 @@ export class SqliteStore implements Store {
   async getReceipt(jobId: string, index: number): Promise<string | undefined> {
     const r = this.s.receipt.get(jobId, index) as Row | undefined;
     return r?.receipt == null ? undefined : String(r.receipt);
+  }
+
+  async taskInput(jobId: string, index: number): Promise<Uint8Array | undefined> {
+    const r = this.s.taskInput.get(jobId, index) as Row | undefined;
+    return r ? new Uint8Array(r.input as Buffer) : undefined;
+  }
+
+  async correctResult(jobId: string, index: number, nodeId: string, attempt: number, output: Uint8Array, fuel: number, now: number): Promise<boolean> {
+    return this.db.transaction(() => {
+      const old = this.db.prepare('SELECT fuel FROM tasks WHERE job_id = ? AND idx = ?').get(jobId, index) as Row | undefined;
+      if (!old) return false;
+      const changed = this.db.prepare(`UPDATE tasks SET output = ?, fuel = ?
+        WHERE job_id = ? AND idx = ? AND state = 'succeeded' AND node_id = ? AND attempt = ?`)
+        .run(Buffer.from(output.buffer, output.byteOffset, output.byteLength), fuel, jobId, index, nodeId, attempt).changes;
+      if (changed !== 1) return false;
+      this.s.bump.run({ id: jobId, now, ...zero(), fuel: fuel - Number(old.fuel ?? 0) });
+      return true;
+    }).immediate();
   }
 
   async nodeLeases(nodeId: string): Promise<TaskRef[]> {

@@ -2,7 +2,7 @@ import type { AccountBalance, AccountEvent, AccountState, Transfer } from '../le
 import type { BatchOutcome, LedgerBatch, LedgerHead } from '../ledger/persist.js';
 import type { FeeSchedule } from '../pricing/index.js';
 import type { AuditEntry } from '@idlemesh/protocol';
-import type { Capabilities, JobCounts, JobLimits, JobState, ModuleAbi, NodeState, Requirements, Runtime, TaskState, WireError } from '@idlemesh/protocol';
+import type { Capabilities, JobCounts, JobLimits, JobState, ModuleAbi, NodeState, Requirements, Runtime, TaskState, Verification, WireError } from '@idlemesh/protocol';
 
 export interface StoredModule {
   hash: string;
@@ -44,6 +44,8 @@ export interface NewJob {
   label?: string;
   /** Data classes the job carries; a policy may keep some inside the organisation. */
   dataClasses?: string[];
+  /** How its results are verified; absent = trusted. */
+  verification?: Verification;
 }
 
 export interface JobRecord extends NewJob {
@@ -281,6 +283,14 @@ export interface Store {
   getResults(jobId: string, q: { after: number; limit: number; state?: TaskState }): Promise<TaskRow[]>;
   /** The receipt document (JSON text) of a task's accepted result, if it has one. */
   getReceipt(jobId: string, index: number): Promise<string | undefined>;
+  /** A task's input bytes (the referee re-executes it). */
+  taskInput(jobId: string, index: number): Promise<Uint8Array | undefined>;
+  /**
+   * Replaces a succeeded task's output and fuel with the referee's, when the
+   * result was taken from `nodeId` at `attempt` (the job's fuel moves by the
+   * difference). False if the task is not in that state.
+   */
+  correctResult(jobId: string, index: number, nodeId: string, attempt: number, output: Uint8Array, fuel: number, now: number): Promise<boolean>;
 
   /** Records a node's capabilities and its latest session (one per authenticated connection). */
   upsertNode(id: string, capabilities: Capabilities, now: number, session?: string): Promise<void>;
