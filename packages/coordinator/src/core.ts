@@ -26,6 +26,7 @@ import { Governance } from './governance/index.js';
 import { AuditLog } from './audit/index.js';
 import { ReceiptSigner } from './receipts.js';
 import { Referee } from './referee.js';
+import { Inference } from './inference.js';
 import { Federation } from './federation/index.js';
 import type { AuditEvent } from './audit/index.js';
 import type { RelyingParty } from './identity/index.js';
@@ -70,6 +71,7 @@ export class Core {
   readonly governance: Governance;
   readonly receipts: ReceiptSigner;
   readonly referee: Referee;
+  readonly inference: Inference;
   private passkeyService: Passkeys | undefined;
   private auditLog: AuditLog | undefined;
   private federation: Federation | undefined;
@@ -110,6 +112,7 @@ export class Core {
     this.money = new Money(store, opts, log, now, metrics);
     this.identity = new Identity(store, log, now);
     this.receipts = new ReceiptSigner(store, now);
+    this.inference = new Inference(this);
     this.referee = new Referee(store, this.money, metrics, log, now, verificationOf(opts.verify));
     this.governance = new Governance(store, log, now, BigInt(opts.publicMinBondMsat));
     const t = treasuryFromOptions(opts);
@@ -308,6 +311,7 @@ export class Core {
     if (headerKey !== undefined && body.idempotencyKey !== undefined && headerKey !== body.idempotencyKey) {
       throw new ImError('IM_VALIDATION', 'Idempotency-Key header and idempotencyKey field differ');
     }
+    if (body.runtime === 'llm') throw new ImError('IM_VALIDATION', 'llm work is requested through POST /v1/chat/completions or /v1/completions, not as a job');
     const module = await this.getModule(body.module);
     const limits: JobLimits = {
       fuel: body.limits?.fuel ?? DEFAULT_LIMITS.fuel,
@@ -433,10 +437,11 @@ export class Core {
     const now = this.now();
     // Cleared before the read: work announced while it runs sets it again.
     this.workMaybe = false;
-    const jobs = await this.store.runnableJobs(now).catch((err: unknown) => {
+    // Inference tasks are leased by inference.ts to an agent serving the model, never scheduled here.
+    const jobs = (await this.store.runnableJobs(now).catch((err: unknown) => {
       this.workMaybe = true;
       throw err;
-    });
+    })).filter((j) => j.runtime !== 'llm');
     if (jobs.length === 0) return 0;
     this.workMaybe = true;
     const gate = await this.governance.filter(agents.map((a) => ({ nodeId: a.nodeId, runtimes: a.capabilities.runtimes, free: a.credit, region: a.capabilities.region })), jobs);

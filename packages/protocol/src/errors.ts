@@ -59,6 +59,7 @@ export const ERRORS = {
   IM_TIMEOUT: { status: 504, message: 'The task ran past its wall-clock backstop and was stopped.', retryable: true },
   IM_LEASE_EXPIRED: { status: 504, message: 'The agent running the task went away; the task was leased again until attempts ran out.', retryable: true },
   IM_AGENT_ERROR: { status: 500, message: 'The agent failed to run the task for a reason of its own.', retryable: true },
+  IM_CANCELLED: { status: 499, message: 'The request was cancelled: the client went away or cancelled the job.', retryable: false },
 
   // Jobs and leases
   IM_JOB_CANCELLED: { status: 409, message: 'The job was cancelled.', retryable: false },

@@ -42,7 +42,12 @@ export type ModuleInfo = z.infer<typeof ModuleInfo>;
 
 // ---- Jobs ----------------------------------------------------------------
 
-export const Runtime = z.enum(['wasm']);
+/**
+ * `wasm`: metered WebAssembly tasks. `llm`: one inference request per task,
+ * created by the OpenAI-compatible API (never submitted as a job) and leased
+ * to an agent that serves the model named by the task's module (its hash).
+ */
+export const Runtime = z.enum(['wasm', 'llm']);
 export type Runtime = z.infer<typeof Runtime>;
 
 export const JobLimits = z.strictObject({
@@ -183,6 +188,25 @@ export type JobEvent = z.infer<typeof JobEvent>;
 
 export const Gpu = z.strictObject({ name: z.string().max(200), memoryMb: z.number().int().nonnegative() });
 
+/** Weight of a model's tokens in effort (and price): by parameter count. */
+export const ModelSizeClass = z.enum(['xs', 's', 'm', 'l', 'xl']);
+export type ModelSizeClass = z.infer<typeof ModelSizeClass>;
+export const SIZE_CLASS_WEIGHT: Record<ModelSizeClass, number> = { xs: 1, s: 2, m: 4, l: 8, xl: 16 };
+/** Fuel per token of a weight-1 model: 1,000 tokens of an `xs` model are one EU (FUEL_PER_EU = 1e9). */
+export const FUEL_PER_TOKEN = 1_000_000;
+
+/** A model an agent serves. */
+export const ModelOffer = z.strictObject({
+  id: z.string().min(1).max(200).regex(/^[\w.:/-]+$/, 'letters, digits and . _ : / -'),
+  hash: Hash.describe('sha256 of the model file (GGUF); backends without a file give a hash of their id'),
+  sizeClass: ModelSizeClass,
+  contextSize: z.number().int().min(1).max(10_000_000),
+  device: z.enum(['gpu', 'cpu']),
+  backend: z.enum(['llama.cpp', 'openai']),
+  tokensPerSec: z.number().nonnegative().optional(),
+});
+export type ModelOffer = z.infer<typeof ModelOffer>;
+
 export const Capabilities = z.strictObject({
   runtimes: z.array(Runtime).min(1),
   cores: z.number().int().min(1).max(4096),
@@ -196,6 +220,7 @@ export const Capabilities = z.strictObject({
   name: z.string().max(200).optional(),
   ask: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional().describe('msat per EU the operator asks; 0 or absent = free'),
   region: z.string().min(1).max(64).optional().describe("where the machine is (an org policy may allow only some regions)"),
+  models: z.array(ModelOffer).max(64).optional().describe('LLMs this agent serves (OpenAI-compatible API)'),
 });
 export type Capabilities = z.infer<typeof Capabilities>;
 
@@ -314,6 +339,13 @@ export const AgentMessage = z.discriminatedUnion('type', [
     type: z.literal('holding'),
     tasks: z.array(z.strictObject({ taskId: TaskId, attempt: z.number().int() })).max(100_000),
   }).describe('sent after every welcome: the leases the agent still holds (queued, running, or with a result not yet acked); the coordinator hands back the rest'),
+  z.strictObject({
+    type: z.literal('stream'),
+    taskId: TaskId,
+    attempt: z.number().int().min(1),
+    seq: z.number().int().min(0),
+    data: z.string().max(256 * 1024).describe('one OpenAI chunk (JSON text) of a streaming llm task'),
+  }),
   z.strictObject({
     type: z.literal('release'),
     tasks: z.array(z.strictObject({ taskId: TaskId, attempt: z.number().int() })).max(100_000),

@@ -127,6 +127,9 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
         core.announceWork();
         return;
       }
+      case 'stream':
+        core.inference.onStream(session.nodeId, msg);
+        return;
       case 'results':
         try {
           await results(msg);
@@ -218,6 +221,7 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
     // next turn (its results are committed either way).
     core.notifyJobs(r.jobs);
     setImmediate(() => send(ack));
+    core.inference.onResults(session.nodeId, outcomes, r.statuses);
     void core.referee.consider(session.nodeId, outcomes, r.statuses).catch((err: unknown) => core.log.error({ err }, 'referee draw failed'));
     // A failure may have put a task back in the queue.
     if (outcomes.some((o) => !o.ok)) core.announceWork();
@@ -233,6 +237,7 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
     if (core.isClosing()) return;
     // The agent is gone: what it held goes back to the queue now rather than at lease expiry.
     const r = await core.store.failNodeLeases(session.nodeId, now, errorFrom('IM_LEASE_EXPIRED', 'the agent disconnected while holding the lease'), challenge);
+    core.inference.nodeGone(session.nodeId);
     core.log.info({ node: short(session.nodeId), requeued: r.requeued, failed: r.failed }, 'agent disconnected');
     if (r.requeued + r.failed > 0) {
       core.metrics.leasesExpired.inc(r.requeued + r.failed);

@@ -24,6 +24,9 @@ import {
 } from '@idlemesh/protocol';
 import type { InfoView, JobEvent, NodeView, PayoutBatchView, WithdrawalView } from '@idlemesh/protocol';
 import { jobView, moduleInfo, resultView } from '../core.js';
+import { OpenAiError, toOpenAi } from '../inference.js';
+import type { InferenceKind } from '../inference.js';
+import { openAiErrorBody } from './openai-errors.js';
 import type { Batch, Withdrawal } from '../treasury/index.js';
 import { ROUTE_RULES, authorize, seesAll } from '../identity/index.js';
 import type { Principal } from '../identity/index.js';
@@ -466,6 +469,60 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
   // ---- audit log ------------------------------------------------------------------------
 
   app.get('/v1/audit/key', async () => ({ origin: core.audit.origin, verifierKey: await core.audit.verifierKey() }));
+
+  // OpenAI-compatible API: models served by agents, one job per request (see inference.ts).
+  app.get('/v1/models', async () => ({ object: 'list', data: core.inference.models() }));
+  const infer = (kind: InferenceKind) => async (req: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
+    const body = req.body;
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new OpenAiError(400, 'invalid_request_error', null, 'the body must be a JSON object');
+    const b = body as Record<string, unknown>;
+    if (kind === 'chat' && (!Array.isArray(b.messages) || b.messages.length === 0)) throw new OpenAiError(400, 'invalid_request_error', null, 'messages must be a non-empty array', 'messages');
+    if (kind === 'completion' && typeof b.prompt !== 'string') throw new OpenAiError(400, 'invalid_request_error', null, 'prompt must be a string', 'prompt');
+    if (b.n !== undefined && b.n !== 1) throw new OpenAiError(400, 'invalid_request_error', null, 'only n = 1 is supported', 'n');
+    const ac = new AbortController();
+    reply.raw.on('close', () => {
+      if (!reply.raw.writableFinished) ac.abort();
+    });
+    const caller = callerOf(req);
+    if (b.stream !== true) {
+      const r = await core.inference.run({ caller, kind, body: b, signal: ac.signal });
+      return reply.header('content-type', 'application/json; charset=utf-8').header('x-idlemesh-job', r.jobId).send(r.output);
+    }
+    // Streaming: headers go out with the first chunk, so a failure before it is a plain HTTP error.
+    reply.hijack();
+    const res = reply.raw;
+    let started = false;
+    const start = (jobHeader?: string): void => {
+      if (started) return;
+      started = true;
+      res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no', ...(jobHeader ? { 'x-idlemesh-job': jobHeader } : {}) });
+    };
+    try {
+      const r = await core.inference.run({
+        caller, kind, body: b, signal: ac.signal,
+        onChunk: (data) => {
+          start();
+          res.write(`data: ${data}\n\n`);
+        },
+      });
+      start(r.jobId);
+      res.end('data: [DONE]\n\n');
+    } catch (err) {
+      const e = err instanceof OpenAiError ? err : err instanceof ImError ? toOpenAi(err) : new OpenAiError(500, 'server_error', null, 'inference failed');
+      if (!(err instanceof OpenAiError) && !(err instanceof ImError)) core.log.error({ err }, 'inference failed');
+      if (res.destroyed) return reply;
+      if (!started) {
+        res.writeHead(e.status, { 'content-type': 'application/json; charset=utf-8', ...(e.retryAfterSec !== undefined ? { 'retry-after': String(e.retryAfterSec) } : {}) });
+        res.end(JSON.stringify(openAiErrorBody(e)));
+      } else {
+        // The stream already started: an error event, then the end marker clients wait for.
+        res.end(`data: ${JSON.stringify(openAiErrorBody(e))}\n\ndata: [DONE]\n\n`);
+      }
+    }
+    return reply;
+  };
+  app.post('/v1/chat/completions', infer('chat'));
+  app.post('/v1/completions', infer('completion'));
 
   // Result receipts: one self-contained, offline-verifiable document per accepted result.
   app.get('/v1/receipts/key', async () => ({ publicKey: await core.receipts.publicKey() }));

@@ -8,6 +8,8 @@ import { Core } from '../core.js';
 import { createMetrics } from '../metrics.js';
 import { openStore } from '../store/index.js';
 import type { Store } from '../store/index.js';
+import { OpenAiError, toOpenAi } from '../inference.js';
+import { openAiErrorBody } from './openai-errors.js';
 import { handleAgentSocket } from './agents.js';
 import { registerRoutes } from './http.js';
 
@@ -51,7 +53,13 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   app.addContentTypeParser(['application/wasm', 'application/octet-stream'], { parseAs: 'buffer', bodyLimit: opts.moduleLimitBytes }, (_req, body, done) => {
     done(null, body);
   });
-  app.setErrorHandler((err: FastifyError | ImError, req, reply) => {
+  app.setErrorHandler((err: FastifyError | ImError | OpenAiError, req, reply) => {
+    // The OpenAI-compatible routes answer in OpenAI's error shape, so its clients understand them.
+    const openAi = OPENAI_ROUTES.has(req.routeOptions.url ?? '');
+    if (err instanceof OpenAiError) {
+      if (err.retryAfterSec !== undefined) reply.header('retry-after', err.retryAfterSec);
+      return reply.code(err.status).send(openAiErrorBody(err));
+    }
     let e: ImError;
     if (err instanceof ImError) e = err;
     else if (err.code && FASTIFY_ERRORS[err.code]) e = new ImError(FASTIFY_ERRORS[err.code] ?? 'IM_BAD_REQUEST', err.message);
@@ -61,6 +69,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       e = new ImError('IM_INTERNAL');
     }
     if (e.retryAfterMs !== undefined) reply.header('retry-after', Math.ceil(e.retryAfterMs / 1000));
+    if (openAi) return reply.code(e.status).send(openAiErrorBody(toOpenAi(e)));
     return reply.code(e.status).send({ error: e.toWire() });
   });
   app.setNotFoundHandler((req, reply) => {
@@ -109,3 +118,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       })()),
   };
 }
+
+/** Routes that speak OpenAI's dialect, errors included. */
+const OPENAI_ROUTES = new Set(['/v1/models', '/v1/chat/completions', '/v1/completions']);
+
