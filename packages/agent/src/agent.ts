@@ -1,7 +1,7 @@
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { PROTOCOL_VERSION, signMessage, signResults } from '@idlemesh/protocol';
-import type { AgentMessage, AgentState, Capabilities, NodeKeyPair, ServerMessage, TaskOutcome } from '@idlemesh/protocol';
+import type { AgentMessage, AgentState, Capabilities, ModelOffer, NodeKeyPair, ServerMessage, TaskOutcome } from '@idlemesh/protocol';
 import { buildCapabilities, detectGpus } from './capabilities.js';
 import type { AgentOptions } from './config.js';
 import { coordinatorUrls } from './config.js';
@@ -19,6 +19,8 @@ import { createLogger } from './log.js';
 import type { Logger } from './log.js';
 import { ModuleCache } from './modules.js';
 import { Outbox } from './outbox.js';
+import { InferenceHost } from './inference.js';
+import type { ModelBackend } from './inference.js';
 import { sysfsPowerSource } from './power.js';
 import type { PowerSource } from './power.js';
 import { loadRuntime } from './sandbox.js';
@@ -50,6 +52,8 @@ export interface StartAgentOptions extends AgentOptions {
   /** How long finished results wait to be batched (ms). */
   resultFlushMs?: number;
   log?: Logger;
+  /** Models this agent serves through the coordinator's OpenAI-compatible API (see inference.ts). */
+  backends?: ModelBackend[];
 }
 
 /** A credit smaller than prefetch/4 waits this long for more to join it. */
@@ -81,6 +85,11 @@ export async function startAgent(opts: StartAgentOptions): Promise<Agent> {
   }
   const capabilities = buildCapabilities({ maxTasks: opts.maxTasks, maxMemoryMb: opts.maxMemoryMb, fuelPerSec, gpus: await detectGpus(), name: opts.name, ask: opts.ask, region: opts.region });
   const agent = new AgentImpl(opts, { clock, log, key, sandbox, ownsSandbox, capabilities });
+  const models = await agent.loadModels();
+  if (models.length > 0) {
+    capabilities.models = models;
+    log.info(`serving ${models.length} model(s): ${models.map((m) => `${m.id} (${m.sizeClass}, ${m.device})`).join(', ')}`);
+  }
   await agent.start();
   return agent;
 }
@@ -105,6 +114,7 @@ class AgentImpl implements Agent {
   private stopping: Promise<void> | undefined;
   private readonly log: Logger;
   private readonly witness: Witness;
+  private readonly inference: InferenceHost;
 
   constructor(
     private readonly opts: StartAgentOptions,
@@ -123,6 +133,13 @@ class AgentImpl implements Agent {
       clock: deps.clock,
       onOutcome: (o) => this.onOutcome(o),
       onSettled: () => this.maybeCredit(),
+    });
+    this.inference = new InferenceHost({
+      backends: opts.backends ?? [],
+      sendChunk: (t, seq, data) => this.conn.send({ type: 'stream', taskId: t.taskId, attempt: t.attempt, seq, data }),
+      onOutcome: (o) => this.onOutcome(o),
+      log: deps.log,
+      now: () => Date.now(),
     });
     this.outbox = new Outbox({
       send: (results) => this.sendResults(results),
@@ -143,6 +160,11 @@ class AgentImpl implements Agent {
       onClose: (info) => this.onClose(info),
       onConnectError: (err, attempt) => this.onConnectError(err, attempt),
     }, deps.log);
+  }
+
+  /** Loads the backends' models once, before the first connection advertises them. */
+  loadModels(): Promise<ModelOffer[]> {
+    return this.inference.load();
   }
 
   get state(): AgentState | 'stopped' {
@@ -200,7 +222,7 @@ class AgentImpl implements Agent {
     this.heartbeatTimer = setInterval(() => this.sendHeartbeat(), Math.max(50, w.heartbeatMs));
     // Tell the coordinator what we still hold; it hands back any other lease
     // it has on record for this node (e.g. after its own crash and restart).
-    this.conn.send({ type: 'holding', tasks: [...this.executor.heldRefs(), ...this.outbox.unackedRefs()] });
+    this.conn.send({ type: 'holding', tasks: [...this.executor.heldRefs(), ...this.inference.heldRefs(), ...this.outbox.unackedRefs()] });
     const pending = this.pendingRelease;
     this.pendingRelease = [];
     for (const r of pending) this.sendRelease(r.tasks, r.reason);
@@ -220,7 +242,10 @@ class AgentImpl implements Agent {
         }
         this.log.debug(`leased ${m.tasks.length} tasks`);
         this.emit({ type: 'leased', count: m.tasks.length });
-        this.executor.add(m.tasks);
+        // Inference requests go to the models, not the wasm sandbox, and use no task credit.
+        const llm = m.tasks.filter((t) => t.runtime === 'llm');
+        for (const t of llm) this.inference.add(t);
+        this.executor.add(llm.length === 0 ? m.tasks : m.tasks.filter((t) => t.runtime !== 'llm'));
         return;
       }
       case 'ack': {
@@ -231,6 +256,7 @@ class AgentImpl implements Agent {
       }
       case 'revoke': {
         const dropped = this.executor.revoke(m.taskIds);
+        this.inference.revoke(m.taskIds);
         this.log.info(`revoked ${m.taskIds.length} tasks (${dropped.length} held here): ${m.reason}`);
         this.emit({ type: 'revoked', taskIds: m.taskIds, reason: m.reason });
         return;
@@ -434,6 +460,7 @@ class AgentImpl implements Agent {
     this.heartbeatTimer = undefined;
     this.outbox.close();
     await this.conn.close(1000, 'agent stopped');
+    await this.inference.close();
     if (this.deps.ownsSandbox) await this.deps.sandbox.close();
     this.log.info('stopped');
     this.emit({ type: 'stopped' });

@@ -18,3 +18,5 @@ export { createLogger } from './log.js';
 export type { Logger, LogLevel } from './log.js';
 export type { TaskSandbox, RunResult } from './sandbox.js';
 export { AGENT_VERSION } from './capabilities.js';
+export { InferenceHost } from './inference.js';
+export type { ModelBackend, InferenceUsage } from './inference.js';
