@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import { merkleLeafHash, merkleRoot, openNote, parseCheckpoint, utf8 } from '@idlemesh/protocol';
 import type { Transfer } from './ledger/index.js';
 import type { Capabilities, JobLimits, JobView, LeasedTask, ModuleInfo, ServerMessage, TaskResultView } from '@idlemesh/protocol';
-import { SubmitJobBody } from '@idlemesh/protocol';
+import { CODE_RUNTIME_MODULE, CodeEvalInput, SubmitJobBody } from '@idlemesh/protocol';
 import type { z } from 'zod';
 import { Instrumenter } from './modules/index.js';
 import { ACCOUNTS, Money } from './money.js';
@@ -312,14 +312,18 @@ export class Core {
       throw new ImError('IM_VALIDATION', 'Idempotency-Key header and idempotencyKey field differ');
     }
     if (body.runtime === 'llm') throw new ImError('IM_VALIDATION', 'llm work is requested through POST /v1/chat/completions or /v1/completions, not as a job');
-    const module = await this.getModule(body.module);
+    const code = body.runtime === 'python' || body.runtime === 'js' ? body.runtime : undefined;
+    if (code === undefined && body.module === undefined) throw new ImError('IM_VALIDATION', 'module is required: upload it with POST /v1/modules');
+    if (code !== undefined && body.module !== undefined) throw new ImError('IM_VALIDATION', `a ${code} job runs code from its inputs and names no module`);
+    const module = code === undefined ? await this.getModule(body.module as string) : undefined;
+    if (code !== undefined) checkCodeInputs(body.inputs);
     const limits: JobLimits = {
       fuel: body.limits?.fuel ?? DEFAULT_LIMITS.fuel,
       memoryMb: body.limits?.memoryMb ?? DEFAULT_LIMITS.memoryMb,
       timeoutMs: body.limits?.timeoutMs ?? DEFAULT_LIMITS.timeoutMs,
       outputBytes: body.limits?.outputBytes ?? DEFAULT_LIMITS.outputBytes,
     };
-    const neededMb = Math.ceil((module.initialPages * WASM_PAGE_BYTES) / (1024 * 1024));
+    const neededMb = module === undefined ? 0 : Math.ceil((module.initialPages * WASM_PAGE_BYTES) / (1024 * 1024));
     if (neededMb > limits.memoryMb) {
       throw new ImError('IM_WASM_MEMORY_LIMIT', `the module needs ${neededMb} MiB at start but the job allows ${limits.memoryMb} MiB`);
     }
@@ -327,7 +331,7 @@ export class Core {
     let requestHash = '';
     if (key !== undefined) {
       const { idempotencyKey: _k, ...rest } = body;
-      requestHash = createHash('sha256').update(canonicalJson({ ...rest, module: module.hash })).digest('hex');
+      requestHash = createHash('sha256').update(canonicalJson({ ...rest, module: module?.hash ?? null })).digest('hex');
     }
     const now = this.now();
     const inputs = body.inputs.map((b) => base64ToBytes(b));
@@ -342,8 +346,8 @@ export class Core {
         ...(key !== undefined ? { idempotencyKey: key } : {}),
         requestHash,
         ...(body.name !== undefined ? { name: body.name } : {}),
-        module: module.hash,
-        instrumentedModule: module.instrumentedHash,
+        module: module?.hash ?? CODE_RUNTIME_MODULE[code as 'python' | 'js'],
+        instrumentedModule: module?.instrumentedHash ?? CODE_RUNTIME_MODULE[code as 'python' | 'js'],
         runtime: body.runtime,
         limits,
         bid,
@@ -679,4 +683,18 @@ export function resultView(t: TaskRow): TaskResultView {
 export function ledgerBatchRoot(transfers: readonly Transfer[]): string {
   const leaves = transfers.map((t) => merkleLeafHash(utf8(canonicalJson({ ...t, amount: t.amount.toString() }))));
   return Buffer.from(merkleRoot(leaves)).toString('hex');
+}
+
+/** Each input of a python or js job is a CodeEvalInput (JSON): refused at submit, not on an agent. */
+function checkCodeInputs(inputs: readonly string[]): void {
+  inputs.forEach((b64, i) => {
+    let v: unknown;
+    try {
+      v = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(base64ToBytes(b64)));
+    } catch {
+      throw new ImError('IM_VALIDATION', `input ${i} is not UTF-8 JSON: a code task is {"program", "tests", "seed"?}`);
+    }
+    const r = CodeEvalInput.safeParse(v);
+    if (!r.success) throw new ImError('IM_VALIDATION', `input ${i}: ${r.error.issues.slice(0, 3).map((x) => `${x.path.join('.') || '(input)'}: ${x.message}`).join('; ')}`);
+  });
 }

@@ -47,7 +47,31 @@ export type ModuleInfo = z.infer<typeof ModuleInfo>;
  * created by the OpenAI-compatible API (never submitted as a job) and leased
  * to an agent that serves the model named by the task's module (its hash).
  */
-export const Runtime = z.enum(['wasm', 'llm']);
+export const Runtime = z.enum(['wasm', 'llm', 'python', 'js']);
+
+/**
+ * `python` and `js` are code-evaluation runtimes (Pyodide, QuickJS): a task's
+ * input is a CodeEvalInput (JSON), its output a CodeEvalOutput. Their jobs
+ * name no uploaded module: the module is the runtime's own id below.
+ */
+export const CODE_RUNTIMES = ['python', 'js'] as const;
+export const CODE_RUNTIME_MODULE: Record<(typeof CODE_RUNTIMES)[number], string> = {
+  python: '7079746f6e2d636f64652d6576616c2d31000000000000000000000000000000',
+  js: '6a732d636f64652d6576616c2d31000000000000000000000000000000000000',
+};
+export const CodeEvalInput = z.strictObject({
+  program: z.string().max(1_000_000).describe('the candidate program'),
+  tests: z.string().max(1_000_000).describe('test code run after it in the same interpreter; passes when it raises nothing'),
+  seed: z.number().int().min(0).max(2 ** 31 - 1).optional(),
+});
+export type CodeEvalInput = z.infer<typeof CodeEvalInput>;
+export const CodeEvalOutput = z.strictObject({
+  verdict: z.enum(['passed', 'failed', 'timed-out', 'errored']),
+  stdout: z.string(),
+  stderr: z.string(),
+  error: z.strictObject({ code: z.string(), message: z.string() }).optional(),
+});
+export type CodeEvalOutput = z.infer<typeof CodeEvalOutput>;
 export type Runtime = z.infer<typeof Runtime>;
 
 export const JobLimits = z.strictObject({
@@ -78,7 +102,7 @@ export const Verification = z.discriminatedUnion('mode', [
 export type Verification = z.infer<typeof Verification>;
 
 export const SubmitJobBody = z.strictObject({
-  module: Hash.describe('hash of an uploaded module (POST /v1/modules)'),
+  module: Hash.optional().describe('hash of an uploaded module (POST /v1/modules); not for the python and js runtimes'),
   runtime: Runtime.default('wasm'),
   name: z.string().max(200).optional(),
   inputs: z.array(Base64).min(1).max(1_000_000).describe('one base64 input per task'),
