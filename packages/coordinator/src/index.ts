@@ -11,4 +11,5 @@ export * as ledger from './ledger/index.js';
 export * as pricing from './pricing/index.js';
 export * as policy from './policy/index.js';
 export * as verify from './verify/index.js';
+export * as issuance from './issuance/index.js';
 export * as sim from './sim/index.js';
