@@ -55,6 +55,8 @@ export const CoordinatorOptionsSchema = z.strictObject({
    * coordinator re-executes that fraction of accepted results as the referee).
    */
   verify: z.string().regex(/^(trusted|spot-check(:(0(\.\d+)?|1(\.0+)?))?)$/, 'trusted, spot-check or spot-check:<rate 0..1>'),
+  /** Length of an issuance hour in ms: 3,600,000; shorter only to watch epochs roll in a test or a demo. */
+  issuanceHourMs: z.number().int().min(1000).max(3_600_000),
   /** Earnings stay pending this long after a job settles (verification may still reverse them); only then withdrawable. */
   challengeWindowMs: z.number().int().min(0).max(30 * 24 * 3_600_000),
   /** The URL people open (passkeys are bound to its host name); default http://localhost:<port>. */
@@ -109,13 +111,14 @@ const ENV: Record<string, keyof CoordinatorOptions> = {
   IDLEMESH_PAYOUT_INTERVAL_MS: 'payoutIntervalMs',
   IDLEMESH_CHALLENGE_WINDOW_MS: 'challengeWindowMs',
   IDLEMESH_VERIFY: 'verify',
+  IDLEMESH_ISSUANCE_HOUR_MS: 'issuanceHourMs',
   IDLEMESH_PUBLIC_URL: 'publicUrl',
   IDLEMESH_TLS_CERT: 'tlsCert',
   IDLEMESH_TLS_KEY: 'tlsKey',
   IDLEMESH_UPSTREAM: 'upstream',
   IDLEMESH_UPSTREAM_KEY: 'upstreamKey',
 };
-const NUMERIC = new Set<keyof CoordinatorOptions>(['port', 'leaseMs', 'heartbeatMs', 'sweepMs', 'bodyLimitBytes', 'moduleLimitBytes', 'maxMemoryMb', 'leaseBatch', 'coordinatorFeeBps', 'poolFeeBps', 'unbondingMs', 'minConf', 'depositGap', 'chainPollMs', 'minWithdrawalSats', 'payoutIntervalMs', 'lnMaxFeeBps', 'challengeWindowMs']);
+const NUMERIC = new Set<keyof CoordinatorOptions>(['port', 'leaseMs', 'heartbeatMs', 'sweepMs', 'bodyLimitBytes', 'moduleLimitBytes', 'maxMemoryMb', 'leaseBatch', 'coordinatorFeeBps', 'poolFeeBps', 'unbondingMs', 'minConf', 'depositGap', 'chainPollMs', 'minWithdrawalSats', 'payoutIntervalMs', 'lnMaxFeeBps', 'challengeWindowMs', 'issuanceHourMs']);
 
 /**
  * Layers defaults → config file object → environment → explicit options
@@ -161,6 +164,7 @@ export function resolveCoordinatorOptions(
     lnMaxFeeBps: 100,
     challengeWindowMs: 0,
     verify: 'trusted',
+    issuanceHourMs: 3_600_000,
     trustProxy: false,
     auditWitnesses: [],
     auditQuorum: 0,

@@ -27,6 +27,7 @@ import { AuditLog } from './audit/index.js';
 import { ReceiptSigner } from './receipts.js';
 import { Referee } from './referee.js';
 import { Inference } from './inference.js';
+import { IssuanceService } from './issuance-service.js';
 import { Federation } from './federation/index.js';
 import type { AuditEvent } from './audit/index.js';
 import type { RelyingParty } from './identity/index.js';
@@ -72,6 +73,7 @@ export class Core {
   readonly receipts: ReceiptSigner;
   readonly referee: Referee;
   readonly inference: Inference;
+  readonly issuance: IssuanceService;
   private passkeyService: Passkeys | undefined;
   private auditLog: AuditLog | undefined;
   private federation: Federation | undefined;
@@ -113,6 +115,7 @@ export class Core {
     this.identity = new Identity(store, log, now);
     this.receipts = new ReceiptSigner(store, now);
     this.inference = new Inference(this);
+    this.issuance = new IssuanceService(this, opts.issuanceHourMs);
     this.referee = new Referee(store, this.money, metrics, log, now, verificationOf(opts.verify));
     this.governance = new Governance(store, log, now, BigInt(opts.publicMinBondMsat));
     const t = treasuryFromOptions(opts);
@@ -164,6 +167,11 @@ export class Core {
     this.payouts.audit = sink;
     this.money.audit = sink;
     this.referee.audit = sink;
+  }
+
+  /** Appends to the audit log (failures are logged there, never thrown). */
+  async auditRecord(...events: AuditEvent[]): Promise<void> {
+    await this.audit.record(...events);
   }
 
   get audit(): AuditLog {
@@ -486,6 +494,7 @@ export class Core {
         continue;
       }
       s.credit -= tasks.length;
+      this.issuance.leased(nodeId, tasks.length);
       s.send({ type: 'lease', tasks });
     }
     this.metrics.tasksLeased.inc(claimed.length);
@@ -579,6 +588,8 @@ export class Core {
     this.sweeping = true;
     try {
       const now = this.now();
+      // Every coordinator meters its own agents.
+      await this.issuance.tick(now).catch((err: unknown) => this.log.warn({ err }, 'issuance metering failed'));
       // Periodic work runs on one coordinator of those sharing the store: the lock holder.
       if (await this.store.holdsLock('sweep')) {
         const r = await this.store.expireLeases(now, errorFrom('IM_LEASE_EXPIRED'));
@@ -591,6 +602,7 @@ export class Core {
         // Nodes whose coordinator died with their socket never said goodbye.
         await this.store.markStaleNodes(now - Math.max(3 * this.opts.heartbeatMs, this.opts.leaseMs));
         await this.money.sweep();
+        await this.issuance.leaderWork(now).catch((err: unknown) => this.log.error({ err }, 'issuance failed; retried next sweep'));
         await this.auditSweep();
         if (now - this.lastChainPoll >= this.opts.chainPollMs) {
           this.lastChainPoll = now;

@@ -12,4 +12,6 @@ export * as pricing from './pricing/index.js';
 export * as policy from './policy/index.js';
 export * as verify from './verify/index.js';
 export * as issuance from './issuance/index.js';
+export { epochSigningBytes, ISSUANCE_PARAMS } from './issuance-service.js';
+export type { EpochRecord, HourDoc } from './issuance-service.js';
 export * as sim from './sim/index.js';

@@ -4,7 +4,7 @@
  * sharing it signs with the same key) and keeps one self-contained receipt
  * document per accepted result.
  */
-import { ImError, countersign, generateNodeKey, importNodeKey, openResults } from '@idlemesh/protocol';
+import { ImError, countersign, generateNodeKey, importNodeKey, openResults, sign } from '@idlemesh/protocol';
 import type { NodeKeyPair, ReceiptDocument, SignedMessage } from '@idlemesh/protocol';
 import type { Store } from './store/index.js';
 
@@ -18,6 +18,12 @@ export class ReceiptSigner {
   /** The hex ed25519 key receipts are countersigned with: what `idlemesh audit receipt --coordinator-key` pins. */
   async publicKey(): Promise<string> {
     return (await this.signingKey()).publicKeyHex;
+  }
+
+  /** Signs other statements of this coordinator (issuance epochs) with the same key. */
+  async sign(bytes: Uint8Array): Promise<{ publicKey: string; sig: string }> {
+    const key = await this.signingKey();
+    return { publicKey: key.publicKeyHex, sig: await sign(key.privateKey, bytes) };
   }
 
   /**

@@ -38,6 +38,7 @@ export const ERRORS = {
   IM_BAD_SIGNATURE: { status: 401, message: 'The signature does not verify against the node key.', retryable: false },
   IM_REPLAYED: { status: 401, message: 'This signed message (nonce) was already seen; sign a fresh message.', retryable: false },
   IM_RECEIPT_MISMATCH: { status: 400, message: 'The signed receipt tree head does not match the results sent with it.', retryable: false },
+  IM_ISSUANCE_MISMATCH: { status: 409, message: 'The published epoch does not recompute: an input, output, root or signature differs.', retryable: false },
   IM_RECEIPT_INVALID: { status: 400, message: 'The receipt does not verify: changed, or signed by another key.', retryable: false },
   IM_STALE_TIMESTAMP: { status: 401, message: 'The signed timestamp is too far from the coordinator clock; check the system clock.', retryable: false },
   IM_PROTOCOL_VERSION: { status: 400, message: 'Unsupported protocol version; upgrade the agent or coordinator.', retryable: false },

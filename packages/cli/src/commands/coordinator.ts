@@ -24,6 +24,7 @@ interface CoordinatorFlags {
   depositGap?: number;
   challengeWindowMs?: number;
   verify?: string;
+  issuanceHourMs?: number;
   minWithdrawalSats?: number;
   payoutIntervalMs?: number;
   publicUrl?: string;
@@ -62,6 +63,7 @@ export function registerCoordinator(program: Command): void {
     .option('--min-conf <n>', 'confirmations before a deposit is credited (default 2)', intArg(1, 100))
     .option('--chain-poll-ms <ms>', 'how often deposits are checked (default 10000)', intArg(50, 3_600_000))
     .option('--deposit-gap <n>', 'unused deposit addresses in a row at most (default 20)', intArg(1, 10_000))
+    .option('--issuance-hour-ms <ms>', 'length of an issuance hour (default 3600000; shorter to watch epochs roll in a demo or test)', intArg(1000, 3_600_000))
     .option('--verify <mode>', 'how results of jobs that do not say are verified: trusted (default), spot-check or spot-check:<rate> (the coordinator re-runs that fraction as the referee)')
     .option('--challenge-window-ms <ms>', 'earnings stay pending this long after settlement (default 0)', intArg(0, 30 * 24 * 3_600_000))
     .option('--min-withdrawal-sats <n>', 'smallest on-chain withdrawal (default 10000)', intArg(1))
@@ -88,7 +90,7 @@ export function registerCoordinator(program: Command): void {
         defined({ host: flags.host, port: flags.port, dataDir: flags.dataDir, store: flags.store, leaseMs: flags.leaseMs, heartbeatMs: flags.heartbeatMs, logLevel: flags.logLevel,
           network: flags.network, coordinatorFeeBps: flags.coordinatorFeeBps, poolFeeBps: flags.poolFeeBps, unbondingMs: flags.unbondingMs,
           treasuryKey: flags.treasuryKey, chain: flags.chain, minConf: flags.minConf, chainPollMs: flags.chainPollMs, lightning: flags.lightning,
-          depositGap: flags.depositGap, challengeWindowMs: flags.challengeWindowMs, verify: flags.verify, minWithdrawalSats: flags.minWithdrawalSats, payoutIntervalMs: flags.payoutIntervalMs,
+          depositGap: flags.depositGap, challengeWindowMs: flags.challengeWindowMs, verify: flags.verify, issuanceHourMs: flags.issuanceHourMs, minWithdrawalSats: flags.minWithdrawalSats, payoutIntervalMs: flags.payoutIntervalMs,
           publicUrl: flags.publicUrl, tlsCert: flags.tlsCert, tlsKey: flags.tlsKey, trustProxy: flags.trustProxy,
           auditWitnesses: flags.auditWitness, auditQuorum: flags.auditQuorum,
           upstream: flags.upstream, upstreamBid: flags.upstreamBid, upstreamBudgetMsat: flags.upstreamBudgetMsat,

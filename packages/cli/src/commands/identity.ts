@@ -290,6 +290,54 @@ export function registerIdentity(program: Command): void {
       }
     });
 
+  audit.command('issuance')
+    .description('recompute an issuance epoch from its published inputs: signature, hourly roots against the frozen hour tables, and every node\'s score and allocation; exits 1 on any difference')
+    .requiredOption('--epoch <hour>', 'the epoch hour, or latest')
+    .option('--key <hex>', 'the coordinator key you pinned (GET /v1/receipts/key once); without it the published key is taken')
+    .option('--json', 'print the checks as one JSON document')
+    .action(async (opts: { epoch: string; key?: string; json?: boolean }, cmd: Command) => {
+      const p = await import('@idlemesh/protocol');
+      const c = await import('@idlemesh/coordinator');
+      if (opts.epoch !== 'latest' && !/^\d+$/.test(opts.epoch)) throw new ImError('IM_CLI_USAGE', '--epoch is an hour number or latest');
+      const e = (await call(cmd, 'GET', `/v1/issuance/epochs/${opts.epoch}`)) as import('@idlemesh/coordinator').EpochRecord;
+      const problems: string[] = [];
+      const sigOk = await p.verify(e.publicKey, e.sig, c.epochSigningBytes(e.document, e.hourRoots));
+      if (!sigOk) problems.push('signature: does not verify against the published key');
+      if (opts.key !== undefined && opts.key.toLowerCase() !== e.publicKey) problems.push(`key: signed by ${e.publicKey}, not the pinned ${opts.key}`);
+      const parsed = c.issuance.parseEpochDocument(e.document);
+      // Each hour of the document: its rows must hash to the signed root, and equal the frozen table the coordinator serves.
+      for (const h of parsed.input.hours) {
+        const signed = e.hourRoots.find((x) => x.hour === h.hour)?.root;
+        const root = c.issuance.hourRowsRootHex(h);
+        if (root !== signed) problems.push(`hour ${h.hour}: rows hash to ${root}, the signed root is ${String(signed)}`);
+        const frozen = (await call(cmd, 'GET', `/v1/issuance/hours/${h.hour}`)) as import('@idlemesh/coordinator').HourDoc;
+        if (frozen.root !== signed) problems.push(`hour ${h.hour}: the frozen table's root ${frozen.root} is not the signed ${String(signed)}`);
+        const table = { hour: frozen.hour, bonds: new Map(Object.entries(frozen.bonds).map(([k, v]) => [k, BigInt(v)])), rows: frozen.rows.map((r) => ({ node: r.node, paidMsat: BigInt(r.paidMsat), availSec: BigInt(r.availSec), capMeasured: BigInt(r.capMeasured), busySec: BigInt(r.busySec), slotSec: BigInt(r.slotSec) })) };
+        if (c.issuance.hourRowsRootHex(table) !== frozen.root) problems.push(`hour ${h.hour}: the frozen table's rows do not hash to its root`);
+      }
+      const result = c.issuance.computeEpoch(parsed.input);
+      const expected = parsed.expected;
+      const nodes = parsed.input.nodes.map((n) => {
+        const score = result.scores.get(n.id) ?? 0n;
+        const alloc = result.allocations.get(n.id) ?? 0n;
+        const agree = expected !== undefined && expected.scores.get(n.id) === score && expected.allocations.get(n.id) === alloc;
+        if (!agree) problems.push(`node ${n.id.slice(0, 16)}…: published ${String(expected?.allocations.get(n.id))} msat, recomputed ${alloc}`);
+        return { node: n.id, agree, allocationMsat: alloc.toString(), publishedMsat: expected?.allocations.get(n.id)?.toString() ?? null, score: score.toString() };
+      });
+      if (expected?.issuedMsat !== result.issuedMsat) problems.push(`issued: published ${String(expected?.issuedMsat)} msat, recomputed ${result.issuedMsat}`);
+      const ok = problems.length === 0;
+      if (opts.json) await outJson({ ok, epoch: parsed.input.epochHour, formula: c.issuance.FORMULA, issuedMsat: result.issuedMsat.toString(), hours: parsed.input.hours.length, nodes, problems });
+      else {
+        await out(`epoch ${parsed.input.epochHour} (${c.issuance.FORMULA}, ${parsed.input.hours.length} hours, pool ${parsed.input.poolMsat} msat, issued ${result.issuedMsat} msat)\n`);
+        await out(table(['NODE', 'ALLOCATION MSAT', 'SCORE', ''], nodes.map((n) => [`${n.node.slice(0, 16)}…`, n.allocationMsat, n.score, n.agree ? 'agree' : 'DISAGREE'])));
+        for (const x of problems) await out(`FAIL ${x}\n`);
+      }
+      if (!ok) {
+        if (!opts.json) throw new ImError('IM_ISSUANCE_MISMATCH', `${problems.length} difference(s)`);
+        process.exitCode = 1;
+      }
+    });
+
   audit.command('status').description('the latest checkpoint and how many witnesses cosigned it').option('--json', 'print it').action(async (opts: { json?: boolean }, cmd: Command) => {
     const r = (await call(cmd, 'GET', '/v1/audit/status')) as { size: number; witnessed: number; quorum: number; flagged: boolean };
     if (opts.json) return outJson(r);

@@ -222,6 +222,7 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
     core.notifyJobs(r.jobs);
     setImmediate(() => send(ack));
     core.inference.onResults(session.nodeId, outcomes, r.statuses);
+    core.issuance.outcomes(session.nodeId, outcomes.filter((_, i) => r.statuses[i] === 'accepted').map((o) => ({ ok: o.ok, retryable: o.error?.retryable === true })), core.now());
     void core.referee.consider(session.nodeId, outcomes, r.statuses).catch((err: unknown) => core.log.error({ err }, 'referee draw failed'));
     // A failure may have put a task back in the queue.
     if (outcomes.some((o) => !o.ok)) core.announceWork();
@@ -238,6 +239,7 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
     // The agent is gone: what it held goes back to the queue now rather than at lease expiry.
     const r = await core.store.failNodeLeases(session.nodeId, now, errorFrom('IM_LEASE_EXPIRED', 'the agent disconnected while holding the lease'), challenge);
     core.inference.nodeGone(session.nodeId);
+    core.issuance.faults(session.nodeId, r.requeued + r.failed, now);
     core.log.info({ node: short(session.nodeId), requeued: r.requeued, failed: r.failed }, 'agent disconnected');
     if (r.requeued + r.failed > 0) {
       core.metrics.leasesExpired.inc(r.requeued + r.failed);

@@ -470,6 +470,26 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
 
   app.get('/v1/audit/key', async () => ({ origin: core.audit.origin, verifierKey: await core.audit.verifierKey() }));
 
+  // Issuance: every input and output is public, so anyone can recompute an epoch (idlemesh audit issuance).
+  const HourParam = z.strictObject({ hour: z.union([z.literal('latest'), z.coerce.number().int().min(0)]) });
+  app.get('/v1/issuance/hours/:hour', async (req) => {
+    const { hour } = parse(HourParam, req.params, 'path');
+    const h = hour === 'latest' ? (await core.issuance.epoch('latest'))?.document.epochHour : hour;
+    const doc = h === undefined ? undefined : await core.issuance.hour(h);
+    if (!doc) throw new ImError('IM_NOT_FOUND', `hour ${String(hour)} is not closed (hours are ${core.issuance.hourMs} ms; the current one is ${core.issuance.hourOf(core.now())})`);
+    return doc;
+  });
+  app.get('/v1/issuance/epochs/:hour', async (req) => {
+    const { hour } = parse(HourParam, req.params, 'path');
+    const e = await core.issuance.epoch(hour);
+    if (!e) throw new ImError('IM_NOT_FOUND', hour === 'latest' ? 'no epoch has closed yet' : `no epoch for hour ${hour}`);
+    return { ...e, hourMs: core.issuance.hourMs };
+  });
+  app.get('/v1/nodes/:id/rewards', async (req) => {
+    const { id } = parse(z.strictObject({ id: z.string().regex(/^[0-9a-f]{64}$/) }), req.params, 'path');
+    return { node: id, rewards: await core.issuance.rewards(id) };
+  });
+
   // OpenAI-compatible API: models served by agents, one job per request (see inference.ts).
   app.get('/v1/models', async () => ({ object: 'list', data: core.inference.models() }));
   const infer = (kind: InferenceKind) => async (req: FastifyRequest, reply: FastifyReply): Promise<unknown> => {

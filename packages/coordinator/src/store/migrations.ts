@@ -193,4 +193,20 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE jobs ADD COLUMN verification TEXT;
   `,
+  // 9: issuance inputs, per node and hour, added to by every coordinator for its own agents
+  `
+  CREATE TABLE issuance_meter (
+    node_id TEXT NOT NULL,
+    hour INTEGER NOT NULL,
+    avail_ms INTEGER NOT NULL DEFAULT 0,
+    slot_ms INTEGER NOT NULL DEFAULT 0,
+    busy_ms INTEGER NOT NULL DEFAULT 0,
+    accepted INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    paid_msat INTEGER NOT NULL DEFAULT 0,
+    cap INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (node_id, hour)
+  );
+  CREATE INDEX issuance_meter_hour ON issuance_meter (hour);
+  `,
 ];

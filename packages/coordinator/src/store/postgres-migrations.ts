@@ -205,4 +205,20 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE jobs ADD COLUMN verification TEXT;
   `,
+  // 9: issuance inputs, per node and hour, added to by every coordinator for its own agents
+  `
+  CREATE TABLE issuance_meter (
+    node_id TEXT NOT NULL,
+    hour BIGINT NOT NULL,
+    avail_ms BIGINT NOT NULL DEFAULT 0,
+    slot_ms BIGINT NOT NULL DEFAULT 0,
+    busy_ms BIGINT NOT NULL DEFAULT 0,
+    accepted BIGINT NOT NULL DEFAULT 0,
+    failed BIGINT NOT NULL DEFAULT 0,
+    paid_msat BIGINT NOT NULL DEFAULT 0,
+    cap BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (node_id, hour)
+  );
+  CREATE INDEX issuance_meter_hour ON issuance_meter (hour);
+  `,
 ];

@@ -10,7 +10,7 @@ import type { AccountBalance, Transfer } from '../ledger/index.js';
 import type { BatchOutcome, LedgerBatch } from '../ledger/persist.js';
 import { AdvisoryLocks } from './postgres-lock.js';
 import { Listener, encodeEvent } from './postgres-notify.js';
-import { bytes, toJob, toModule, toNode, toRunnable, toTaskRow } from './rows.js';
+import { bytes, toJob, toMeterRow, toModule, toNode, toRunnable, toTaskRow } from './rows.js';
 import type { Row } from './rows.js';
 import { isRetryableTaskError } from './sqlite.js';
 import type {
@@ -18,6 +18,7 @@ import type {
   ClaimedTask,
   ExpiryReport,
   JobRecord,
+  MeterRow,
   NewJob,
   NodeRecord,
   Outcome,
@@ -491,6 +492,21 @@ export class PostgresStore implements Store {
   async getReceipt(jobId: string, index: number): Promise<string | undefined> {
     const r = (await this.pool.query<Row>(SQL.receipt, [jobId, index])).rows[0];
     return r?.receipt == null ? undefined : String(r.receipt);
+  }
+
+  async meterAdd(rows: readonly MeterRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    const col = <K extends keyof MeterRow>(k: K): Array<MeterRow[K]> => rows.map((r) => r[k]);
+    await this.pool.query(`INSERT INTO issuance_meter (node_id, hour, avail_ms, slot_ms, busy_ms, accepted, failed, paid_msat, cap)
+      SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
+      ON CONFLICT (node_id, hour) DO UPDATE SET avail_ms = issuance_meter.avail_ms + excluded.avail_ms, slot_ms = issuance_meter.slot_ms + excluded.slot_ms,
+        busy_ms = issuance_meter.busy_ms + excluded.busy_ms, accepted = issuance_meter.accepted + excluded.accepted, failed = issuance_meter.failed + excluded.failed,
+        paid_msat = issuance_meter.paid_msat + excluded.paid_msat, cap = GREATEST(issuance_meter.cap, excluded.cap)`,
+    [col('nodeId'), col('hour'), col('availMs'), col('slotMs'), col('busyMs'), col('accepted'), col('failed'), col('paidMsat'), col('cap')]);
+  }
+
+  async meterHours(from: number, to: number): Promise<MeterRow[]> {
+    return (await this.pool.query<Row>('SELECT * FROM issuance_meter WHERE hour >= $1 AND hour <= $2 ORDER BY hour, node_id', [from, to])).rows.map(toMeterRow);
   }
 
   async taskInput(jobId: string, index: number): Promise<Uint8Array | undefined> {

@@ -5,7 +5,7 @@
  */
 import type { Capabilities, JobState, TaskState, WireError } from '@idlemesh/protocol';
 import { ImError, sha256HexSync } from '@idlemesh/protocol';
-import type { JobRecord, NodeRecord, RunnableJob, StoredModule, TaskRow } from './types.js';
+import type { JobRecord, MeterRow, NodeRecord, RunnableJob, StoredModule, TaskRow } from './types.js';
 
 export type Row = Record<string, unknown>;
 
@@ -123,4 +123,11 @@ export function sameInput(o: { jobId: string; index: number; inputHash?: string 
   if (sha256HexSync(input) !== o.inputHash) {
     throw new ImError('IM_RECEIPT_MISMATCH', `task ${o.jobId}/${o.index}: the result's receipt names another input than the task's`);
   }
+}
+
+export function toMeterRow(r: Row): MeterRow {
+  return {
+    nodeId: String(r.node_id), hour: Number(r.hour), availMs: Number(r.avail_ms), slotMs: Number(r.slot_ms), busyMs: Number(r.busy_ms),
+    accepted: Number(r.accepted), failed: Number(r.failed), paidMsat: Number(r.paid_msat), cap: Number(r.cap),
+  };
 }

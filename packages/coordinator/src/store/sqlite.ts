@@ -6,13 +6,14 @@ import { SqliteLedger } from './sqlite-ledger.js';
 import type { Accrued } from './sqlite-ledger.js';
 import type { AccountBalance, Transfer } from '../ledger/index.js';
 import type { BatchOutcome, LedgerBatch } from '../ledger/persist.js';
-import { sameInput, toJob, toModule, toNode, toRunnable, toTaskRow } from './rows.js';
+import { sameInput, toJob, toMeterRow, toModule, toNode, toRunnable, toTaskRow } from './rows.js';
 import type { Row } from './rows.js';
 import type {
   Claim,
   ClaimedTask,
   ExpiryReport,
   JobRecord,
+  MeterRow,
   NewJob,
   NodeRecord,
   Outcome,
@@ -358,6 +359,21 @@ export class SqliteStore implements Store {
   async getReceipt(jobId: string, index: number): Promise<string | undefined> {
     const r = this.s.receipt.get(jobId, index) as Row | undefined;
     return r?.receipt == null ? undefined : String(r.receipt);
+  }
+
+  async meterAdd(rows: readonly MeterRow[]): Promise<void> {
+    const st = this.db.prepare(`INSERT INTO issuance_meter (node_id, hour, avail_ms, slot_ms, busy_ms, accepted, failed, paid_msat, cap)
+      VALUES (@nodeId, @hour, @availMs, @slotMs, @busyMs, @accepted, @failed, @paidMsat, @cap)
+      ON CONFLICT (node_id, hour) DO UPDATE SET avail_ms = avail_ms + excluded.avail_ms, slot_ms = slot_ms + excluded.slot_ms,
+        busy_ms = busy_ms + excluded.busy_ms, accepted = accepted + excluded.accepted, failed = failed + excluded.failed,
+        paid_msat = paid_msat + excluded.paid_msat, cap = MAX(cap, excluded.cap)`);
+    this.db.transaction(() => {
+      for (const r of rows) st.run(r);
+    })();
+  }
+
+  async meterHours(from: number, to: number): Promise<MeterRow[]> {
+    return (this.db.prepare('SELECT * FROM issuance_meter WHERE hour >= ? AND hour <= ? ORDER BY hour, node_id').all(from, to) as Row[]).map(toMeterRow);
   }
 
   async taskInput(jobId: string, index: number): Promise<Uint8Array | undefined> {

@@ -114,6 +114,20 @@ export interface MarketRow {
 }
 
 /** A document kept by kind and id: deposits, invoices, withdrawals, payout batches, cursors, keys, organisations, users, API keys. */
+/** What the issuance counts for one node in one hour (see issuance-service.ts). */
+export interface MeterRow {
+  nodeId: string;
+  hour: number;
+  availMs: number;
+  slotMs: number;
+  busyMs: number;
+  accepted: number;
+  failed: number;
+  paidMsat: number;
+  /** Capacity units measured in the hour (the largest seen). */
+  cap: number;
+}
+
 export interface StoredRecord {
   kind: string;
   id: string;
@@ -283,6 +297,10 @@ export interface Store {
   getResults(jobId: string, q: { after: number; limit: number; state?: TaskState }): Promise<TaskRow[]>;
   /** The receipt document (JSON text) of a task's accepted result, if it has one. */
   getReceipt(jobId: string, index: number): Promise<string | undefined>;
+  /** Adds to the issuance meter (increments; `cap` keeps the largest seen). */
+  meterAdd(rows: readonly MeterRow[]): Promise<void>;
+  /** The meter rows of some hours. */
+  meterHours(from: number, to: number): Promise<MeterRow[]>;
   /** A task's input bytes (the referee re-executes it). */
   taskInput(jobId: string, index: number): Promise<Uint8Array | undefined>;
   /**
