@@ -12,6 +12,7 @@ import { registerMoney } from './commands/money.js';
 import { registerTreasury } from './commands/treasury.js';
 import { registerIdentity } from './commands/identity.js';
 import { registerSim } from './commands/sim.js';
+import { registerServeModel } from './commands/serve-model.js';
 import { registerSubmit } from './commands/submit.js';
 import { registerUp } from './commands/up.js';
 
@@ -38,6 +39,7 @@ Docs: docs/cli.md`);
   registerUp(program);
   registerCoordinator(program);
   registerAgent(program);
+  registerServeModel(program);
   registerSubmit(program);
   registerJobs(program);
   registerJob(program);

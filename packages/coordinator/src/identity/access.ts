@@ -42,7 +42,8 @@ export const ROUTE_RULES: Readonly<Record<string, RouteRule>> = {
   'POST /v1/bootstrap': R('public'),
   'POST /v1/modules': R(['buyer', 'admin']),
   'GET /v1/modules/:hash': R(['buyer', 'admin', 'auditor', 'operator']),
-  'GET /v1/modules/:hash/instrumented': R(['buyer', 'admin', 'auditor', 'operator']),
+  // Agents fetch what they were leased without credentials; a module is named by its hash, so knowing the hash is the access.
+  'GET /v1/modules/:hash/instrumented': R('public'),
   'POST /v1/jobs': R(['buyer']),
   'GET /v1/jobs': R(['buyer', 'admin', 'auditor']),
   'GET /v1/jobs/:id': R(['buyer', 'admin', 'auditor']),
@@ -110,6 +111,11 @@ export const ROUTE_RULES: Readonly<Record<string, RouteRule>> = {
   'POST /v1/audit/checkpoint': R(['admin'], true),
   'POST /v1/audit/cosign': R('public'),
   'GET /v1/audit/status': R('public'),
+  // The web app (server/web.ts): its files, and index.html for every client route.
+  'GET /': R('public'),
+  'GET /*': R('public'),
+  'HEAD /': R('public'),
+  'HEAD /*': R('public'),
 };
 
 /**

@@ -12,6 +12,7 @@ import { OpenAiError, toOpenAi } from '../inference.js';
 import { openAiErrorBody } from './openai-errors.js';
 import { handleAgentSocket } from './agents.js';
 import { registerRoutes } from './http.js';
+import { registerWeb } from './web.js';
 
 export interface RunningCoordinator {
   /** Base URL, e.g. http://127.0.0.1:7070 */
@@ -88,6 +89,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     scoped.get('/v1/agent', { websocket: true }, (socket, req) => handleAgentSocket(core, socket, req.ip));
   });
   registerRoutes(app, core);
+  registerWeb(app);
 
   await app.listen({ host: opts.host, port: opts.port });
   const address = app.server.address();
