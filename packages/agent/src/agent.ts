@@ -52,6 +52,8 @@ export interface StartAgentOptions extends AgentOptions {
   /** How long finished results wait to be batched (ms). */
   resultFlushMs?: number;
   log?: Logger;
+  /** Also run python and js code-evaluation tasks (Pyodide, QuickJS). */
+  codeRuntimes?: boolean;
   /** Models this agent serves through the coordinator's OpenAI-compatible API (see inference.ts). */
   backends?: ModelBackend[];
 }
@@ -72,7 +74,7 @@ export async function startAgent(opts: StartAgentOptions): Promise<Agent> {
   if (opts.sandbox !== undefined) {
     sandbox = opts.sandbox;
   } else {
-    ({ sandbox, calibrate } = loadRuntime(opts.maxTasks));
+    ({ sandbox, calibrate } = loadRuntime(opts.maxTasks, opts.codeRuntimes === true));
     ownsSandbox = true;
   }
   let fuelPerSec = opts.fuelPerSec ?? 0;
@@ -84,6 +86,7 @@ export async function startAgent(opts: StartAgentOptions): Promise<Agent> {
     }
   }
   const capabilities = buildCapabilities({ maxTasks: opts.maxTasks, maxMemoryMb: opts.maxMemoryMb, fuelPerSec, gpus: await detectGpus(), name: opts.name, ask: opts.ask, region: opts.region });
+  if (opts.codeRuntimes === true && opts.sandbox === undefined) capabilities.runtimes = ['wasm', 'python', 'js'];
   const agent = new AgentImpl(opts, { clock, log, key, sandbox, ownsSandbox, capabilities });
   const models = await agent.loadModels();
   if (models.length > 0) {

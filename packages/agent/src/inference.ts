@@ -115,7 +115,9 @@ export class InferenceHost {
       const message = (err as Error).message ?? String(err);
       this.deps.log.warn(`inference failed: ${message}`, { task: t.taskId });
       // Nothing streamed yet: the coordinator may try another agent (retryable); otherwise it is this request's failure.
-      this.deps.onOutcome({ ...base, ok: false, fuel: 0, startedAt, endedAt: this.deps.now(), error: { code: seq === 0 ? 'IM_AGENT_ERROR' : 'IM_BAD_REQUEST', message: message.slice(0, 2000) } });
+      // A request the backend refuses (IM_VALIDATION) is the caller's, wherever it runs; anything else before the first chunk may be retried elsewhere.
+      const code = (err as { code?: unknown }).code === 'IM_VALIDATION' ? 'IM_VALIDATION' : seq === 0 ? 'IM_AGENT_ERROR' : 'IM_BAD_REQUEST';
+      this.deps.onOutcome({ ...base, ok: false, fuel: 0, startedAt, endedAt: this.deps.now(), error: { code, message: message.slice(0, 2000) } });
     }
   }
 }

@@ -13,6 +13,7 @@ import { registerTreasury } from './commands/treasury.js';
 import { registerIdentity } from './commands/identity.js';
 import { registerSim } from './commands/sim.js';
 import { registerServeModel } from './commands/serve-model.js';
+import { registerEval } from './commands/eval.js';
 import { registerSubmit } from './commands/submit.js';
 import { registerUp } from './commands/up.js';
 
@@ -38,6 +39,7 @@ Docs: docs/cli.md`);
 
   registerUp(program);
   registerCoordinator(program);
+  registerEval(program);
   registerAgent(program);
   registerServeModel(program);
   registerSubmit(program);

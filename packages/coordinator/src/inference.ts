@@ -127,7 +127,10 @@ export class Inference {
       if (!p || p.nodeId !== nodeId || p.attempt !== o.attempt) return;
       if (statuses[i] !== 'accepted') return;
       if (o.ok) p.settle({ ok: true, output: Buffer.from(o.output ?? new Uint8Array()).toString('utf8'), fuel: o.fuel });
-      else p.settle({ ok: false, error: new ImError('IM_AGENT_ERROR', o.error?.message ?? 'inference failed'), retry: p.chunks === 0 && o.error?.retryable === true });
+      else {
+        const code = o.error?.code === 'IM_VALIDATION' ? 'IM_VALIDATION' : 'IM_AGENT_ERROR';
+        p.settle({ ok: false, error: new ImError(code, o.error?.message ?? 'inference failed'), retry: p.chunks === 0 && o.error?.retryable === true });
+      }
     });
   }
 

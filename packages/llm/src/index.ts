@@ -20,3 +20,5 @@ export * from './openai-backend.js';
 export * from './server.js';
 export { TextStream } from './text-stream.js';
 export { PLAIN_STOPS, renderPlainChat } from './prompt.js';
+export { agentBackend } from './agent-backend.js';
+export type { AgentModelBackend } from './agent-backend.js';

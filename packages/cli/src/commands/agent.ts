@@ -1,5 +1,6 @@
 import { Option, type Command } from 'commander';
 import type { AgentOptionsInput } from '@idlemesh/agent';
+import { ImError } from '@idlemesh/protocol';
 import { defined, coordinatorFlag, floatArg, intArg, readConfigFile } from '../options.js';
 import { note, outJson } from '../output.js';
 import { onShutdown } from '../shutdown.js';
@@ -9,6 +10,10 @@ export const DEFAULT_IDLE_LOAD = 0.5;
 const AGENT_LOG_LEVELS = ['error', 'warn', 'info', 'debug', 'silent'] as const;
 
 interface AgentFlags {
+  codeRuntimes?: boolean;
+  model?: string[];
+  backend?: string[];
+  gpu?: string;
   dataDir?: string;
   keyFile?: string;
   maxTasks?: number;
@@ -42,6 +47,10 @@ export function registerAgent(program: Command): void {
     .option('--region <name>', 'where this machine is (organisation policies may allow only some regions)')
     .option('--witness-ms <ms>', "how often this node checks and cosigns the coordinator's audit log (default 60000; 0 = never)", intArg(0, 24 * 3_600_000))
     .option('--ask <msat-per-EU>', 'price this node asks per EU (1 EU = 1e9 fuel); only jobs bidding at least this run here (default 0: free)', intArg(0))
+    .option('--code-runtimes', 'also run python and js code-evaluation tasks (Pyodide and QuickJS, metered; the first start builds a cache of ~40 MB)')
+    .option('--model <path.gguf>', 'serve this GGUF model through the coordinator\'s OpenAI-compatible API (node-llama-cpp); repeatable', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--backend <openai=URL>', 'serve the models of an OpenAI-compatible server (Ollama, llama.cpp server, vLLM), e.g. openai=http://127.0.0.1:11434/v1; repeatable', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--gpu <auto|off>', 'with --model: offload to a GPU when one is found (auto, the default) or CPU only (off)')
     .option('--config <file.json>', 'a JSON file of agent options; flags and environment override it')
     .addOption(new Option('--log-level <level>', 'log verbosity').choices(AGENT_LOG_LEVELS))
     .option('--json', 'log as JSON lines')
@@ -66,7 +75,8 @@ export function registerAgent(program: Command): void {
         json: flags.json,
       });
       const opts = resolveAgentOptions(input, file === undefined ? {} : { file });
-      const agent = await startAgent(opts);
+      const backends = await modelBackends(flags);
+      const agent = await startAgent({ ...opts, backends, ...(flags.codeRuntimes ? { codeRuntimes: true } : {}) });
       if (flags.json) await outJson({ type: 'started', nodeId: agent.nodeId, coordinator: opts.coordinator });
       else note(`idlemesh agent ${agent.nodeId.slice(0, 12)} serving ${opts.coordinator} (up to ${opts.maxTasks} tasks at once)`);
       onShutdown(async () => {
@@ -74,4 +84,21 @@ export function registerAgent(program: Command): void {
         await agent.stop({ drain: true });
       });
     });
+}
+
+/** --model and --backend as the agent's model backends (@idlemesh/llm, loaded only when asked for). */
+async function modelBackends(flags: AgentFlags): Promise<import('@idlemesh/llm').AgentModelBackend[]> {
+  const models = flags.model ?? [];
+  const others = flags.backend ?? [];
+  if (models.length === 0 && others.length === 0) return [];
+  if (flags.gpu !== undefined && flags.gpu !== 'auto' && flags.gpu !== 'off') throw new ImError('IM_CLI_USAGE', '--gpu is auto or off');
+  const llm = await import('@idlemesh/llm');
+  const out: import('@idlemesh/llm').AgentModelBackend[] = [];
+  if (models.length > 0) out.push(llm.agentBackend(await llm.LlamaCppBackend.load({ models, gpu: flags.gpu === 'off' ? false : 'auto' })));
+  for (const b of others) {
+    const m = /^openai=(.+)$/.exec(b);
+    if (!m) throw new ImError('IM_CLI_USAGE', `--backend ${b}: expected openai=<base URL ending in /v1>`);
+    out.push(llm.agentBackend(new llm.OpenAiCompatibleBackend({ baseUrl: m[1]! })));
+  }
+  return out;
 }
