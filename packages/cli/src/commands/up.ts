@@ -55,6 +55,7 @@ export function registerUp(program: Command): void {
         if (json) await outJson({ type: 'coordinator', url: mesh.url, dataDir: mesh.dataDir, ...(mesh.bootstrapToken ? { bootstrapToken: mesh.bootstrapToken } : {}) });
         else {
           note(`coordinator on ${mesh.url} (data in ${mesh.dataDir})`);
+          note(`dashboard: open ${mesh.url.replace('127.0.0.1', 'localhost')}/ (contribute this browser: /contribute)`);
           if (mesh.bootstrapToken) note(`open to this machine until an admin exists: idlemesh bootstrap --token ${mesh.bootstrapToken} --org <name>`);
         }
         const client = new IdlemeshClient({ url: mesh.url });
