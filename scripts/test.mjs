@@ -1,5 +1,6 @@
 // Runs every compiled test file with node's test runner, so all packages share
 // one runner and one report. Pass file filters as arguments to run fewer.
+// --test-force-exit: a file whose tests all finished ends even if a library (node-llama-cpp, undici) left a handle open.
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -28,5 +29,5 @@ if (selected.length === 0) {
 }
 console.error(`running ${selected.length} test files: ${selected.map((f) => relative(root, f)).join(', ')}`);
 const concurrency = process.env.IDLEMESH_TEST_CONCURRENCY ?? '2';
-const r = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-timeout=300000', ...selected], { stdio: 'inherit' });
+const r = spawnSync(process.execPath, ['--test', '--test-force-exit', `--test-concurrency=${concurrency}`, '--test-timeout=300000', ...selected], { stdio: 'inherit' });
 process.exit(r.status ?? 1);
