@@ -169,11 +169,6 @@ export class Core {
     this.referee.audit = sink;
   }
 
-  /** Appends to the audit log (failures are logged there, never thrown). */
-  async auditRecord(...events: AuditEvent[]): Promise<void> {
-    await this.audit.record(...events);
-  }
-
   get audit(): AuditLog {
     if (!this.auditLog) throw new ImError('IM_INTERNAL', 'the audit log is not set up yet');
     return this.auditLog;

@@ -224,7 +224,7 @@ export class IssuanceService {
     } catch (err) {
       if ((err as { code?: string }).code !== 'IM_CONFLICT') throw err;
     }
-    await this.core.auditRecord({ type: 'issuance.hour', actor: 'system', subject: String(h), data: { hour: h, root: doc.root, rows: rows.length } });
+    await this.core.audit.record({ type: 'issuance.hour', actor: 'system', subject: String(h), data: { hour: h, root: doc.root, rows: rows.length } });
   }
 
   private async runEpoch(h: number, now: number): Promise<void> {
@@ -278,6 +278,6 @@ export class IssuanceService {
       throw err;
     }
     this.core.log.info({ epoch: h, formula: FORMULA, poolMsat: pool.toString(), issuedMsat: result.issuedMsat.toString(), nodes: nodes.length }, 'issuance epoch closed');
-    await this.core.auditRecord({ type: 'issuance.epoch', actor: 'system', subject: String(h), data: { hour: h, issuedMsat: result.issuedMsat.toString(), poolMsat: pool.toString(), hourRoots: hourRoots.map((x) => x.root).join(',') } });
+    await this.core.audit.record({ type: 'issuance.epoch', actor: 'system', subject: String(h), data: { hour: h, issuedMsat: result.issuedMsat.toString(), poolMsat: pool.toString(), hourRoots: hourRoots.map((x) => x.root).join(',') } });
   }
 }
