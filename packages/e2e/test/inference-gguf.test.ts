@@ -15,7 +15,7 @@ const API_KEY = 'any-token-on-an-open-local-mesh';
 describe('a real GGUF served by an agent (node-llama-cpp)', () => {
   const fixture = fileURLToPath(new URL('../../../../../shared/fixtures/llama-2-tiny-random.gguf', import.meta.url));
 
-  it('answers through the coordinator deterministically at temperature 0, streamed and not, and bills the tokens', async (t) => {
+  it('answers through the coordinator deterministically at temperature 0, streamed and not, and bills the tokens', { timeout: 240_000 }, async (t) => {
     if (!existsSync(fixture)) {
       t.skip(`needs the GGUF fixture ${fixture} (../shared/fixtures/llama-2-tiny-random.gguf), which is not present`);
       return;
@@ -24,8 +24,9 @@ describe('a real GGUF served by an agent (node-llama-cpp)', () => {
     const coord = await startCoordinatorProc({ dataDir: `${dir.path}/coord` });
     const agent = startAgentProc({ coordinator: coord.url, dataDir: `${dir.path}/agent`, args: ['--model', fixture, '--gpu', 'off'] });
     try {
-      const openai = new OpenAI({ baseURL: `${coord.url}/v1`, apiKey: API_KEY, maxRetries: 0 });
-      await waitUntil(async () => (await openai.models.list()).data.some((m) => m.id === 'llama-2-tiny-random'), 60_000);
+      // Bounded: a request that hangs fails the test with both processes' logs instead of stalling the suite.
+      const openai = new OpenAI({ baseURL: `${coord.url}/v1`, apiKey: API_KEY, maxRetries: 0, timeout: 60_000 });
+      await waitUntil(async () => (await openai.models.list()).data.some((m) => m.id === 'llama-2-tiny-random'), 120_000);
       const req = { model: 'llama-2-tiny-random', messages: [{ role: 'user' as const, content: 'Write a haiku about idle machines' }], temperature: 0, max_tokens: 12 };
       const a = await openai.chat.completions.create(req);
       const b = await openai.chat.completions.create(req);
@@ -45,6 +46,9 @@ describe('a real GGUF served by an agent (node-llama-cpp)', () => {
       const jobs = (await coord.client.listJobs({ limit: 10 })).filter((j) => j.runtime === 'llm');
       assert.equal(jobs.length, 3);
       assert.ok(jobs.every((j) => j.state === 'completed' && j.fuelUsed === (a.usage?.total_tokens ?? 0) * FUEL_PER_TOKEN));
+    } catch (err) {
+      t.diagnostic(`--- agent ---\n${agent.text.slice(-4000)}\n--- coordinator ---\n${coord.text.slice(-4000)}`);
+      throw err;
     } finally {
       await agent.stop();
       await coord.stop();

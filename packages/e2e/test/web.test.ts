@@ -64,6 +64,8 @@ async function axeViolations(page: Page): Promise<string[]> {
 
 /** Decodes the QR code drawn on the canvas inside `selector` from its pixels, with jsQR in the page. */
 async function decodeQr(page: Page, selector: string): Promise<string | undefined> {
+  // The canvas appears before the code is drawn on it (drawing is asynchronous).
+  await page.locator(`${selector} canvas[data-drawn=true]`).waitFor();
   await inject(page, 'node_modules/jsqr/dist/jsQR.js');
   return (await page.evaluate(`(() => {
     const canvas = document.querySelector(${JSON.stringify(`${selector} canvas`)});
