@@ -4,6 +4,7 @@
 //
 // Usage (after `npx tsc -b`): node bench/code-eval.mjs
 // Pass --child to print one process's fuel figures as JSON (used internally).
+import './lib.mjs'; // --help
 import { execFileSync } from 'node:child_process';
 import { CodeSandbox, runCode } from '../packages/runtime/dist/src/index.js';
 

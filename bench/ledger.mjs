@@ -2,6 +2,7 @@
 // pending → post/void) in batches, then replay and check the log.
 // Prints one JSON line: {"bench":"ledger","transfersPerSec":…,…}
 // Usage: npx tsc -b packages/coordinator && node bench/ledger.mjs [--transfers 200000] [--accounts 1000] [--batch 100]
+import './lib.mjs'; // --help
 import os from 'node:os';
 import { isDeepStrictEqual } from 'node:util';
 import { check, createAccounts, createLedger, replay, snapshot, submit } from '../packages/coordinator/dist/src/ledger/index.js';

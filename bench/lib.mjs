@@ -10,6 +10,19 @@ import { IdlemeshClient } from '../packages/sdk/dist/src/index.js';
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(ROOT, 'packages/cli/bin/idlemesh.js');
 
+// `--help` on every bench: the script's own header comment says what it measures and which flags it takes.
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  const header = readFileSync(process.argv[1], 'utf8').split('\n');
+  const start = header[0]?.startsWith('#!') ? 1 : 0;
+  const lines = [];
+  for (const line of header.slice(start)) {
+    if (!line.startsWith('//')) break;
+    lines.push(line.replace(/^\/\/ ?/, ''));
+  }
+  console.log(lines.join('\n') || 'no help for this bench');
+  process.exit(0);
+}
+
 export function machine() {
   return { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown', memGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: process.platform };
 }

@@ -1,6 +1,7 @@
 // Metering overhead: the same compute kernel, plain vs fuel-instrumented.
 // Prints one JSON line: {"bench":"metering","ratio":…,"meteredMs":…,"unmeteredMs":…,…}
 // Usage: npx tsc -b packages/runtime && node bench/metering.mjs
+import './lib.mjs'; // --help
 import os from 'node:os';
 import wabtInit from 'wabt';
 import { instrumentModule, runTask } from '../packages/runtime/dist/src/index.js';

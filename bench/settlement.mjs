@@ -4,6 +4,7 @@
 // settlement (post + operator/fee/pool, linked). Then `ledger check` over the
 // whole log. Prints one JSON line per store.
 // Usage: npm run bench -- settlement [--jobs 2000] [--tasks 10] [--pg postgres://postgres@127.0.0.1:5432/test]
+import './lib.mjs'; // --help
 import os from 'node:os';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,7 +29,7 @@ async function run(kind, store) {
   await store.migrate();
   await store.upsertNode(NODE, CAPS, 1);
   await store.ledgerApply({ accounts: [{ id: ACCOUNTS.treasury, kind: 'treasury' }, { id: 'buyer:bench', kind: 'buyer' }], events: [] }, 1);
-  await store.commitMoney({ batch: depositPlan('seed', 'buyer:bench', 10n ** 15n, {}) }, 1);
+  await store.ledgerApply(depositPlan('seed', 'buyer:bench', 10n ** 15n, {}), 1);
   const inputs = Array.from({ length: TASKS }, (_, i) => new TextEncoder().encode(`{"i":${i}}`));
   let now = 10;
   const t0 = process.hrtime.bigint();

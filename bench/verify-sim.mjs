@@ -3,6 +3,7 @@
 // Usage: npx tsc -b packages/coordinator && node bench/verify-sim.mjs \
 //   [--nodes 10000] [--cheaters 0.05] [--hours 48] [--mode adaptive] [--seed 1]
 //   [--tasks-per-node-hour 60] [--wrong 0.5] [--collude 1] [--churn 0] [--inflate 0.1] [--retroactive 1]
+import './lib.mjs'; // --help
 import { cpus, totalmem } from 'node:os';
 import { simulate } from '../packages/coordinator/dist/src/sim/index.js';
 
