@@ -1,12 +1,12 @@
 /**
  * The coordinator's half of result receipts: it countersigns the receipts it
  * accepts with a key of its own (kept in the store, so every coordinator
- * sharing it signs with the same key) and keeps one self-contained receipt
- * document per accepted result.
+ * sharing it signs with the same key) and keeps each accepted batch once,
+ * from which every result's self-contained receipt document is assembled.
  */
 import { ImError, countersign, generateNodeKey, importNodeKey, openResults, sign } from '@idlemesh/protocol';
-import type { NodeKeyPair, ReceiptDocument, SignedMessage } from '@idlemesh/protocol';
-import type { Store } from './store/index.js';
+import type { NodeKeyPair, ReceiptBatch, SignedMessage } from '@idlemesh/protocol';
+import type { ReceiptBatchRow, Store } from './store/index.js';
 
 const KEY_ID = 'receipts';
 
@@ -27,23 +27,23 @@ export class ReceiptSigner {
   }
 
   /**
-   * Checks a results message's receipts against its signed head and returns
-   * one receipt document per result (JSON), countersigned; the store keeps
-   * those of the results it accepts.
+   * Checks a results message's receipts against its signed head (else
+   * IM_RECEIPT_MISMATCH) and countersigns the head: the batch the store keeps
+   * once, with the results it accepts; each result's receipt document is
+   * assembled from it when asked for (`receiptDocument`).
    */
-  async documents(msg: Extract<SignedMessage, { type: 'results' }>, acceptedAt: number): Promise<string[]> {
-    const { receipts, paths } = openResults(msg);
+  async batch(msg: Extract<SignedMessage, { type: 'results' }>, acceptedAt: number): Promise<ReceiptBatchRow> {
+    const { receipts } = openResults(msg);
     const key = await this.signingKey();
     const sig = await countersign(key.privateKey, msg.nodeId, msg.body.root, msg.body.n, acceptedAt);
-    const agent = { nodeId: msg.nodeId, root: msg.body.root, nonce: msg.nonce, ts: msg.ts, sig: msg.sig };
-    const coordinator = { publicKey: key.publicKeyHex, acceptedAt, sig };
-    return receipts.map((receipt, index) => JSON.stringify({
-      format: 'idlemesh-receipt/1',
-      receipt,
-      proof: { index, size: receipts.length, path: paths[index] ?? [] },
-      agent,
-      coordinator,
-    } satisfies ReceiptDocument));
+    const batch: ReceiptBatch = {
+      format: 'idlemesh-receipt-batch/1',
+      receipts,
+      agent: { nodeId: msg.nodeId, root: msg.body.root, nonce: msg.nonce, ts: msg.ts, sig: msg.sig },
+      coordinator: { publicKey: key.publicKeyHex, acceptedAt, sig },
+    };
+    // A nonce is used once per node: with the node, it names the batch.
+    return { id: `${msg.nodeId.slice(0, 16)}.${msg.nonce}`, doc: JSON.stringify(batch) };
   }
 
   private signingKey(): Promise<NodeKeyPair> {

@@ -5,9 +5,23 @@
 import { describe, it, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { ImError, errorFrom, newJobId, sha256HexSync } from '@idlemesh/protocol';
-import type { Capabilities } from '@idlemesh/protocol';
-import type { NewJob, Store } from '../src/store/index.js';
+import { ImError, errorFrom, newJobId, receiptDocument, receiptOf, sha256HexSync } from '@idlemesh/protocol';
+import type { Capabilities, ReceiptBatch } from '@idlemesh/protocol';
+import type { NewJob, ReceiptBatchRow, Store } from '../src/store/index.js';
+
+/** A batch of n receipts as the coordinator keeps it (the signatures are placeholders: the store does not check them). */
+function receiptBatch(n: number): ReceiptBatch {
+  const node = 'a'.repeat(64);
+  return {
+    format: 'idlemesh-receipt-batch/1',
+    receipts: Array.from({ length: n }, (_, i) => receiptOf(node, {
+      taskId: `job_00000000000000000000x/${i}`, attempt: 1, ok: true, output: 'AQ==', fuel: i, startedAt: 1, endedAt: 2,
+      inputHash: sha256HexSync(new Uint8Array([i])), runtime: 'wasm', runtimeVersion: 'v-test',
+    })),
+    agent: { nodeId: node, root: 'b'.repeat(64), nonce: 'c'.repeat(32), ts: 1, sig: 'd'.repeat(128) },
+    coordinator: { publicKey: 'e'.repeat(64), acceptedAt: 3, sig: 'f'.repeat(128) },
+  };
+}
 
 const CAPS: Capabilities = {
   runtimes: ['wasm'], cores: 2, memoryMb: 1024, arch: 'x64', os: 'linux', gpus: [], maxTasks: 2,
@@ -124,18 +138,21 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
       await store.createJob(j, inputs(2));
       const [t0, t1] = await store.claimTasks([{ jobId: j.id, nodeId: NODE_A, count: 2 }], 2000, 10_000);
       assert.ok(t0 && t1);
-      const good = { jobId: j.id, index: 0, attempt: 1, ok: true, output: new Uint8Array([1]), fuel: 5, inputHash: sha256HexSync(t0.input), receipt: '{"r":0}' };
-      const bad = { jobId: j.id, index: 1, attempt: 1, ok: true, output: new Uint8Array([2]), fuel: 5, inputHash: sha256HexSync(t0.input), receipt: '{"r":1}' };
-      // One wrong input hash refuses the whole batch: the good result in it is not taken either.
-      await assert.rejects(store.completeTasks(NODE_A, [good, bad], 2100), (e: unknown) => e instanceof ImError && e.code === 'IM_RECEIPT_MISMATCH');
+      const batch = (id: string, n: number): ReceiptBatchRow => ({ id, doc: JSON.stringify(receiptBatch(n)) });
+      const good = { jobId: j.id, index: 0, attempt: 1, ok: true, output: new Uint8Array([1]), fuel: 5, inputHash: sha256HexSync(t0.input), receiptIndex: 0 };
+      const bad = { jobId: j.id, index: 1, attempt: 1, ok: true, output: new Uint8Array([2]), fuel: 5, inputHash: sha256HexSync(t0.input), receiptIndex: 1 };
+      // One wrong input hash refuses the whole batch: the good result in it is not taken either, nor the batch kept.
+      await assert.rejects(store.completeTasks(NODE_A, [good, bad], 2100, batch('refused', 2)), (e: unknown) => e instanceof ImError && e.code === 'IM_RECEIPT_MISMATCH');
       assert.equal((await store.getJob(j.id))?.counts.succeeded, 0);
       assert.equal(await store.getReceipt(j.id, 0), undefined);
       await assertCountsMatch(store, j.id);
-      // Failures keep their receipt too.
-      const failed = { jobId: j.id, index: 1, attempt: 1, ok: false, fuel: 5, inputHash: sha256HexSync(t1.input), receipt: '{"r":1}', error: { code: 'IM_WASM_TRAP', message: 'trap', retryable: false } };
-      assert.deepEqual((await store.completeTasks(NODE_A, [good, failed], 2200)).statuses, ['accepted', 'accepted']);
-      assert.equal(await store.getReceipt(j.id, 0), '{"r":0}');
-      assert.equal(await store.getReceipt(j.id, 1), '{"r":1}');
+      // Failures keep their receipt too; each result's document is assembled from the batch kept once.
+      const failed = { jobId: j.id, index: 1, attempt: 1, ok: false, fuel: 5, inputHash: sha256HexSync(t1.input), receiptIndex: 1, error: { code: 'IM_WASM_TRAP', message: 'trap', retryable: false } };
+      const kept = batch('kept', 3);
+      assert.deepEqual((await store.completeTasks(NODE_A, [{ ...good, receiptIndex: 2 }, failed], 2200, kept)).statuses, ['accepted', 'accepted']);
+      const parsed = JSON.parse(kept.doc) as ReceiptBatch;
+      assert.deepEqual(JSON.parse((await store.getReceipt(j.id, 0)) ?? 'null'), receiptDocument(parsed, 2));
+      assert.deepEqual(JSON.parse((await store.getReceipt(j.id, 1)) ?? 'null'), receiptDocument(parsed, 1));
       assert.equal(await store.getReceipt(j.id, 7), undefined);
     });
 

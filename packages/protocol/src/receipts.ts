@@ -11,8 +11,8 @@
  * both signatures and both public keys: anyone can check it offline.
  */
 import { z } from 'zod';
-import { sha256 } from '@noble/hashes/sha2.js';
-import { merkleLeafHash, merkleNodeHash, verifyInclusionProof } from './audit/merkle.js';
+import { sha256 } from './sha256.js';
+import { merkleLeafHash, merkleNodeHash, merkleRoot, verifyInclusionProof } from './audit/merkle.js';
 import { base64ToBytes, canonicalJson, fromHex, sign, toHex, utf8, verify } from './crypto.js';
 import type { CryptoKey, NodeKeyPair } from './crypto.js';
 import { ImError } from './errors.js';
@@ -39,6 +39,7 @@ export const Receipt = z.strictObject({
   endedAt: Millis,
 });
 export type Receipt = z.infer<typeof Receipt>;
+const RECEIPT_FIELDS = Object.keys(Receipt.shape).length;
 
 const HexHash = z.string().regex(/^[0-9a-f]{64}$/);
 const HexSig = z.string().regex(/^[0-9a-f]{128}$/);
@@ -52,6 +53,34 @@ export const ReceiptDocument = z.strictObject({
   coordinator: z.strictObject({ publicKey: HexHash, acceptedAt: Millis, sig: HexSig }),
 });
 export type ReceiptDocument = z.infer<typeof ReceiptDocument>;
+
+/**
+ * One accepted results batch, as a coordinator keeps it: every receipt of the
+ * batch with the agent's signed head and the countersignature, once. Each
+ * result's own receipt document (leaf, inclusion path, both signatures) is
+ * assembled from it when asked for, so a batch of n results stores its
+ * signatures once instead of n times.
+ */
+export interface ReceiptBatch {
+  format: 'idlemesh-receipt-batch/1';
+  receipts: Receipt[];
+  agent: ReceiptDocument['agent'];
+  coordinator: ReceiptDocument['coordinator'];
+}
+
+/** The receipt document of the `index`th result of a stored batch. */
+export function receiptDocument(batch: ReceiptBatch, index: number): ReceiptDocument {
+  const receipt = batch.receipts[index];
+  if (!receipt) throw new ImError('IM_NOT_FOUND', `the receipt batch has no result ${index}`);
+  const { paths } = receiptTree(batch.receipts.map(receiptLeafHash));
+  return {
+    format: 'idlemesh-receipt/1',
+    receipt,
+    proof: { index, size: batch.receipts.length, path: (paths[index] ?? []).map(toHex) },
+    agent: batch.agent,
+    coordinator: batch.coordinator,
+  };
+}
 
 /** The signed body of a results message: the head of its receipt tree. */
 export interface ReceiptsHead {
@@ -86,7 +115,7 @@ type ResultsMessage = Extract<SignedMessage, { type: 'results' }>;
 
 /** The agent's side: one signed results message whose body is the head of its receipt tree. */
 export async function signResults(key: NodeKeyPair, results: TaskOutcome[], now: number): Promise<ResultsMessage> {
-  const { root } = receiptTree(results.map((o) => receiptLeafHash(receiptOf(key.publicKeyHex, o))));
+  const root = merkleRoot(results.map((o) => receiptLeafHash(receiptOf(key.publicKeyHex, o))));
   const head = await signMessage(key, 'results', { root: toHex(root), n: results.length }, now);
   return { ...head, results };
 }
@@ -96,16 +125,30 @@ export async function signResults(key: NodeKeyPair, results: TaskOutcome[], now:
  * inclusion path. A head that is not the tree of these results is refused
  * (IM_RECEIPT_MISMATCH): the agent signed something other than what it sent.
  */
-export function openResults(msg: ResultsMessage): { receipts: Receipt[]; paths: string[][] } {
+export function openResults(msg: ResultsMessage): { receipts: Receipt[] } {
   if (msg.body.n !== msg.results.length) throw new ImError('IM_RECEIPT_MISMATCH', `the signed head counts ${msg.body.n} receipts, the message carries ${msg.results.length}`);
   const receipts = msg.results.map((o) => receiptOf(msg.nodeId, o));
-  const tree = receiptTree(receipts.map(receiptLeafHash));
-  if (toHex(tree.root) !== msg.body.root) throw new ImError('IM_RECEIPT_MISMATCH', 'the signed tree head is not the tree of the results sent');
-  return { receipts, paths: tree.paths.map((p) => p.map(toHex)) };
+  if (toHex(merkleRoot(receipts.map(receiptLeafHash))) !== msg.body.root) throw new ImError('IM_RECEIPT_MISMATCH', 'the signed tree head is not the tree of the results sent');
+  return { receipts };
 }
 
 export function receiptLeafHash(r: Receipt): Uint8Array {
-  return merkleLeafHash(utf8(canonicalJson(r)));
+  return merkleLeafHash(utf8(receiptJson(r)));
+}
+
+/**
+ * `canonicalJson(r)` for a receipt, written out key by key in sorted order:
+ * every result is hashed on both sides of the wire, and the generic sort is
+ * most of that cost. A test holds the two equal.
+ */
+export function receiptJson(r: Receipt): string {
+  const j = JSON.stringify;
+  // Anything but the thirteen fields, all present, takes the generic path (same bytes, by definition).
+  let n = 0;
+  for (const k in r) if ((r as Record<string, unknown>)[k] !== undefined) n++;
+  if (n !== RECEIPT_FIELDS || Object.keys(r).length !== RECEIPT_FIELDS) return canonicalJson(r);
+  if (!Number.isFinite(r.attempt) || !Number.isFinite(r.fuel) || !Number.isFinite(r.startedAt) || !Number.isFinite(r.endedAt)) throw new TypeError('cannot sign a non-finite number');
+  return `{"attempt":${j(r.attempt)},"endedAt":${j(r.endedAt)},"error":${j(r.error)},"fuel":${j(r.fuel)},"inputHash":${j(r.inputHash)},"node":${j(r.node)},"ok":${j(r.ok)},"outputHash":${j(r.outputHash)},"runtime":${j(r.runtime)},"runtimeVersion":${j(r.runtimeVersion)},"startedAt":${j(r.startedAt)},"task":${j(r.task)},"v":${j(r.v)}}`;
 }
 
 /** The tree head and every leaf's inclusion path, in O(n log n) (RFC 6962 PATH, deepest first). */

@@ -2,9 +2,9 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   ImError, countersign, generateNodeKey, openResults, receiptLeafHash, receiptOf, receiptTree, sha256HexSync, signResults,
-  verifyInclusionProof, merkleRoot, verifyReceiptDocument, bytesToBase64, toHex,
+  verifyInclusionProof, merkleRoot, verifyReceiptDocument, bytesToBase64, toHex, receiptDocument, receiptJson, canonicalJson,
 } from '../src/index.js';
-import type { NodeKeyPair, ReceiptDocument, TaskOutcome } from '../src/index.js';
+import type { NodeKeyPair, Receipt, ReceiptBatch, ReceiptDocument, TaskOutcome } from '../src/index.js';
 
 function outcome(i: number, over: Partial<TaskOutcome> = {}): TaskOutcome {
   return {
@@ -16,19 +16,35 @@ function outcome(i: number, over: Partial<TaskOutcome> = {}): TaskOutcome {
 /** What the coordinator keeps for result `index` of a batch (see coordinator/src/receipts.ts). */
 async function documentFor(agent: NodeKeyPair, coord: NodeKeyPair, results: TaskOutcome[], index: number): Promise<ReceiptDocument> {
   const msg = await signResults(agent, results, 5000);
-  const { receipts, paths } = openResults(msg);
+  const { receipts } = openResults(msg);
   const acceptedAt = 5001;
   const sig = await countersign(coord.privateKey, msg.nodeId, msg.body.root, msg.body.n, acceptedAt);
-  return {
-    format: 'idlemesh-receipt/1',
-    receipt: receipts[index]!,
-    proof: { index, size: receipts.length, path: paths[index]! },
+  // Kept once per batch; each result's document is assembled from it.
+  const batch: ReceiptBatch = {
+    format: 'idlemesh-receipt-batch/1',
+    receipts,
     agent: { nodeId: msg.nodeId, root: msg.body.root, nonce: msg.nonce, ts: msg.ts, sig: msg.sig },
     coordinator: { publicKey: coord.publicKeyHex, acceptedAt, sig },
   };
+  return receiptDocument(JSON.parse(JSON.stringify(batch)) as ReceiptBatch, index);
 }
 
 describe('result receipts', () => {
+  it('hashes the same bytes as canonical JSON, the fast way', () => {
+    const node = 'a'.repeat(64);
+    const cases = [outcome(0), outcome(1, { ok: false, output: undefined, error: { code: 'IM_WASM_TRAP', message: 'x' } }), outcome(7, { taskId: 'job_"quoted"\\x/7', runtime: 'wasm\u2028', fuel: 2 ** 52 })];
+    for (const o of cases) {
+      const r = receiptOf(node, o);
+      assert.equal(receiptJson(r), canonicalJson(r));
+    }
+    // A receipt with a field missing or one too many is written the generic way.
+    const r = receiptOf(node, outcome(3));
+    const extra = { ...r, zz: 1 } as unknown as Receipt;
+    assert.equal(receiptJson(extra), canonicalJson(extra));
+    const missing = { ...r, runtime: undefined } as unknown as Receipt;
+    assert.equal(receiptJson(missing), canonicalJson(missing));
+  });
+
   it('gives every leaf an RFC 6962 inclusion path to the same head', () => {
     for (const n of [1, 2, 3, 5, 8, 13, 64, 100]) {
       const leaves = Array.from({ length: n }, (_, i) => receiptLeafHash(receiptOf('a'.repeat(64), outcome(i))));

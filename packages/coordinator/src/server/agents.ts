@@ -191,11 +191,11 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
   async function results(msg: Extract<SignedMessage, { type: 'results' }>): Promise<void> {
     if (!session) return;
     await checkSigned(msg);
-    // The signed head must be the tree of these receipts (else IM_RECEIPT_MISMATCH); each accepted result keeps its receipt.
-    const docs = await core.receipts.documents(msg, core.now());
+    // The signed head must be the tree of these receipts (else IM_RECEIPT_MISMATCH); the batch is kept once with the results it brings.
+    const receipts = await core.receipts.batch(msg, core.now());
     const outcomes: Outcome[] = msg.results.map((r, i) => {
       const { jobId, index } = parseTaskId(r.taskId);
-      const o: Outcome = { jobId, index, attempt: r.attempt, ok: r.ok, fuel: r.fuel, inputHash: r.inputHash, receipt: docs[i] as string };
+      const o: Outcome = { jobId, index, attempt: r.attempt, ok: r.ok, fuel: r.fuel, inputHash: r.inputHash, receiptIndex: i };
       if (r.ok) o.output = base64ToBytes(r.output ?? '');
       else {
         const code = r.error?.code ?? 'IM_AGENT_ERROR';
@@ -204,7 +204,7 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
       }
       return o;
     });
-    const r = await core.store.completeTasks(session.nodeId, outcomes, core.now());
+    const r = await core.store.completeTasks(session.nodeId, outcomes, core.now(), receipts);
     core.metrics.resultBatch.observe(outcomes.length);
     for (const s of r.statuses) core.metrics.taskOutcomes.inc({ status: s });
     const ack: ServerMessage = {

@@ -209,4 +209,12 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX issuance_meter_hour ON issuance_meter (hour);
   `,
+  // 10: receipt batches — a results batch's receipts and both signatures kept once; task rows name their receipt in it
+  `
+  CREATE TABLE receipt_batches (
+    id TEXT PRIMARY KEY,
+    doc TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  `,
 ];

@@ -54,6 +54,8 @@ export const SQL = {
     WHERE t.job_id = u.job_id AND t.idx = u.idx AND t.attempt = u.attempt AND t.state = 'leased' AND t.node_id = $1
     RETURNING t.job_id, t.idx, t.attempt, t.state, t.ask, u.fuel, u.retryable, encode(sha256(t.input), 'hex') AS input_hash`,
   receipt: 'SELECT receipt FROM tasks WHERE job_id = $1 AND idx = $2',
+  receiptBatch: 'SELECT doc FROM receipt_batches WHERE id = $1',
+  putReceiptBatch: 'INSERT INTO receipt_batches (id, doc, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING',
   taskStates: `SELECT t.job_id, t.idx, t.state, t.attempt, t.node_id FROM tasks t
     JOIN unnest($1::text[], $2::int[]) AS u(job_id, idx) ON t.job_id = u.job_id AND t.idx = u.idx`,
   release: `WITH u AS MATERIALIZED (

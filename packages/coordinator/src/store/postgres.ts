@@ -12,6 +12,7 @@ import { AdvisoryLocks } from './postgres-lock.js';
 import { Listener, encodeEvent } from './postgres-notify.js';
 import { bytes, toJob, toMeterRow, toModule, toNode, toRunnable, toTaskRow } from './rows.js';
 import type { Row } from './rows.js';
+import { parseReceiptColumn, receiptFromBatch, receiptRef } from './receipt-rows.js';
 import { isRetryableTaskError } from './sqlite.js';
 import type {
   Claim,
@@ -36,6 +37,7 @@ import type {
   RecordChange,
   StoredRecord,
   SettlementPlan,
+  ReceiptBatchRow,
 } from './types.js';
 import { encodeDoc, toTransfer } from './ledger-rows.js';
 import { appendRows, restoreLog, toAuditEntry, toLeaf } from './audit-rows.js';
@@ -395,7 +397,7 @@ export class PostgresStore implements Store {
   }
 
   /** One statement for the whole batch; a later copy of an outcome in the same batch is judged after the first, as in sqlite.ts. */
-  async completeTasks(nodeId: string, outcomes: readonly Outcome[], now: number): Promise<{ statuses: OutcomeStatus[]; jobs: Set<string> }> {
+  async completeTasks(nodeId: string, outcomes: readonly Outcome[], now: number, receipts?: ReceiptBatchRow): Promise<{ statuses: OutcomeStatus[]; jobs: Set<string> }> {
     if (outcomes.length === 0) return { statuses: [], jobs: new Set() };
     const first = new Map<string, number>();
     outcomes.forEach((o, i) => {
@@ -417,7 +419,7 @@ export class PostgresStore implements Store {
         cols.attempt.push(o.attempt);
         cols.ok.push(o.ok);
         cols.fuel.push(o.fuel);
-        cols.receipt.push(o.receipt ?? null);
+        cols.receipt.push(receiptRef(receipts, o));
         if (o.ok) {
           cols.output.push(o.output ?? new Uint8Array());
           cols.retryable.push(false);
@@ -485,13 +487,18 @@ export class PostgresStore implements Store {
       await this.applyDeltas(c, deltas, now);
       if (accrued.length > 0) await pgAccrue(c, accrued, now);
       if (completed + failed > 0) await c.query(SQL.nodeStats, [now, [nodeId], [completed], [failed]]);
+      if (receipts && completed + failed > 0) await c.query(SQL.putReceiptBatch, [receipts.id, receipts.doc, now]);
       return { statuses, jobs: new Set(deltas.keys()) };
     });
   }
 
   async getReceipt(jobId: string, index: number): Promise<string | undefined> {
     const r = (await this.pool.query<Row>(SQL.receipt, [jobId, index])).rows[0];
-    return r?.receipt == null ? undefined : String(r.receipt);
+    if (r?.receipt == null) return undefined;
+    const at = parseReceiptColumn(String(r.receipt));
+    if ('doc' in at) return at.doc;
+    const b = (await this.pool.query<Row>(SQL.receiptBatch, [at.batch])).rows[0];
+    return b ? receiptFromBatch(String(b.doc), at.index) : undefined;
   }
 
   async meterAdd(rows: readonly MeterRow[]): Promise<void> {

@@ -8,6 +8,7 @@ import type { AccountBalance, Transfer } from '../ledger/index.js';
 import type { BatchOutcome, LedgerBatch } from '../ledger/persist.js';
 import { sameInput, toJob, toMeterRow, toModule, toNode, toRunnable, toTaskRow } from './rows.js';
 import type { Row } from './rows.js';
+import { parseReceiptColumn, receiptFromBatch, receiptRef } from './receipt-rows.js';
 import type {
   Claim,
   ClaimedTask,
@@ -31,6 +32,7 @@ import type {
   RecordChange,
   StoredRecord,
   SettlementPlan,
+  ReceiptBatchRow,
 } from './types.js';
 import { decodeDoc, encodeDoc, toTransfer } from './ledger-rows.js';
 import { appendRows, restoreLog, toAuditEntry, toLeaf } from './audit-rows.js';
@@ -135,6 +137,8 @@ export class SqliteStore implements Store {
         WHERE job_id = @job AND idx = @idx AND state = 'leased' AND node_id = @node AND attempt = @attempt
         RETURNING state, ask, input`),
       receipt: db.prepare('SELECT receipt FROM tasks WHERE job_id = ? AND idx = ?'),
+      receiptBatch: db.prepare('SELECT doc FROM receipt_batches WHERE id = ?'),
+      putReceiptBatch: db.prepare('INSERT OR IGNORE INTO receipt_batches (id, doc, created_at) VALUES (?, ?, ?)'),
       taskInput: db.prepare('SELECT input FROM tasks WHERE job_id = ? AND idx = ?'),
       taskState: db.prepare('SELECT state, attempt, node_id FROM tasks WHERE job_id = ? AND idx = ?'),
       release: db.prepare(`UPDATE tasks SET state = 'queued', lease_expires = NULL
@@ -296,7 +300,7 @@ export class SqliteStore implements Store {
     return this.s.stale.run(before).changes;
   }
 
-  async completeTasks(nodeId: string, outcomes: readonly Outcome[], now: number): Promise<{ statuses: OutcomeStatus[]; jobs: Set<string> }> {
+  async completeTasks(nodeId: string, outcomes: readonly Outcome[], now: number, receipts?: ReceiptBatchRow): Promise<{ statuses: OutcomeStatus[]; jobs: Set<string> }> {
     const s = this.s;
     return this.db.transaction(() => {
       const deltas = new Map<string, Delta>();
@@ -312,7 +316,7 @@ export class SqliteStore implements Store {
         const d = deltaOf(deltas, o.jobId);
         if (o.ok) {
           const output = o.output ?? new Uint8Array();
-          const done = s.succeed.get({ ...key, output: Buffer.from(output.buffer, output.byteOffset, output.byteLength), fuel: o.fuel, now, receipt: o.receipt ?? null }) as Row | undefined;
+          const done = s.succeed.get({ ...key, output: Buffer.from(output.buffer, output.byteOffset, output.byteLength), fuel: o.fuel, now, receipt: receiptRef(receipts, o) }) as Row | undefined;
           if (done) {
             sameInput(o, done.input as Uint8Array);
             if (Number(done.ask) > 0 && o.fuel > 0) accrued.push({ jobId: o.jobId, nodeId, ask: Number(done.ask), fuel: o.fuel });
@@ -332,7 +336,7 @@ export class SqliteStore implements Store {
             fuel: o.fuel,
             error: JSON.stringify(o.error ?? { code, message: 'no error given', retryable: true }),
             now,
-            receipt: o.receipt ?? null,
+            receipt: receiptRef(receipts, o),
           }) as Row | undefined;
           if (r) {
             sameInput(o, r.input as Uint8Array);
@@ -352,13 +356,18 @@ export class SqliteStore implements Store {
       this.applyDeltas(deltas, now);
       if (accrued.length > 0) this.ledger.accrue(accrued, now);
       if (completed + failed > 0) s.nodeStats.run({ id: nodeId, completed, failed, now });
+      if (receipts && completed + failed > 0) s.putReceiptBatch.run(receipts.id, receipts.doc, now);
       return { statuses, jobs: new Set(deltas.keys()) };
     }).immediate();
   }
 
   async getReceipt(jobId: string, index: number): Promise<string | undefined> {
     const r = this.s.receipt.get(jobId, index) as Row | undefined;
-    return r?.receipt == null ? undefined : String(r.receipt);
+    if (r?.receipt == null) return undefined;
+    const at = parseReceiptColumn(String(r.receipt));
+    if ('doc' in at) return at.doc;
+    const b = this.s.receiptBatch.get(at.batch) as Row | undefined;
+    return b ? receiptFromBatch(String(b.doc), at.index) : undefined;
   }
 
   async meterAdd(rows: readonly MeterRow[]): Promise<void> {

@@ -174,6 +174,12 @@ export interface ClaimedTask {
   limits: JobLimits;
 }
 
+/** A results batch's receipts as kept: a `ReceiptBatch` (JSON) under an id unique per node and nonce. */
+export interface ReceiptBatchRow {
+  id: string;
+  doc: string;
+}
+
 export interface Outcome {
   jobId: string;
   index: number;
@@ -184,8 +190,8 @@ export interface Outcome {
   error?: WireError;
   /** sha256 hex of the input the agent says it ran: a result for another input refuses the whole batch (IM_RECEIPT_MISMATCH). */
   inputHash?: string;
-  /** The receipt document (JSON) kept with an accepted result. */
-  receipt?: string;
+  /** Which receipt of the batch passed to `completeTasks` is this result's. */
+  receiptIndex?: number;
 }
 
 export type OutcomeStatus = 'accepted' | 'duplicate' | 'rejected';
@@ -281,7 +287,8 @@ export interface Store {
   extendLeases(nodeId: string, now: number, leaseMs: number): Promise<number>;
   /** Marks offline every node not seen since `before` (its coordinator died with it). */
   markStaleNodes(before: number): Promise<number>;
-  completeTasks(nodeId: string, outcomes: readonly Outcome[], now: number): Promise<{ statuses: OutcomeStatus[] } & Touched>;
+  /** Accepts results; with `receipts`, the batch is kept once (with the results, in one commit) and each outcome names its receipt in it. */
+  completeTasks(nodeId: string, outcomes: readonly Outcome[], now: number, receipts?: ReceiptBatchRow): Promise<{ statuses: OutcomeStatus[] } & Touched>;
   /** The leases a node holds. */
   nodeLeases(nodeId: string): Promise<TaskRef[]>;
   /** Hands leases back without counting a failure (owner paused or drained the agent). */
@@ -295,7 +302,7 @@ export interface Store {
   failNodeLeases(nodeId: string, now: number, error: WireError, session?: string): Promise<ExpiryReport>;
   expireLeases(now: number, error: WireError): Promise<ExpiryReport>;
   getResults(jobId: string, q: { after: number; limit: number; state?: TaskState }): Promise<TaskRow[]>;
-  /** The receipt document (JSON text) of a task's accepted result, if it has one. */
+  /** The receipt document (JSON text) of a task's accepted result, if it has one, assembled from its stored batch. */
   getReceipt(jobId: string, index: number): Promise<string | undefined>;
   /** Adds to the issuance meter (increments; `cap` keeps the largest seen). */
   meterAdd(rows: readonly MeterRow[]): Promise<void>;

@@ -4,7 +4,7 @@
  * second spelling of the same bytes is refused rather than normalised.
  */
 
-import { sha256 } from '@noble/hashes/sha2.js';
+import { sha256 } from '../sha256.js';
 import { bytesToBase64, base64ToBytes, utf8 } from '../crypto.js';
 import { ImError } from '../errors.js';
 

@@ -8,7 +8,7 @@
  * impossible arguments (an index past the end, a size larger than the log).
  */
 
-import { sha256 } from '@noble/hashes/sha2.js';
+import { sha256 } from '../sha256.js';
 import { ImError } from '../errors.js';
 import { bytesEqual } from './encoding.js';
 
