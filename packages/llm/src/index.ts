@@ -8,6 +8,8 @@
  * - openai.ts: the wire format: request schemas, response shapes, errors, SSE.
  * - responses.ts: backend deltas as OpenAI responses and stream chunks.
  * - server.ts: a standalone OpenAI-compatible HTTP server (`idlemesh serve-model`).
+ * - gguf/: GGUF reader and writer, random-weight llama models for tests.
+ * - pipeline/: the `pipeline` split-inference engine (stages, frames, session).
  */
 export const LLM_PACKAGE = '@idlemesh/llm';
 
@@ -22,3 +24,5 @@ export { TextStream } from './text-stream.js';
 export { PLAIN_STOPS, renderPlainChat } from './prompt.js';
 export { agentBackend } from './agent-backend.js';
 export type { AgentModelBackend } from './agent-backend.js';
+export * from './gguf/index.js';
+export * from './pipeline/index.js';

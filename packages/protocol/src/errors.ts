@@ -116,6 +116,17 @@ export const ERRORS = {
   IM_LN_UNAVAILABLE: { status: 503, message: 'The Lightning node (LND or Core Lightning) could not be reached; retried later.', retryable: true },
   IM_LN_ERROR: { status: 502, message: 'The Lightning node refused the request or answered outside its API; see details.', retryable: false },
 
+  // Split inference (llamacpp-rpc engine)
+  IM_TUNNEL_AUTH: { status: 401, message: 'The split tunnel handshake failed: the peer is not the expected node, is not in the group, or a frame did not authenticate; the stream was closed.', retryable: false },
+  IM_TUNNEL_CLOSED: { status: 503, message: 'The split tunnel to a peer closed or timed out; the group is rebuilt or the stage replaced.', retryable: true },
+  IM_SPLIT_BUILD_FAILED: { status: 500, message: 'Building llama.cpp (ggml-rpc-server, llama-server) failed; needs cmake, git and a C++ compiler; see details for the build output.', retryable: false },
+  IM_SPLIT_STAGE_FAILED: { status: 503, message: 'A split stage or the split head failed and could not be replaced; retry when the group is rebuilt.', retryable: true },
+
+  // Split inference (pipeline engine)
+  IM_GGUF_INVALID: { status: 400, message: 'The file is not a usable GGUF model (bad magic or version, truncated, a tensor outside the file or of the wrong shape, or an unsupported tensor type); see the message.', retryable: false },
+  IM_PIPELINE_FRAME: { status: 400, message: 'A pipeline frame is malformed (magic, version, kind, type or length) or does not fit this stage (width, token id, kind); the peers run different versions or the bytes were cut.', retryable: false },
+  IM_PIPELINE_POSITION: { status: 409, message: 'The stage\'s KV cache does not reach the frame\'s position (it restarted or lost its state); reset the stage and replay its inputs from position 0.', retryable: false },
+
   // Configuration and CLI
   IM_CONFIG_INVALID: { status: 400, message: 'The configuration is invalid; see details.', retryable: false },
   IM_CLI_USAGE: { status: 400, message: 'Invalid command-line usage; see --help.', retryable: false },
