@@ -20,3 +20,5 @@ export type { TaskSandbox, RunResult } from './sandbox.js';
 export { AGENT_VERSION } from './capabilities.js';
 export { InferenceHost } from './inference.js';
 export type { ModelBackend, InferenceUsage } from './inference.js';
+// Split inference, engine llamacpp-rpc: build, tunnel, stage, head (see split/index.ts).
+export * from './split/index.js';
