@@ -21,6 +21,8 @@ import { ModuleCache } from './modules.js';
 import { Outbox } from './outbox.js';
 import { InferenceHost } from './inference.js';
 import type { ModelBackend } from './inference.js';
+import { PipelineHost } from './pipeline-host.js';
+import type { SplitModelOptions } from './pipeline-host.js';
 import { sysfsPowerSource } from './power.js';
 import type { PowerSource } from './power.js';
 import { loadRuntime } from './sandbox.js';
@@ -56,6 +58,8 @@ export interface StartAgentOptions extends AgentOptions {
   codeRuntimes?: boolean;
   /** Models this agent serves through the coordinator's OpenAI-compatible API (see inference.ts). */
   backends?: ModelBackend[];
+  /** Hold part of this model in a split group (engine pipeline; see pipeline-host.ts). */
+  split?: SplitModelOptions;
 }
 
 /** A credit smaller than prefetch/4 waits this long for more to join it. */
@@ -67,6 +71,8 @@ export async function startAgent(opts: StartAgentOptions): Promise<Agent> {
   const clock = opts.clock ?? { now: () => Date.now() };
   const log = opts.log ?? createLogger({ level: opts.logLevel, json: opts.json, now: () => clock.now() });
   const { key } = await loadOrCreateKey(opts.keyFile, log);
+  // Before the sandbox starts, so a bad --split-model fails fast and leaves nothing running.
+  const pipeline = opts.split === undefined ? undefined : await PipelineHost.open(opts.split);
 
   let sandbox: TaskSandbox;
   let calibrate: Calibrate | undefined;
@@ -87,7 +93,11 @@ export async function startAgent(opts: StartAgentOptions): Promise<Agent> {
   }
   const capabilities = buildCapabilities({ maxTasks: opts.maxTasks, maxMemoryMb: opts.maxMemoryMb, fuelPerSec, gpus: await detectGpus(), name: opts.name, ask: opts.ask, region: opts.region });
   if (opts.codeRuntimes === true && opts.sandbox === undefined) capabilities.runtimes = ['wasm', 'python', 'js'];
-  const agent = new AgentImpl(opts, { clock, log, key, sandbox, ownsSandbox, capabilities });
+  if (pipeline) {
+    capabilities.split = pipeline.offer;
+    log.info(`offering split stages of ${pipeline.offer.model}: ${pipeline.offer.blocks} layers of ${pipeline.offer.layerBytes} bytes, ${opts.split?.memoryBytes ?? 0} bytes lent`);
+  }
+  const agent = new AgentImpl(opts, { clock, log, key, sandbox, ownsSandbox, capabilities, pipeline });
   const models = await agent.loadModels();
   if (models.length > 0) {
     capabilities.models = models;
@@ -121,7 +131,7 @@ class AgentImpl implements Agent {
 
   constructor(
     private readonly opts: StartAgentOptions,
-    private readonly deps: { clock: Clock; log: Logger; key: NodeKeyPair; sandbox: TaskSandbox; ownsSandbox: boolean; capabilities: Capabilities },
+    private readonly deps: { clock: Clock; log: Logger; key: NodeKeyPair; sandbox: TaskSandbox; ownsSandbox: boolean; capabilities: Capabilities; pipeline?: PipelineHost | undefined },
   ) {
     this.log = deps.log;
     this.nodeId = deps.key.publicKeyHex;
@@ -143,6 +153,12 @@ class AgentImpl implements Agent {
       onOutcome: (o) => this.onOutcome(o),
       log: deps.log,
       now: () => Date.now(),
+    });
+    deps.pipeline?.attach({
+      send: (msg) => this.conn.send(msg),
+      sendChunk: (t, seq, data) => this.conn.send({ type: 'stream', taskId: t.taskId, attempt: t.attempt, seq, data }),
+      onOutcome: (o) => this.onOutcome(o),
+      log: deps.log,
     });
     this.outbox = new Outbox({
       send: (results) => this.sendResults(results),
@@ -225,7 +241,7 @@ class AgentImpl implements Agent {
     this.heartbeatTimer = setInterval(() => this.sendHeartbeat(), Math.max(50, w.heartbeatMs));
     // Tell the coordinator what we still hold; it hands back any other lease
     // it has on record for this node (e.g. after its own crash and restart).
-    this.conn.send({ type: 'holding', tasks: [...this.executor.heldRefs(), ...this.inference.heldRefs(), ...this.outbox.unackedRefs()] });
+    this.conn.send({ type: 'holding', tasks: [...this.executor.heldRefs(), ...this.inference.heldRefs(), ...(this.deps.pipeline?.heldRefs() ?? []), ...this.outbox.unackedRefs()] });
     const pending = this.pendingRelease;
     this.pendingRelease = [];
     for (const r of pending) this.sendRelease(r.tasks, r.reason);
@@ -247,7 +263,10 @@ class AgentImpl implements Agent {
         this.emit({ type: 'leased', count: m.tasks.length });
         // Inference requests go to the models, not the wasm sandbox, and use no task credit.
         const llm = m.tasks.filter((t) => t.runtime === 'llm');
-        for (const t of llm) this.inference.add(t);
+        for (const t of llm) {
+          if (this.deps.pipeline?.owns(t)) this.deps.pipeline.add(t);
+          else this.inference.add(t);
+        }
         this.executor.add(llm.length === 0 ? m.tasks : m.tasks.filter((t) => t.runtime !== 'llm'));
         return;
       }
@@ -260,6 +279,7 @@ class AgentImpl implements Agent {
       case 'revoke': {
         const dropped = this.executor.revoke(m.taskIds);
         this.inference.revoke(m.taskIds);
+        this.deps.pipeline?.revoke(m.taskIds);
         this.log.info(`revoked ${m.taskIds.length} tasks (${dropped.length} held here): ${m.reason}`);
         this.emit({ type: 'revoked', taskIds: m.taskIds, reason: m.reason });
         return;
@@ -271,6 +291,16 @@ class AgentImpl implements Agent {
         this.emit({ type: 'error', code: m.error.code, message: m.error.message, retryable: m.error.retryable });
         return;
       }
+      // Split inference (pipeline-host.ts).
+      case 'split-assign':
+        this.deps.pipeline?.assign(m.assignment);
+        return;
+      case 'stage-frame':
+        if (this.deps.pipeline) void this.deps.pipeline.onFrame(m);
+        return;
+      case 'stage-reply':
+        this.deps.pipeline?.onReply(m);
+        return;
       default:
         this.log.debug(`ignoring ${m.type} after welcome`);
     }
@@ -292,6 +322,7 @@ class AgentImpl implements Agent {
     if (this.creditTimer !== undefined) clearTimeout(this.creditTimer);
     this.creditTimer = undefined;
     this.serverCredit = 0;
+    this.deps.pipeline?.onDisconnect();
     if (!info.welcomed) return;
     // A coordinator hands a disconnected node's leases back to the queue, so
     // tasks not yet started are someone else's now. Running ones finish and
@@ -464,6 +495,7 @@ class AgentImpl implements Agent {
     this.outbox.close();
     await this.conn.close(1000, 'agent stopped');
     await this.inference.close();
+    await this.deps.pipeline?.close();
     if (this.deps.ownsSandbox) await this.deps.sandbox.close();
     this.log.info('stopped');
     this.emit({ type: 'stopped' });

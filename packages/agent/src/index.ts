@@ -22,3 +22,6 @@ export { InferenceHost } from './inference.js';
 export type { ModelBackend, InferenceUsage } from './inference.js';
 // Split inference, engine llamacpp-rpc: build, tunnel, stage, head (see split/index.ts).
 export * from './split/index.js';
+// Split inference, engine pipeline: this agent holds some layers of a model in a group.
+export { PipelineHost } from './pipeline-host.js';
+export type { SplitModelOptions } from './pipeline-host.js';

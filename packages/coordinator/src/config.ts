@@ -50,13 +50,20 @@ export const CoordinatorOptionsSchema = z.strictObject({
   /** Max Lightning routing fee, basis points of the amount (at least 10 sats); the withdrawer pays what is used. */
   lnMaxFeeBps: z.number().int().min(0).max(10_000),
   /**
-   * How results of jobs that do not say are verified: `trusted` (the default:
-   * a local mesh runs on your own machines) or `spot-check:<rate>` (the
-   * coordinator re-executes that fraction of accepted results as the referee).
+   * How results of jobs that do not say are verified: `auto` (the default:
+   * `trusted` for a local mesh and an organisation's private work, `adaptive`
+   * for public work on a coordinator with a bonded public pool; see
+   * verify-default.ts), `trusted`, `replicate`, `adaptive`, or
+   * `spot-check:<rate>` (the coordinator re-executes that fraction of
+   * accepted results as the referee).
    */
-  verify: z.string().regex(/^(trusted|spot-check(:(0(\.\d+)?|1(\.0+)?))?)$/, 'trusted, spot-check or spot-check:<rate 0..1>'),
+  verify: z.string().regex(/^(auto|trusted|replicate|adaptive|spot-check(:(0(\.\d+)?|1(\.0+)?))?)$/, 'auto, trusted, replicate, adaptive, spot-check or spot-check:<rate 0..1>'),
   /** Length of an issuance hour in ms: 3,600,000; shorter only to watch epochs roll in a test or a demo. */
   issuanceHourMs: z.number().int().min(1000).max(3_600_000),
+  /** Capacity probes: one round at a random time in each interval of this length (issuance.md); shorter in tests. */
+  probeIntervalMs: z.number().int().min(100).max(3_600_000),
+  /** Split inference: a stage's share of a request's effort (by layers) is multiplied by this, for the harder service. */
+  splitMultiplier: z.number().min(1).max(10),
   /** Earnings stay pending this long after a job settles (verification may still reverse them); only then withdrawable. */
   challengeWindowMs: z.number().int().min(0).max(30 * 24 * 3_600_000),
   /** The URL people open (passkeys are bound to its host name); default http://localhost:<port>. */
@@ -112,13 +119,15 @@ const ENV: Record<string, keyof CoordinatorOptions> = {
   IDLEMESH_CHALLENGE_WINDOW_MS: 'challengeWindowMs',
   IDLEMESH_VERIFY: 'verify',
   IDLEMESH_ISSUANCE_HOUR_MS: 'issuanceHourMs',
+  IDLEMESH_PROBE_INTERVAL_MS: 'probeIntervalMs',
+  IDLEMESH_SPLIT_MULTIPLIER: 'splitMultiplier',
   IDLEMESH_PUBLIC_URL: 'publicUrl',
   IDLEMESH_TLS_CERT: 'tlsCert',
   IDLEMESH_TLS_KEY: 'tlsKey',
   IDLEMESH_UPSTREAM: 'upstream',
   IDLEMESH_UPSTREAM_KEY: 'upstreamKey',
 };
-const NUMERIC = new Set<keyof CoordinatorOptions>(['port', 'leaseMs', 'heartbeatMs', 'sweepMs', 'bodyLimitBytes', 'moduleLimitBytes', 'maxMemoryMb', 'leaseBatch', 'coordinatorFeeBps', 'poolFeeBps', 'unbondingMs', 'minConf', 'depositGap', 'chainPollMs', 'minWithdrawalSats', 'payoutIntervalMs', 'lnMaxFeeBps', 'challengeWindowMs', 'issuanceHourMs']);
+const NUMERIC = new Set<keyof CoordinatorOptions>(['port', 'leaseMs', 'heartbeatMs', 'sweepMs', 'bodyLimitBytes', 'moduleLimitBytes', 'maxMemoryMb', 'leaseBatch', 'coordinatorFeeBps', 'poolFeeBps', 'unbondingMs', 'minConf', 'depositGap', 'chainPollMs', 'minWithdrawalSats', 'payoutIntervalMs', 'lnMaxFeeBps', 'challengeWindowMs', 'issuanceHourMs', 'probeIntervalMs', 'splitMultiplier']);
 
 /**
  * Layers defaults → config file object → environment → explicit options
@@ -126,7 +135,10 @@ const NUMERIC = new Set<keyof CoordinatorOptions>(['port', 'leaseMs', 'heartbeat
  */
 /** The job-level setting a `--verify` value stands for. */
 export function verificationOf(flag: string): Verification {
-  if (flag === 'trusted') return { mode: 'trusted' };
+  // `auto` is decided per job (verify-default.ts); a job stored without a setting predates it: trusted.
+  if (flag === 'trusted' || flag === 'auto') return { mode: 'trusted' };
+  if (flag === 'replicate') return { mode: 'replicate', minQuorum: 2, targetResults: 2, maxTotalResults: 5 };
+  if (flag === 'adaptive') return { mode: 'adaptive', minQuorum: 2, targetResults: 2, maxTotalResults: 5, trustStreak: 10 };
   const rate = flag.includes(':') ? Number(flag.split(':')[1]) : 0.05;
   return { mode: 'spot-check', rate };
 }
@@ -163,8 +175,10 @@ export function resolveCoordinatorOptions(
     payoutIntervalMs: 3_600_000,
     lnMaxFeeBps: 100,
     challengeWindowMs: 0,
-    verify: 'trusted',
+    verify: 'auto',
     issuanceHourMs: 3_600_000,
+    probeIntervalMs: 1_200_000,
+    splitMultiplier: 1.25,
     trustProxy: false,
     auditWitnesses: [],
     auditQuorum: 0,

@@ -26,8 +26,11 @@ import { Governance } from './governance/index.js';
 import { AuditLog } from './audit/index.js';
 import { ReceiptSigner } from './receipts.js';
 import { Referee } from './referee.js';
+import { Verifier, isReplicated, maxExecutions, modeParams } from './verifier.js';
+import { defaultVerification } from './verify-default.js';
 import { Inference } from './inference.js';
 import { IssuanceService } from './issuance-service.js';
+import { PROBE_CALLER } from './probes.js';
 import { Federation } from './federation/index.js';
 import type { AuditEvent } from './audit/index.js';
 import type { RelyingParty } from './identity/index.js';
@@ -35,8 +38,9 @@ import { verificationOf } from './config.js';
 import type { CoordinatorOptions } from './config.js';
 import type { Metrics } from './metrics.js';
 import { ProgressHub } from './progress.js';
-import { schedule } from './scheduler/index.js';
-import type { JobRecord, RunnableJob, Store, StoreEvent, StoredModule, TaskRow } from './store/index.js';
+import { eligible, schedule } from './scheduler/index.js';
+import type { SchedAgent } from './scheduler/index.js';
+import type { ClaimedTask, JobRecord, Placement, RunnableJob, Store, StoreEvent, StoredModule, TaskRef, TaskRow } from './store/index.js';
 
 export interface Logger {
   info(obj: object | string, msg?: string): void;
@@ -51,6 +55,8 @@ export interface AgentSession {
   capabilities: Capabilities;
   credit: number;
   state: 'active' | 'paused' | 'draining';
+  /** The address the agent connects from (capacity probes group nodes by its prefix); absent for virtual sessions. */
+  remote?: string;
   send(msg: ServerMessage): void;
 }
 
@@ -72,6 +78,7 @@ export class Core {
   readonly governance: Governance;
   readonly receipts: ReceiptSigner;
   readonly referee: Referee;
+  readonly verifier: Verifier;
   readonly inference: Inference;
   readonly issuance: IssuanceService;
   private passkeyService: Passkeys | undefined;
@@ -115,8 +122,9 @@ export class Core {
     this.identity = new Identity(store, log, now);
     this.receipts = new ReceiptSigner(store, now);
     this.inference = new Inference(this);
-    this.issuance = new IssuanceService(this, opts.issuanceHourMs);
+    this.issuance = new IssuanceService(this, opts.issuanceHourMs, opts.probeIntervalMs);
     this.referee = new Referee(store, this.money, metrics, log, now, verificationOf(opts.verify));
+    this.verifier = new Verifier(this);
     this.governance = new Governance(store, log, now, BigInt(opts.publicMinBondMsat));
     const t = treasuryFromOptions(opts);
     this.deposits = new Deposits({ store, log, now, account: t.account, chain: t.chain, lightning: t.lightning, minConf: opts.minConf, gap: opts.depositGap, network: opts.network });
@@ -265,7 +273,9 @@ export class Core {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     if (this.outgoingTimer) clearTimeout(this.outgoingTimer);
     this.progress.close();
+    this.issuance.close();
     await this.unsubscribe?.();
+    await this.verifier.close();
     await this.referee.close();
     await this.instrumenter.close();
   }
@@ -341,7 +351,11 @@ export class Core {
     const id = newJobId(now);
     const bid = body.bid ?? 0;
     const buyer = ACCOUNTS.buyer(caller);
-    const hold = this.money.hold({ jobId: id, buyer, tasks: inputs.length, fuelLimit: limits.fuel, bid, maxExecutionsPerTask: 1 });
+    // Explicit, else --verify, else by where the work may run (verify-default.ts).
+    const verification = body.verification ?? defaultVerification(this.opts.verify, caller, body.label, this.governance, BigInt(this.opts.publicMinBondMsat));
+    // The escrow covers every execution the mode may need (replicas included); only those run are charged.
+    if (isReplicated(verification)) modeParams(verification, true); // refuses minQuorum > targetResults > maxTotalResults
+    const hold = this.money.hold({ jobId: id, buyer, tasks: inputs.length, fuelLimit: limits.fuel, bid, maxExecutionsPerTask: maxExecutions(verification) });
     const create = this.store.createJob(
       {
         id,
@@ -361,7 +375,7 @@ export class Core {
         createdAt: now,
         ...(body.label !== undefined ? { label: body.label } : {}),
         ...(body.dataClasses !== undefined ? { dataClasses: body.dataClasses } : {}),
-        verification: body.verification ?? verificationOf(this.opts.verify),
+        verification,
         ...(hold ? { buyer, holdMsat: hold.amount, fees: this.money.fees } : {}),
       },
       inputs,
@@ -387,8 +401,18 @@ export class Core {
   async cancelJob(id: string): Promise<JobView> {
     const r = await this.store.cancelJob(id, this.now());
     if (!r) throw new ImError('IM_NOT_FOUND', `no job ${id}`);
+    await this.revoke(r.revoked, 'job cancelled');
+    this.notifyJobs([id]);
+    this.kick();
+    // The rest of the hold goes back to the buyer now; a failure here is retried by the sweep.
+    await this.money.settle(id).catch((err: unknown) => this.log.error({ err, job: id }, 'settlement after cancel failed'));
+    return jobView((await this.store.getJob(id)) ?? r.job);
+  }
+
+  /** Tells agents to drop leases that no longer count (a cancelled job, a task decided without them). */
+  async revoke(leases: ReadonlyArray<TaskRef & { nodeId: string }>, reason: string): Promise<void> {
     const byNode = new Map<string, string[]>();
-    for (const t of r.revoked) {
+    for (const t of leases) {
       const list = byNode.get(t.nodeId) ?? [];
       list.push(taskId(t.jobId, t.index));
       byNode.set(t.nodeId, list);
@@ -396,18 +420,18 @@ export class Core {
     for (const [nodeId, ids] of byNode) {
       const s = this.sessions.get(nodeId);
       if (s) {
-        s.send({ type: 'revoke', taskIds: ids, reason: 'job cancelled' });
+        s.send({ type: 'revoke', taskIds: ids, reason });
         s.credit += ids.length; // the agent frees those slots without reporting
       } else {
         // Attached to another coordinator (or gone): whoever holds its socket tells it.
-        await this.store.publish({ type: 'revoke', nodeId, taskIds: ids, reason: 'job cancelled' });
+        await this.store.publish({ type: 'revoke', nodeId, taskIds: ids, reason });
       }
     }
-    this.notifyJobs([id]);
-    this.kick();
-    // The rest of the hold goes back to the buyer now; a failure here is retried by the sweep.
-    await this.money.settle(id).catch((err: unknown) => this.log.error({ err, job: id }, 'settlement after cancel failed'));
-    return jobView((await this.store.getJob(id)) ?? r.job);
+  }
+
+  /** Who runs a node and from where, so that replicas of a task stay apart (operator: as issuance counts it). */
+  async placement(nodeId: string): Promise<Placement> {
+    return { operator: await this.issuance.operatorOf(nodeId), prefix: ipPrefix(this.sessions.get(nodeId)?.remote ?? `node:${nodeId}`) };
   }
 
   // ---- dispatch ----------------------------------------------------------------
@@ -448,21 +472,32 @@ export class Core {
     const jobs = (await this.store.runnableJobs(now).catch((err: unknown) => {
       this.workMaybe = true;
       throw err;
-    })).filter((j) => j.runtime !== 'llm');
+    })).filter((j) => j.runtime !== 'llm' && j.caller !== PROBE_CALLER); // capacity probes are leased by probes.ts only
     if (jobs.length === 0) return 0;
     this.workMaybe = true;
     const gate = await this.governance.filter(agents.map((a) => ({ nodeId: a.nodeId, runtimes: a.capabilities.runtimes, free: a.credit, region: a.capabilities.region })), jobs);
+    const schedAgents = agents.map((a) => ({
+      id: a.nodeId, free: a.credit, runtimes: a.capabilities.runtimes, memoryMb: a.capabilities.memoryMb, cores: a.capabilities.cores,
+      ask: a.capabilities.ask ?? 0,
+    }));
     const plan = schedule(
-      agents.map((a) => ({
-        id: a.nodeId, free: a.credit, runtimes: a.capabilities.runtimes, memoryMb: a.capabilities.memoryMb, cores: a.capabilities.cores,
-        ask: a.capabilities.ask ?? 0,
-      })),
+      schedAgents,
       jobs,
       gate ? { maxPerAgent: this.opts.leaseBatch, allowed: gate.allowed, quota: gate.quota } : { maxPerAgent: this.opts.leaseBatch },
     );
     if (plan.length === 0) return 0;
     const asks = new Map(agents.map((a) => [a.nodeId, a.capabilities.ask ?? 0]));
-    const claimed = await this.store.claimTasks(plan.map((p) => ({ jobId: p.jobId, nodeId: p.agentId, count: p.count, ask: asks.get(p.agentId) ?? 0 })), now, this.opts.leaseMs);
+    // Jobs verified by replication offer their queued replicas first, kept apart by operator and prefix.
+    const placements = new Map<string, Placement>();
+    const claims = [];
+    for (const p of plan) {
+      const replicated = await this.verifier.replicated(p.jobId);
+      if (replicated && !placements.has(p.agentId)) placements.set(p.agentId, await this.placement(p.agentId));
+      const where = replicated ? placements.get(p.agentId) : undefined;
+      claims.push({ jobId: p.jobId, nodeId: p.agentId, count: p.count, ask: asks.get(p.agentId) ?? 0, ...(where ? { replicas: where } : {}) });
+    }
+    const claimed = await this.store.claimTasks(claims, now, this.opts.leaseMs);
+    claimed.push(...await this.claimLeftovers(plan, claimed, schedAgents, jobs, gate, placements, now));
     const byNode = new Map<string, LeasedTask[]>();
     for (const t of claimed) {
       const list = byNode.get(t.nodeId) ?? [];
@@ -495,6 +530,44 @@ export class Core {
     this.metrics.tasksLeased.inc(claimed.length);
     this.notifyJobs(new Set(claimed.map((t) => t.jobId)));
     return claimed.length;
+  }
+
+  /**
+   * The plan does not know which nodes a replica may go to (apart from its
+   * task's other executions), so what the planned agent of a replicated job
+   * could not take is offered, in the same round, to the agents with credit
+   * left that may run the job. Without this, a deterministic plan could hand
+   * the last replica to the node that ran the task, round after round.
+   */
+  private async claimLeftovers(plan: ReadonlyArray<{ jobId: string; agentId: string; count: number }>, claimed: readonly ClaimedTask[],
+    agents: readonly SchedAgent[], jobs: readonly RunnableJob[], gate: Awaited<ReturnType<Governance['filter']>>, placements: Map<string, Placement>, now: number): Promise<ClaimedTask[]> {
+    const short = new Map<string, number>();
+    for (const p of plan) {
+      if (!(await this.verifier.replicated(p.jobId))) continue;
+      const got = claimed.filter((t) => t.jobId === p.jobId && t.nodeId === p.agentId).length;
+      if (got < p.count) short.set(p.jobId, (short.get(p.jobId) ?? 0) + p.count - got);
+    }
+    if (short.size === 0) return [];
+    const used = new Map<string, number>();
+    for (const t of claimed) used.set(t.nodeId, (used.get(t.nodeId) ?? 0) + 1);
+    const out: ClaimedTask[] = [];
+    for (const [jobId, missing] of short) {
+      const job = jobs.find((j) => j.id === jobId);
+      if (!job) continue;
+      let left = missing;
+      for (const a of agents) {
+        const free = Math.min(a.free - (used.get(a.id) ?? 0), this.opts.leaseBatch);
+        if (left <= 0) break;
+        if (free <= 0 || !eligible(a, job) || (gate && (!gate.allowed(a.id, jobId) || gate.quota?.key(a.id, jobId) !== undefined))) continue;
+        const where = placements.get(a.id) ?? (await this.placement(a.id));
+        placements.set(a.id, where);
+        const got = await this.store.claimTasks([{ jobId, nodeId: a.id, count: Math.min(free, left), ask: a.ask ?? 0, replicas: where }], now, this.opts.leaseMs);
+        used.set(a.id, (used.get(a.id) ?? 0) + got.length);
+        left -= got.length;
+        out.push(...got);
+      }
+    }
+    return out;
   }
 
   /** Leader work: money movements into the log (one batch root per sweep), then a checkpoint when due. */
@@ -596,6 +669,7 @@ export class Core {
         }
         // Nodes whose coordinator died with their socket never said goodbye.
         await this.store.markStaleNodes(now - Math.max(3 * this.opts.heartbeatMs, this.opts.leaseMs));
+        await this.verifier.sweep().catch((err: unknown) => this.log.error({ err }, 'verification sweep failed'));
         await this.money.sweep();
         await this.issuance.leaderWork(now).catch((err: unknown) => this.log.error({ err }, 'issuance failed; retried next sweep'));
         await this.auditSweep();

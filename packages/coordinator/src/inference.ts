@@ -21,6 +21,8 @@ import type { LeasedTask, ModelOffer } from '@idlemesh/protocol';
 import { ACCOUNTS } from './settlement/index.js';
 import type { AgentSession, Core } from './core.js';
 import type { Outcome, OutcomeStatus } from './store/index.js';
+import { SplitGroups, type SplitGroup, type SplitRun } from './split-service.js';
+import type { HostOffer } from './model-registry.js';
 
 /** Requests one agent serves at once before the next goes elsewhere (it queues per model inside). */
 export const MAX_IN_FLIGHT_PER_NODE = 4;
@@ -65,8 +67,14 @@ export class OpenAiError extends Error {
 export class Inference {
   private readonly pending = new Map<string, Pending>();
   private readonly inFlight = new Map<string, number>();
+  /** Split groups: models served by several agents, each holding some layers (split-service.ts). */
+  readonly split: SplitGroups;
+  /** Split requests in flight, by task id: their stages, for the charges. */
+  private readonly splitRuns = new Map<string, { nodeId: string; attempt: number; run: SplitRun }>();
 
-  constructor(private readonly core: Core) {}
+  constructor(private readonly core: Core) {
+    this.split = new SplitGroups(core);
+  }
 
   /** Models some connected agent serves now, OpenAI's list shape plus where and how big. */
   models(): Array<{ id: string; object: 'model'; created: number; owned_by: string; hosts: number; size_class: string; context_size: number; hash: string }> {
@@ -79,9 +87,25 @@ export class Inference {
         else byId.set(m.id, { offer: m, hosts: 1 });
       }
     }
-    return [...byId.values()].sort((a, b) => a.offer.id.localeCompare(b.offer.id)).map(({ offer, hosts }) => ({
-      id: offer.id, object: 'model', created: 0, owned_by: 'idlemesh', hosts, size_class: offer.sizeClass, context_size: offer.contextSize, hash: offer.hash,
+    const plain = [...byId.values()].sort((a, b) => a.offer.id.localeCompare(b.offer.id)).map(({ offer, hosts }) => ({
+      id: offer.id, object: 'model' as const, created: 0, owned_by: 'idlemesh', hosts, size_class: offer.sizeClass, context_size: offer.contextSize, hash: offer.hash,
     }));
+    // A split group is one more model (unless an agent serves the same id whole: that one is used).
+    const split = this.split.list().filter((g) => !byId.has(g.model)).map((g) => ({
+      id: g.model, object: 'model' as const, created: 0, owned_by: 'idlemesh-split', hosts: g.stages.length, size_class: g.sizeClass, context_size: g.contextSize, hash: g.hash,
+      split: { engine: g.engine, group: g.id, blocks: g.blocks, stages: g.stages.map((s) => ({ node: s.nodeId, from: s.from, to: s.to })), spares: g.spares.length },
+    }));
+    return [...plain, ...split];
+  }
+
+  /** Every model offer of an active agent, with its ask and requests in flight: the registry's hosts. */
+  hostOffers(): HostOffer[] {
+    const out: HostOffer[] = [];
+    for (const s of this.core.sessions.values()) {
+      if (s.state !== 'active') continue;
+      for (const offer of s.capabilities.models ?? []) out.push({ nodeId: s.nodeId, ask: s.capabilities.ask ?? 0, inFlight: this.inFlight.get(s.nodeId) ?? 0, offer });
+    }
+    return out;
   }
 
   /** Runs one request to the end; throws OpenAiError for what the caller should see. */
@@ -93,6 +117,10 @@ export class Inference {
     let jobId: string | undefined;
     for (;;) {
       const pick = this.choose(model, tried);
+      if (pick === 'none' && tried.size === 0) {
+        const group = this.split.group(model);
+        if (group) return this.runSplit(req, group, maxTokens);
+      }
       if (pick === 'none') throw new OpenAiError(404, 'invalid_request_error', 'model_not_found', `no agent serves the model ${model}`, 'model');
       if (pick === 'busy') throw new OpenAiError(429, 'rate_limit_error', 'no_capacity', `every agent serving ${model} is busy; retry shortly`, null, 1);
       const { session, offer } = pick;
@@ -108,6 +136,60 @@ export class Inference {
       if (outcome.ok) return { jobId, nodeId: session.nodeId, output: outcome.output, fuel: outcome.fuel };
       if (!outcome.retry) throw toOpenAi(outcome.error);
       this.core.log.warn({ job: jobId, node: session.nodeId.slice(0, 12), err: outcome.error.message }, 'inference failed before its first chunk; trying another agent');
+    }
+  }
+
+  /**
+   * A split request: one `llm` task leased to the group's head (stage 0) with
+   * the plan in its input; the head drives the other stages through the
+   * coordinator (stage-frame). The hold covers the fuel limit × the split
+   * multiplier at the highest ask of the group's agents; the charges are
+   * the head's fuel × the multiplier, shared by layers (see charges()).
+   */
+  private async runSplit(req: InferenceRequest, group: SplitGroup, maxTokens: number): Promise<InferenceResult> {
+    const weight = SIZE_CLASS_WEIGHT[group.sizeClass];
+    const ctx = group.contextSize;
+    const fuelLimit = Math.min(ctx, maxTokens + ctx) * weight * FUEL_PER_TOKEN;
+    const bid = this.split.maxAsk(group);
+    let jobId: string | undefined;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const head = this.core.sessions.get(group.stages[0]!.nodeId);
+      if (!head) break;
+      const plan = { group: group.id, engine: group.engine, model: group.model, hash: group.hash, blocks: group.blocks, stages: group.stages };
+      jobId ??= await this.createJob(req, { id: group.model, hash: group.hash }, head, fuelLimit, { bid, holdFuel: Math.ceil(fuelLimit * this.split.multiplier), split: plan, name: `${req.kind} ${group.model} (split ${group.stages.length})` });
+      const run = this.split.begin(group, bid);
+      try {
+        const lease = await this.lease(jobId, head);
+        if (!lease) continue;
+        this.splitRuns.set(lease.taskId, { nodeId: head.nodeId, attempt: lease.attempt, run });
+        try {
+          const outcome = await this.await(lease, head, req);
+          if (outcome.ok) return { jobId, nodeId: head.nodeId, output: outcome.output, fuel: outcome.fuel };
+          if (!outcome.retry) throw toOpenAi(outcome.error);
+          this.core.log.warn({ job: jobId, group: group.id, err: outcome.error.message }, 'split request failed before its first chunk; trying once more');
+        } finally {
+          this.splitRuns.delete(lease.taskId);
+        }
+      } finally {
+        this.split.end(run);
+      }
+      const again = this.split.group(group.model);
+      if (!again) break;
+      group = again;
+    }
+    throw new OpenAiError(503, 'server_error', 'IM_SPLIT_NO_GROUP', `no split group can serve ${group.model} now; retry shortly`, null, 1);
+  }
+
+  /**
+   * Before a results batch is committed: a split request's success is
+   * charged to its stages (the head's fuel × multiplier, by layers) instead
+   * of to the head alone.
+   */
+  splitCharges(nodeId: string, outcomes: Outcome[]): void {
+    for (const o of outcomes) {
+      const r = this.splitRuns.get(taskId(o.jobId, o.index));
+      if (!r || !o.ok || r.nodeId !== nodeId || r.attempt !== o.attempt) continue;
+      o.charges = this.split.charges(r.run, o.fuel);
     }
   }
 
@@ -136,6 +218,7 @@ export class Inference {
 
   /** The agent's socket closed: its requests fail over if nothing was streamed yet. */
   nodeGone(nodeId: string): void {
+    this.split.nodeGone(nodeId);
     for (const p of this.pending.values()) {
       if (p.nodeId === nodeId) p.settle({ ok: false, error: new ImError('IM_AGENT_ERROR', 'the agent disconnected'), retry: p.chunks === 0 });
     }
@@ -154,17 +237,18 @@ export class Inference {
     return best ?? (served ? 'busy' : 'none');
   }
 
-  private async createJob(req: InferenceRequest, offer: ModelOffer, session: AgentSession, fuelLimit: number): Promise<string> {
+  /** split: a split request's bid, hold and plan (the plan goes into the task input, so the head's receipt binds it). */
+  private async createJob(req: InferenceRequest, offer: Pick<ModelOffer, 'id' | 'hash'>, session: AgentSession, fuelLimit: number, split?: { bid: number; holdFuel: number; split: object; name: string }): Promise<string> {
     const core = this.core;
     const now = core.now();
     const id = newJobId(now);
-    const bid = session.capabilities.ask ?? 0;
+    const bid = split?.bid ?? session.capabilities.ask ?? 0;
     const buyer = ACCOUNTS.buyer(req.caller);
-    const hold = core.money.hold({ jobId: id, buyer, tasks: 1, fuelLimit, bid, maxExecutionsPerTask: 1 });
-    const input = new TextEncoder().encode(JSON.stringify({ kind: req.kind, request: req.body }));
+    const hold = core.money.hold({ jobId: id, buyer, tasks: 1, fuelLimit: split?.holdFuel ?? fuelLimit, bid, maxExecutionsPerTask: 1 });
+    const input = new TextEncoder().encode(JSON.stringify({ kind: req.kind, request: req.body, ...(split ? { split: split.split } : {}) }));
     try {
       await core.store.createJob({
-        id, caller: req.caller, requestHash: '', name: `${req.kind} ${offer.id}`, module: offer.hash, instrumentedModule: offer.hash, runtime: 'llm',
+        id, caller: req.caller, requestHash: '', name: split?.name ?? `${req.kind} ${offer.id}`, module: offer.hash, instrumentedModule: offer.hash, runtime: 'llm',
         limits: { fuel: fuelLimit, memoryMb: 1, timeoutMs: TIMEOUT_MS, outputBytes: 4 * 1024 * 1024 },
         bid, maxAttempts: 3, retryBackoffMs: 0, priority: 1, requirements: {}, createdAt: now,
         verification: { mode: 'trusted' },

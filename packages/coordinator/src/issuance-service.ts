@@ -5,20 +5,25 @@
  * from the reward pool.
  *
  * - Metering, on every coordinator for its own agents (added up in the
- *   store): seconds active (`availSec`), offered and busy slot-seconds,
- *   node-fault outcomes (accepted / failed), and capacity. Payments come from
- *   the ledger: `payment` transfers that became final in the hour.
+ *   store): seconds active while asking at or below the spot price of the
+ *   node's runtimes (`availSec`), offered and busy slot-seconds, node-fault
+ *   outcomes (accepted / failed; probe results included), and the capacity
+ *   the coordinator's own probes measured (probes.ts). Payments come from the
+ *   ledger: `payment` transfers that became final in the hour, for public
+ *   work (not `private`, verified: not `trusted`, no zero-rate spot check) whose
+ *   buyer is another organisation than the node's operator.
+ * - Operators: a node enrolled in an organisation (an enrolment token its
+ *   admin made, redeemed by a request signed with the node's key, or an
+ *   admin's admission) is operated by `org:<org id>`; any other node by its
+ *   own key, `node:<node id>`. Neither side can claim the other alone. Bonds
+ *   are the stake accounts of an operator's nodes, added up.
  * - Closing, on the sweep leader only, hour by hour in order (caught up after
- *   downtime): the hour's rows freeze into a record with their RFC 6962 root;
- *   then the epoch of that hour: its inputs (every row of the window, bonds,
- *   reliability, slashed operators, the pool), its outputs, the hourly roots
- *   and the coordinator's signature are stored with the reward transfers in
- *   one commit — exactly once, since the epoch record must not exist yet.
- *
- * What is simplified here (see docs/issuance.md): an operator is a node (its
- * stake account); capacity is the node's calibrated fuel/s (coordinator-run
- * probes are not yet sent); every final payment counts (the cross-organisation
- * and private-pool filters are not applied yet).
+ *   downtime): the hour's rows freeze into a record with their RFC 6962 root
+ *   and the node → operator map and operator bonds; then the epoch of that
+ *   hour: its inputs (every row of the window, bonds, reliability, slashed
+ *   operators, the pool), its outputs, the hourly roots and the
+ *   coordinator's signature are stored with the reward transfers in one
+ *   commit — exactly once, since the epoch record must not exist yet.
  */
 import { canonicalJson, utf8 } from '@idlemesh/protocol';
 import {
@@ -26,8 +31,9 @@ import {
 } from './issuance/index.js';
 import type { EpochDocumentJson, HourRow, HourTable, IssuanceParams } from './issuance/index.js';
 import { ACCOUNTS, accountInput } from './settlement/index.js';
+import { PROBE_CALLER, ProbeService } from './probes.js';
 import type { Core } from './core.js';
-import type { MeterRow } from './store/index.js';
+import type { JobRecord, MeterRow } from './store/index.js';
 
 export const ISSUANCE_PARAMS: IssuanceParams = Object.freeze({
   alpha: [7n, 10n] as const,
@@ -38,18 +44,31 @@ export const ISSUANCE_PARAMS: IssuanceParams = Object.freeze({
 
 /** Longest gap between two ticks that still counts as connected time. */
 const MAX_TICK_MS = 10_000;
-/** Capacity unit: a million fuel per second of the node's calibration. */
-const FUEL_PER_CAP_UNIT = 1_000_000;
+/** How long a read of the spot prices is reused by metering (at most a tenth of the hour). */
+const SPOT_TTL_MS = 10_000;
 /** Hours closed per sweep at most (catching up after downtime spreads over sweeps). */
 const MAX_CLOSE_PER_SWEEP = 24;
 
 export interface HourDoc {
   hour: number;
   root: string;
+  /** Operator → bonded msat (its nodes' stake accounts) when the hour froze. */
   bonds: Record<string, string>;
+  /** Node → operator for every row. */
+  operators?: Record<string, string>;
   rows: ReturnType<typeof hourRowJson>[];
   reliability: Array<{ node: string; accepted: number; failed: number }>;
+  /** The probe groups measured in the hour, the basis of `capMeasured` (probes.ts). */
+  probes?: ProbeResultDoc[];
   frozenAt: number;
+}
+
+export interface ProbeResultDoc {
+  id: string;
+  hour: number;
+  sentAt: number;
+  fuelPerTask: number;
+  nodes: Record<string, { tasks: number; done: number; bad: boolean; elapsedMs: number; units: number }>;
 }
 
 export interface EpochRecord {
@@ -69,8 +88,31 @@ export class IssuanceService {
   private readonly meter = new Map<string, MeterRow>();
   private readonly lastTick = new Map<string, number>();
   private readonly inFlight = new Map<string, number>();
+  private spot: { at: number; msatPerEu: Map<string, number> } | undefined;
+  private readonly jobs = new Map<string, JobRecord | null>();
+  readonly probes: ProbeService;
 
-  constructor(private readonly core: Core, readonly hourMs: number) {}
+  constructor(private readonly core: Core, readonly hourMs: number, probeIntervalMs = 1_200_000) {
+    this.probes = new ProbeService(core, hourMs, probeIntervalMs, (n) => this.operatorOf(n), (n, units, hour) => {
+      const row = this.row(n, hour);
+      row.cap = Math.max(row.cap, units);
+    });
+  }
+
+  close(): void {
+    this.probes.close();
+  }
+
+  /**
+   * Who operates a node: the organisation it is enrolled in (`org:<id>`),
+   * else the node's own key (`node:<id>`). A membership exists only when an
+   * admin of the organisation made the token (or admitted the node) and the
+   * node signed the join with its key, so neither can claim the other.
+   */
+  async operatorOf(nodeId: string): Promise<string> {
+    const m = (await this.core.governance.memberships()).get(nodeId);
+    return m ? `org:${m.orgId}` : `node:${nodeId}`;
+  }
 
   hourOf(t: number): number {
     return Math.floor(t / this.hourMs);
@@ -101,15 +143,16 @@ export class IssuanceService {
   /** Every sweep, on every coordinator: its agents' time since the last tick, then into the store. */
   async tick(now: number): Promise<void> {
     const hour = this.hourOf(now);
+    await this.probes.arm(now).catch((err: unknown) => this.core.log.warn({ err }, 'capacity probes could not be armed'));
+    const spot = await this.spotPrices(now);
     for (const s of this.core.sessions.values()) {
       const prev = this.lastTick.get(s.nodeId) ?? now;
       this.lastTick.set(s.nodeId, now);
       const dt = Math.min(MAX_TICK_MS, Math.max(0, now - prev));
       const row = this.row(s.nodeId, hour);
-      row.cap = Math.max(row.cap, Math.floor(s.capabilities.benchmark.fuelPerSec / FUEL_PER_CAP_UNIT));
       if (s.state !== 'active' || dt === 0) continue;
       const slots = s.capabilities.maxTasks;
-      row.availMs += dt;
+      if (atOrBelowSpot(s.capabilities.ask ?? 0, s.capabilities.runtimes, spot)) row.availMs += dt;
       row.slotMs += dt * slots;
       row.busyMs += dt * Math.min(slots, this.inFlight.get(s.nodeId) ?? 0);
     }
@@ -121,6 +164,7 @@ export class IssuanceService {
 
   /** Sweep leader: payments into the meter, then every finished hour closed and its epoch run, in order. */
   async leaderWork(now: number): Promise<void> {
+    await this.probes.plan(now);
     await this.meterPayments();
     const current = this.hourOf(now);
     const [cur] = await this.core.store.records('cursor', { ids: ['issuance'], limit: 1 });
@@ -187,6 +231,7 @@ export class IssuanceService {
     for (const t of transfers) {
       if (t.code !== 'payment' || (t.type !== 'single' && t.type !== 'post') || !t.creditAccount.startsWith('operator:')) continue;
       const node = t.creditAccount.slice('operator:'.length);
+      if (!(await this.countsAsThirdPartyPublic(t.ref, node))) continue;
       const hour = this.hourOf(t.timestamp);
       const k = `${node}|${hour}`;
       const row = paid.get(k) ?? { nodeId: node, hour, availMs: 0, slotMs: 0, busyMs: 0, accepted: 0, failed: 0, paidMsat: 0, cap: 0 };
@@ -195,6 +240,38 @@ export class IssuanceService {
     }
     if (paid.size > 0) await store.meterAdd([...paid.values()]);
     await store.commitRecords({ records: [{ kind: 'cursor', id: 'issuance-payments', state: 'ok', doc: { seq: transfers.at(-1)!.seq } }] }, this.core.now());
+  }
+
+  /**
+   * Whether a final payment is for work the issuance rewards: a public job
+   * (not labelled private), verified (replicated, adaptive, or spot-checked
+   * at a positive rate — not `trusted`), whose buyer is another organisation than the node's
+   * operator. An organisation paying its own machines (its private pool, or
+   * its own public-pool nodes) earns no issuance for it.
+   */
+  private async countsAsThirdPartyPublic(jobId: string | undefined, nodeId: string): Promise<boolean> {
+    if (jobId === undefined) return false;
+    let job = this.jobs.get(jobId);
+    if (job === undefined) {
+      job = (await this.core.store.getJob(jobId)) ?? null;
+      if (this.jobs.size >= 10_000) this.jobs.clear();
+      this.jobs.set(jobId, job);
+    }
+    if (!job || job.caller === PROBE_CALLER || job.label === 'private') return false;
+    const v = job.verification;
+    if (v === undefined || v.mode === 'trusted' || (v.mode === 'spot-check' && v.rate <= 0)) return false;
+    const buyerOrg = job.caller.startsWith('org:') ? job.caller : `buyer:${job.caller}`;
+    return buyerOrg !== (await this.operatorOf(nodeId));
+  }
+
+  /** Spot price (msat/EU) per runtime over the market window, re-read at most every SPOT_TTL_MS. */
+  private async spotPrices(now: number): Promise<Map<string, number>> {
+    if (this.spot && now - this.spot.at < Math.min(SPOT_TTL_MS, this.hourMs / 10)) return this.spot.msatPerEu;
+    const market = await this.core.money.market(new Map()).catch(() => undefined);
+    const msatPerEu = new Map<string, number>();
+    for (const r of market?.runtimes ?? []) if (r.spotMsatPerEu !== null) msatPerEu.set(r.runtime, r.spotMsatPerEu);
+    this.spot = { at: now, msatPerEu };
+    return msatPerEu;
   }
 
   private async closeHour(h: number, now: number): Promise<void> {
@@ -208,16 +285,21 @@ export class IssuanceService {
         capMeasured: BigInt(m.cap), busySec: busySec > slotSec ? slotSec : busySec, slotSec,
       };
     });
+    // An operator's bond: what is left in the stake accounts of all its nodes (unbonding ones are still slashable, so they count).
+    const operators = new Map<string, string>();
     const bonds = new Map<string, bigint>();
     for (const r of rows) {
+      const op = await this.operatorOf(r.node);
+      operators.set(r.node, op);
       const view = await this.core.money.stakes(r.node);
       const bonded = view.bonds.filter((b) => b.status === 'active' || b.status === 'unbonding').reduce((s, b) => s + BigInt(b.remainingMsat), 0n);
-      if (bonded > 0n) bonds.set(r.node, bonded);
+      if (bonded > 0n) bonds.set(op, (bonds.get(op) ?? 0n) + bonded);
     }
     const table: HourTable = { hour: h, bonds, rows };
     const doc: HourDoc = {
-      hour: h, root: hourRowsRootHex(table), bonds: Object.fromEntries([...bonds].map(([k, v]) => [k, v.toString()])),
+      hour: h, root: hourRowsRootHex(table), bonds: Object.fromEntries([...bonds].map(([k, v]) => [k, v.toString()])), operators: Object.fromEntries(operators),
       rows: rows.map(hourRowJson), reliability: meter.map((m) => ({ node: m.nodeId, accepted: m.accepted, failed: m.failed })), frozenAt: now,
+      probes: (await this.core.store.records('probe-result', { states: [`h:${h}`], limit: 10_000 })).map((r) => ({ ...(r.doc as Omit<ProbeResultDoc, 'id'>), id: r.id })),
     };
     try {
       await this.core.store.commitRecords({ expect: [{ kind: 'issuance-hour', id: String(h), states: ['absent'] }], records: [{ kind: 'issuance-hour', id: String(h), state: 'frozen', doc }] }, now);
@@ -235,6 +317,9 @@ export class IssuanceService {
       if (d) hours.push(d);
     }
     const nodes = [...new Set(hours.flatMap((d) => d.rows.map((r) => r.node)))].sort();
+    // A node's operator is the one its latest frozen hour names (older tables without the map: the node itself).
+    const operatorOf = new Map<string, string>();
+    for (const d of hours) for (const r of d.rows) operatorOf.set(r.node, d.operators?.[r.node] ?? r.node);
     const reliability = new Map<string, { accepted: bigint; failed: bigint }>();
     for (const d of hours) {
       for (const r of d.reliability) {
@@ -246,11 +331,14 @@ export class IssuanceService {
     }
     const windowStartMs = (h - ISSUANCE_PARAMS.windowHours + 1) * this.hourMs;
     const convicted = new Set((await this.core.referee.evidence()).filter((e) => e.at >= windowStartMs && e.at < (h + 1) * this.hourMs).map((e) => e.nodeId));
+    // Slashing is per operator: one node's proven fraud zeroes every node of its operator.
+    const slashedOps = new Set([...convicted].map((n) => operatorOf.get(n) ?? `node:${n}`));
+    const operatorIds = [...new Set(nodes.map((n) => operatorOf.get(n)!))].sort();
     const pool = BigInt((await this.core.money.account(ACCOUNTS.rewardPool, 0)).account.balanceMsat);
     const input = {
       epochHour: h, params: ISSUANCE_PARAMS, poolMsat: pool < 0n ? 0n : pool,
-      operators: nodes.map((id) => ({ id, slashed: convicted.has(id) })),
-      nodes: nodes.map((id) => ({ id, operator: id })),
+      operators: operatorIds.map((id) => ({ id, slashed: slashedOps.has(id) })),
+      nodes: nodes.map((id) => ({ id, operator: operatorOf.get(id)! })),
       hours: hours.map((d): HourTable => ({
         hour: d.hour,
         bonds: new Map(Object.entries(d.bonds).map(([k, v]) => [k, BigInt(v)])),
@@ -280,4 +368,15 @@ export class IssuanceService {
     this.core.log.info({ epoch: h, formula: FORMULA, poolMsat: pool.toString(), issuedMsat: result.issuedMsat.toString(), nodes: nodes.length }, 'issuance epoch closed');
     await this.core.audit.record({ type: 'issuance.epoch', actor: 'system', subject: String(h), data: { hour: h, issuedMsat: result.issuedMsat.toString(), poolMsat: pool.toString(), hourRoots: hourRoots.map((x) => x.root).join(',') } });
   }
+}
+
+/**
+ * Whether a node's ask is at or below the spot price of its runtimes: the
+ * lowest spot of any runtime it offers that has one. A node none of whose
+ * runtimes has a market yet (no paid execution in the window) has nothing
+ * to undercut, and counts.
+ */
+export function atOrBelowSpot(askMsatPerEu: number, runtimes: readonly string[], spot: ReadonlyMap<string, number>): boolean {
+  const prices = runtimes.map((r) => spot.get(r)).filter((p): p is number => p !== undefined);
+  return prices.length === 0 || askMsatPerEu <= Math.min(...prices);
 }

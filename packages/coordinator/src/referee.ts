@@ -12,6 +12,9 @@
  *
  * Checks are queued in memory: a crash loses the checks not yet run (never a
  * result or money), like a spot check that was not drawn.
+ *
+ * The verifier (verifier.ts) also calls on it to settle disputes between
+ * replicas: `rerun` re-executes, `prove` convicts one contradicted receipt.
  */
 import { randomInt } from 'node:crypto';
 import { FUEL_PER_EU, ImError, sha256HexSync } from '@idlemesh/protocol';
@@ -124,42 +127,57 @@ export class Referee {
     }
   }
 
-  /** Re-executes one accepted result and judges its receipt. */
-  private async check(c: Check): Promise<'agree' | 'task-fault' | 'fraud' | 'inconclusive'> {
-    const text = await this.store.getReceipt(c.jobId, c.index);
-    const job = await this.store.getJob(c.jobId);
-    const input = await this.store.taskInput(c.jobId, c.index);
-    if (text === undefined || !job || !input) return 'inconclusive';
-    const doc = JSON.parse(text) as ReceiptDocument;
-    if (doc.receipt.node !== c.nodeId || doc.receipt.attempt !== c.attempt) return 'inconclusive'; // replaced since
+  /**
+   * Re-executes a task on the coordinator's own sandbox: what the referee
+   * measured (and the output), or undefined when it cannot say — no module
+   * here (python and js tasks), or a limit of this machine (time, memory)
+   * the node need not have hit.
+   */
+  async rerun(jobId: string, index: number): Promise<{ measured: RefereeRun; output?: Uint8Array } | undefined> {
+    const job = await this.store.getJob(jobId);
+    const input = await this.store.taskInput(jobId, index);
+    if (!job || !input) return undefined;
     const module = await this.store.getModule(job.instrumentedModule);
-    if (!module) return 'inconclusive';
+    if (!module) return undefined;
     const sandbox = (this.sandbox ??= new Sandbox({ workers: 1 }));
     await sandbox.addModule(module.instrumentedHash, module.instrumented, module.abi);
     const run = await sandbox.run({ moduleHash: module.instrumentedHash, input, limits: job.limits });
     const measured = refereeRun(run);
-    // A limit the referee hit that the node did not (time, memory) says nothing about the node.
-    if (measured === undefined) return 'inconclusive';
-    const claimed: Result = {
-      nodeId: c.nodeId, operator: c.nodeId, ipPrefix: '',
-      outcome: doc.receipt.ok ? 'ok' : doc.receipt.error === 'IM_TRAP' ? 'trap' : doc.receipt.error === 'IM_FUEL_EXHAUSTED' ? 'out-of-fuel' : 'trap',
-      outputHash: doc.receipt.outputHash ?? '', fuel: doc.receipt.fuel, receiptId: sha256HexSync(new TextEncoder().encode(text)).slice(0, 32),
-    };
+    if (measured === undefined) return undefined;
+    return run.ok ? { measured, output: run.output } : { measured };
+  }
+
+  /** Re-executes one accepted result and judges its receipt. */
+  private async check(c: Check): Promise<'agree' | 'task-fault' | 'fraud' | 'inconclusive'> {
+    const text = await this.store.getReceipt(c.jobId, c.index);
+    const job = await this.store.getJob(c.jobId);
+    if (text === undefined || !job) return 'inconclusive';
+    const doc = JSON.parse(text) as ReceiptDocument;
+    if (doc.receipt.node !== c.nodeId || doc.receipt.attempt !== c.attempt) return 'inconclusive'; // replaced since
+    const run = await this.rerun(c.jobId, c.index);
+    if (run === undefined) return 'inconclusive';
+    const claimed = claimOf(c.nodeId, text);
     if (doc.receipt.runtimeVersion !== RUNTIME_VERSION) this.log.info({ job: c.jobId, index: c.index, theirs: doc.receipt.runtimeVersion, ours: RUNTIME_VERSION }, 'referee runs another runtime version than the node');
-    const verdict = adjudicate(measured, [claimed]);
+    const verdict = adjudicate(run.measured, [claimed]);
     const j = verdict.judgements[0];
     if (j?.kind !== 'fraud') return verdict.taskFault ? 'task-fault' : 'agree';
-    await this.convict(c, doc, j.evidence, run.ok ? run.output : undefined, job.buyer === undefined ? undefined : { account: job.buyer, bid: job.bid });
+    // The buyer keeps the referee's result, and pays for the referee's fuel at most.
+    if (run.output !== undefined) await this.store.correctResult(c.jobId, c.index, c.nodeId, c.attempt, run.output, run.measured.fuel, this.now());
+    await this.prove(c.nodeId, doc, j.evidence, job.buyer === undefined ? undefined : { account: job.buyer, bid: job.bid });
     return 'fraud';
   }
 
-  private async convict(c: Check, doc: ReceiptDocument, e: { receiptId: string; claimed: RefereeRun; measured: RefereeRun; contradiction: Evidence['contradiction']; fuelExcess: number }, output: Uint8Array | undefined, buyer: { account: string; bid: number } | undefined): Promise<void> {
+  /**
+   * Convicts a node of one contradicted receipt: slashes its bonds, keeps
+   * the evidence, records it. `buyer`: refunded first from the slash, up to
+   * what it paid for the wrong result (spot-check charges before checking;
+   * the verifier never charges a contradicted replica, so it passes none).
+   */
+  async prove(nodeId: string, doc: ReceiptDocument, e: { receiptId: string; claimed: RefereeRun; measured: RefereeRun; contradiction: Evidence['contradiction']; fuelExcess: number }, buyer: { account: string; bid: number } | undefined): Promise<bigint> {
+    const c = { nodeId };
     const at = this.now();
     const id = e.receiptId;
-    // Every step is idempotent (the same correction, one slash per evidence id), so a
-    // conviction cut short is completed by the next check of the same receipt.
-    // The buyer keeps the referee's result, and pays for the referee's fuel at most.
-    if (output !== undefined) await this.store.correctResult(c.jobId, c.index, c.nodeId, c.attempt, output, e.measured.fuel, at);
+    // Every step is idempotent (one slash per evidence id), so a conviction cut short is completed by the next check of the same receipt.
     // What the buyer paid for the wrong result, at most: its claimed effort at the job's bid (msat per EU), rounded up.
     const paid = buyer === undefined ? 0n : (BigInt(Math.max(0, e.claimed.fuel)) * BigInt(buyer.bid) + BigInt(FUEL_PER_EU) - 1n) / BigInt(FUEL_PER_EU);
     const refund = buyer !== undefined && paid > 0n ? { account: buyer.account, msat: paid } : undefined;
@@ -171,7 +189,7 @@ export class Referee {
     try {
       await this.store.commitRecords({ expect: [{ kind: 'fraud', id, states: ['absent'] }], records: [{ kind: 'fraud', id, state: 'proven', doc: evidence }] }, at);
     } catch (err) {
-      if (err instanceof ImError && err.code === 'IM_CONFLICT') return; // already convicted (another coordinator, or a repeat)
+      if (err instanceof ImError && err.code === 'IM_CONFLICT') return slashed; // already convicted (another coordinator, or a repeat)
       throw err;
     }
     await this.audit?.record({
@@ -179,7 +197,18 @@ export class Referee {
       data: { evidence: id, task: doc.receipt.task, contradiction: e.contradiction, fuelExcess: e.fuelExcess, slashedMsat: slashed.toString() },
     });
     this.log.warn({ node: c.nodeId, task: doc.receipt.task, contradiction: e.contradiction, fuelExcess: e.fuelExcess, slashedMsat: slashed.toString() }, 'FRAUD: the referee contradicted a signed receipt');
+    return slashed;
   }
+}
+
+/** What a receipt document claims, in the verifier's terms; its id is the hash of the document (the evidence id). */
+export function claimOf(nodeId: string, receiptText: string, where: { operator?: string; prefix?: string } = {}): Result {
+  const doc = JSON.parse(receiptText) as ReceiptDocument;
+  return {
+    nodeId, operator: where.operator ?? nodeId, ipPrefix: where.prefix ?? '',
+    outcome: doc.receipt.ok ? 'ok' : doc.receipt.error === 'IM_FUEL_EXHAUSTED' ? 'out-of-fuel' : 'trap',
+    outputHash: doc.receipt.outputHash ?? '', fuel: doc.receipt.fuel, receiptId: sha256HexSync(new TextEncoder().encode(receiptText)).slice(0, 32),
+  };
 }
 
 /** What the referee measured, in the verifier's terms; undefined when the run says nothing (a limit of this machine). */

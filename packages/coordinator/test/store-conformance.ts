@@ -156,6 +156,121 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
       assert.equal(await store.getReceipt(j.id, 7), undefined);
     });
 
+    it('holds a result for verification and sends its replicas only to other nodes, operators and prefixes', async () => {
+      const NODE_C = 'c'.repeat(64);
+      await store.upsertNode(NODE_C, CAPS, 1000);
+      const j = job({ maxAttempts: 2 });
+      await store.createJob(j, inputs(2));
+      const leased = await store.claimTasks([{ jobId: j.id, nodeId: NODE_A, count: 2, ask: 3 }], 2000, 1000);
+      assert.equal(leased.length, 2);
+      const t0 = leased.find((t) => t.index === 0)!;
+      const atA = { operator: 'org:acme', prefix: '10.0.0.0/24' };
+      const held = await store.completeTasks(NODE_A, [{ jobId: j.id, index: 0, attempt: t0.attempt, ok: true, output: new Uint8Array([7]), fuel: 5, replicas: 2 }], 2100, undefined, atA);
+      assert.deepEqual(held.statuses, ['accepted'], 'the agent is acked like any result');
+      assert.deepEqual(held.verify, [{ jobId: j.id, index: 0 }]);
+      const [r0] = await store.getResults(j.id, { after: -1, limit: 1 });
+      assert.equal(r0?.state, 'leased', 'a held task reads as leased');
+      assert.equal(r0?.output, undefined, 'nothing of the held result shows');
+      assert.equal(r0?.fuel, undefined);
+      await assertCountsMatch(store, j.id);
+      assert.equal((await store.getJob(j.id))?.counts.leased, 2);
+      assert.equal((await store.runnableJobs(2100)).find((r) => r.id === j.id)?.queued, 2, 'queued replicas are runnable work');
+      assert.deepEqual(await store.jobCharges(j.id), [], 'nothing is charged before the decision');
+
+      const claimReplica = (nodeId: string, where: { operator: string; prefix: string }, now = 2200) =>
+        store.claimTasks([{ jobId: j.id, nodeId, count: 5, ask: 4, replicas: where }], now, 1000);
+      assert.deepEqual(await claimReplica(NODE_A, { operator: 'node:other', prefix: '10.9.9.0/24' }), [], 'never the same node');
+      assert.deepEqual(await claimReplica(NODE_B, { operator: 'org:acme', prefix: '10.1.0.0/24' }), [], 'never the same operator');
+      assert.deepEqual(await claimReplica(NODE_B, { operator: 'node:b', prefix: '10.0.0.0/24' }), [], 'never the same prefix');
+      const atB = { operator: 'node:b', prefix: '10.1.0.0/24' };
+      const b = await claimReplica(NODE_B, atB);
+      assert.equal(b.length, 1, 'one replica of a task per node, however many are queued');
+      assert.equal(b[0]?.index, 0);
+      assert.ok((b[0]?.attempt ?? 0) > t0.attempt, 'a replica attempt never repeats an attempt of the task');
+      assert.deepEqual(b[0]?.input, inputs(2)[0]);
+      assert.deepEqual(await claimReplica(NODE_C, { operator: 'node:c', prefix: '10.1.0.0/24' }), [], 'nor the prefix of another replica');
+      const c = await claimReplica(NODE_C, { operator: 'node:c', prefix: '10.2.0.0/24' });
+      assert.equal(c.length, 1);
+      assert.deepEqual((await store.nodeLeases(NODE_B)).map((t) => t.index), [0]);
+      assert.deepEqual(await store.undecidedTasks(10), [], 'replicas are out: no decision is due');
+
+      const rb = { jobId: j.id, index: 0, attempt: b[0]!.attempt, ok: true, output: new Uint8Array([7]), fuel: 5 };
+      const done = await store.completeTasks(NODE_B, [rb], 2300);
+      assert.deepEqual(done.statuses, ['accepted']);
+      assert.deepEqual(done.verify, [{ jobId: j.id, index: 0 }]);
+      assert.deepEqual((await store.completeTasks(NODE_B, [rb], 2310)).statuses, ['duplicate']);
+      assert.deepEqual((await store.completeTasks(NODE_A, [{ ...rb, attempt: t0.attempt }], 2310)).statuses, ['duplicate'], 'the held first result is a duplicate too');
+      // C vanishes: its replica goes back to the queue.
+      const gone = await store.failNodeLeases(NODE_C, 2400, errorFrom('IM_LEASE_EXPIRED'));
+      assert.equal(gone.requeued, 1);
+      const execs = await store.taskExecutions(j.id, 0);
+      assert.deepEqual(execs.map((e) => [e.replica, e.state, e.nodeId]), [[0, 'done', NODE_A], [1, 'done', NODE_B], [2, 'queued', NODE_C]]);
+      assert.deepEqual(execs.map((e) => e.operator), ['org:acme', 'node:b', 'node:c']);
+      assert.deepEqual(execs[1]?.output, new Uint8Array([7]));
+      assert.equal(await store.addReplicas(j.id, 0, 3), 0, 'adding up to a total is idempotent');
+      assert.equal(await store.addReplicas(j.id, 0, 4), 1);
+
+      const decision = { jobId: j.id, index: 0, ok: true, output: new Uint8Array([7]), fuel: 5, canonical: 0, paid: [0, 1], trust: [{ nodeId: NODE_A, valid: true }, { nodeId: NODE_B, valid: true }] };
+      const d = await store.decideTask(decision, 2500);
+      assert.equal(d.decided, true);
+      assert.deepEqual(d.revoked, [], 'the queued replicas are cancelled, none was leased');
+      assert.equal((await store.decideTask(decision, 2600)).decided, false, 'a task is decided once');
+      const [after] = await store.getResults(j.id, { after: -1, limit: 1 });
+      assert.equal(after?.state, 'succeeded');
+      assert.deepEqual(after?.output, new Uint8Array([7]));
+      assert.equal(after?.nodeId, NODE_A);
+      assert.equal(after?.fuel, 5);
+      await assertCountsMatch(store, j.id);
+      assert.equal((await store.getJob(j.id))?.fuelUsed, 5, 'the job counts the decided fuel once');
+      assert.deepEqual((await store.taskExecutions(j.id, 0)).map((e) => e.state), ['done', 'done', 'cancelled', 'cancelled']);
+      const charges = await store.jobCharges(j.id);
+      assert.deepEqual(charges.map((x) => [x.nodeId, x.ask, Number(x.fuel), x.executions]).sort(), [[NODE_A, 3, 5, 1], [NODE_B, 4, 5, 1]], 'each valid execution is charged at its own ask');
+      const trust = await store.nodeTrust([NODE_A, NODE_B, NODE_C]);
+      assert.deepEqual([...trust.values()], [1, 1, 0]);
+      await store.decideTask({ ...decision, index: 1 }, 2700); // task 1 is leased, not verifying: nothing happens
+      assert.equal((await store.getResults(j.id, { after: 0, limit: 1 }))[0]?.state, 'leased');
+    });
+
+    it('keeps trust streaks: valid adds one, invalid resets to zero', async () => {
+      const j = job();
+      await store.createJob(j, inputs(3));
+      const [t0, t1, t2] = await store.claimTasks([{ jobId: j.id, nodeId: NODE_A, count: 3 }], 2000, 1000);
+      await store.completeTasks(NODE_A, [t0!, t1!, t2!].map((t) => ({ jobId: j.id, index: t.index, attempt: t.attempt, ok: true, output: new Uint8Array([1]), fuel: 1, replicas: 1 })), 2100);
+      const decide = (index: number, valid: boolean) => store.decideTask({ jobId: j.id, index, ok: true, output: new Uint8Array([1]), fuel: 1, paid: [], trust: [{ nodeId: NODE_A, valid }] }, 2200);
+      await decide(0, true);
+      await decide(1, true);
+      assert.equal((await store.nodeTrust([NODE_A])).get(NODE_A), 2);
+      await decide(2, false);
+      assert.equal((await store.nodeTrust([NODE_A])).get(NODE_A), 0);
+      const [r] = await store.getResults(j.id, { after: -1, limit: 1 });
+      assert.equal(r?.nodeId, undefined, 'decided by the referee alone: no node shown');
+      assert.equal((await store.getJob(j.id))?.state, 'completed');
+    });
+
+    it('loses a replica that runs out of attempts, so the sweep can decide; cancels replicas with their job', async () => {
+      const j = job({ maxAttempts: 1 });
+      await store.createJob(j, inputs(2));
+      const ts = await store.claimTasks([{ jobId: j.id, nodeId: NODE_A, count: 2 }], 2000, 1000);
+      await store.completeTasks(NODE_A, ts.map((t) => ({ jobId: j.id, index: t.index, attempt: t.attempt, ok: false, fuel: 2, error: errorFrom('IM_TRAP'), replicas: 1 })), 2100,
+        undefined, { operator: 'node:a', prefix: 'p-a' });
+      assert.equal((await store.getJob(j.id))?.counts.failed, 0, 'a held task fault is not failed yet');
+      const rs = await store.claimTasks([{ jobId: j.id, nodeId: NODE_B, count: 2, replicas: { operator: 'node:b', prefix: 'p-b' } }], 2200, 100);
+      assert.equal(rs.length, 2);
+      const exp = await store.expireLeases(2400, errorFrom('IM_LEASE_EXPIRED'));
+      assert.equal(exp.requeued, 0, 'maxAttempts 1: the replicas are lost, not queued again');
+      assert.deepEqual((await store.undecidedTasks(10)).filter((t) => t.jobId === j.id).map((t) => t.index).sort(), [0, 1]);
+      assert.deepEqual((await store.taskExecutions(j.id, 1)).map((e) => e.state), ['done', 'lost']);
+      assert.equal(await store.addReplicas(j.id, 1, 3), 1);
+      const again = await store.claimTasks([{ jobId: j.id, nodeId: NODE_B, count: 2, replicas: { operator: 'node:b', prefix: 'p-b' } }], 2500, 1000);
+      assert.equal(again.length, 1, 'a lost replica does not exclude its node');
+      const c = await store.cancelJob(j.id, 2600);
+      assert.deepEqual(c?.revoked.map((r) => [r.index, r.nodeId]), [[1, NODE_B]], 'a live replica lease is revoked');
+      assert.equal(c?.job.counts.cancelled, 2);
+      await assertCountsMatch(store, j.id);
+      assert.deepEqual((await store.taskExecutions(j.id, 1)).map((e) => e.state), ['done', 'lost', 'cancelled']);
+      assert.deepEqual(await store.nodeLeases(NODE_B), []);
+    });
+
     it('gives the referee a task input, and takes its correction of a result exactly once', async () => {
       const j = job({ verification: { mode: 'spot-check', rate: 0.5 } });
       await store.createJob(j, inputs(1));

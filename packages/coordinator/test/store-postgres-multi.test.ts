@@ -96,7 +96,7 @@ if (!reachable) {
       assert.deepEqual(versions.rows.map((r) => r.version), POSTGRES_MIGRATIONS.map((_, i) => i + 1));
       const tables = await admin((c) => c.query<{ table_name: string }>(
         'SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name', [schema]));
-      assert.deepEqual(tables.rows.map((r) => r.table_name), ['audit_checkpoints', 'audit_entries', 'audit_head', 'deposit_addresses', 'issuance_meter', 'job_charges', 'jobs', 'ledger_account_events', 'ledger_accounts', 'ledger_head', 'ledger_transfers', 'modules', 'nodes', 'nonces', 'receipt_batches', 'records', 'schema_migrations', 'tasks']);
+      assert.deepEqual(tables.rows.map((r) => r.table_name), ['audit_checkpoints', 'audit_entries', 'audit_head', 'deposit_addresses', 'issuance_meter', 'job_charges', 'jobs', 'ledger_account_events', 'ledger_accounts', 'ledger_head', 'ledger_transfers', 'modules', 'node_trust', 'nodes', 'nonces', 'receipt_batches', 'records', 'schema_migrations', 'task_replicas', 'tasks']);
       const session = await admin((c) => c.query(
         `SELECT 1 FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'nodes' AND column_name = 'session'`, [schema]));
       assert.equal(session.rowCount, 1, 'migration 2 added nodes.session');

@@ -4,7 +4,11 @@
  * tasks of real jobs with exactly the fuel the Node runtime counts for the
  * same input, and signs receipts that verify. It obeys its owner: with
  * navigator.getBattery stubbed to discharging, and with the tab hidden, it
- * takes no lease; charging or visible again, it resumes.
+ * takes no lease; charging or visible again, it resumes. Moving the CPU-share
+ * slider re-advertises its slots (the `slots` message): the coordinator lists
+ * them and never has more of its tasks leased to it than that, counted on
+ * every WebSocket frame; the coordinator refuses a malformed `slots` message
+ * with a stable code.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,8 +16,9 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
-import { verifyReceiptDocument } from '@idlemesh/protocol';
-import type { JobLimits, ModuleAbi, NodeView } from '@idlemesh/protocol';
+import WebSocket from 'ws';
+import { PROTOCOL_VERSION, generateNodeKey, signMessage, verifyReceiptDocument } from '@idlemesh/protocol';
+import type { Capabilities, JobLimits, ModuleAbi, NodeView, ServerMessage } from '@idlemesh/protocol';
 import { RUNTIME_VERSION, runTask } from '@idlemesh/runtime';
 import { ROOT, b64, example, sleep, startAgentProc, startCoordinatorProc, tempDir, waitUntil } from './helpers.js';
 import type { CoordinatorProc, Proc } from './helpers.js';
@@ -22,6 +27,8 @@ const CHROMIUM = process.env.IDLEMESH_CHROMIUM ?? '/usr/bin/chromium';
 // @types/node does not declare WebAssembly; runTask takes the compiled module as it is.
 const WA = (globalThis as unknown as { WebAssembly: { compile(b: Uint8Array): Promise<Parameters<typeof runTask>[0]> } }).WebAssembly;
 const WEB_DIST = join(ROOT, 'packages/web/dist/index.html');
+/** The cores the page is told it has (navigator.hardwareConcurrency): the slider's 25–100 % are then 1–4 workers. */
+const CORES = 4;
 
 function missing(): string | undefined {
   if (!existsSync(CHROMIUM)) return `no Chromium at ${CHROMIUM} (apt-get install chromium, or set IDLEMESH_CHROMIUM)`;
@@ -32,9 +39,10 @@ function missing(): string | undefined {
 /**
  * Runs before the app: the battery says "discharging" until __setCharging(true);
  * the page's visibility follows __setHidden (with the visibilitychange event a
- * real tab switch sends).
+ * real tab switch sends); the device has CORES cores, whatever runs the test.
  */
 const OWNER_STUB = `(() => {
+  Object.defineProperty(navigator, 'hardwareConcurrency', { configurable: true, get: () => ${CORES} });
   const battery = new EventTarget();
   battery.charging = false; battery.level = 0.42; battery.chargingTime = Infinity; battery.dischargingTime = 5400;
   Object.defineProperty(navigator, 'getBattery', { configurable: true, value: () => Promise.resolve(battery) });
@@ -44,6 +52,65 @@ const OWNER_STUB = `(() => {
   Object.defineProperty(document, 'hidden', { configurable: true, get: () => hidden });
   window.__setHidden = (h) => { hidden = h; document.dispatchEvent(new Event('visibilitychange')); };
 })();`;
+
+/**
+ * Leases a browser node holds, from the coordinator's frames it receives
+ * (`lease`) and the frames it sends back (`results`, `release`): exact on
+ * every frame, where polling the API could miss a peak.
+ */
+class LeaseCount {
+  out = 0;
+  max = 0;
+  released = 0;
+  private readonly recent: string[] = [];
+
+  watch(ws: import('playwright-core').WebSocket): void {
+    ws.on('framereceived', (f) => {
+      const m = parse(f.payload);
+      if (m?.type === 'lease' && Array.isArray(m.tasks)) this.add(m.tasks.length, 'lease');
+    });
+    ws.on('framesent', (f) => {
+      const m = parse(f.payload);
+      if (m?.type === 'results' && Array.isArray(m.results)) this.add(-m.results.length, 'results');
+      if (m?.type === 'release' && Array.isArray(m.tasks)) {
+        this.released += m.tasks.length;
+        this.add(-m.tasks.length, 'release');
+      }
+      if (m?.type === 'slots' || m?.type === 'credit') this.note(`${m.type} ${String(m.maxTasks ?? m.n)}`);
+    });
+    ws.on('close', () => {
+      this.out = 0;
+      this.note('close');
+    });
+  }
+
+  resetMax(): void {
+    this.max = this.out;
+  }
+
+  log(): string {
+    return `out ${this.out}, max ${this.max}; last frames: ${this.recent.join(', ')}`;
+  }
+
+  private add(n: number, what: string): void {
+    this.out = Math.max(0, this.out + n);
+    this.max = Math.max(this.max, this.out);
+    this.note(`${what} ${n > 0 ? '+' : ''}${n}→${this.out}`);
+  }
+
+  private note(s: string): void {
+    this.recent.push(s);
+    if (this.recent.length > 20) this.recent.shift();
+  }
+}
+
+function parse(payload: string | Buffer): Record<string, unknown> & { tasks?: unknown[]; results?: unknown[]; maxTasks?: unknown; n?: unknown } | undefined {
+  try {
+    return JSON.parse(payload.toString()) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
 
 describe('browser node (/contribute)', { skip: process.env.IDLEMESH_REQUIRE_BROWSER ? false : missing() }, () => {
   const dir = tempDir('contribute');
@@ -62,6 +129,9 @@ describe('browser node (/contribute)', { skip: process.env.IDLEMESH_REQUIRE_BROW
     await ctx.addInitScript(OWNER_STUB);
     page = await ctx.newPage();
     page.on('pageerror', (e) => errors.push(e.message));
+    page.on('websocket', (ws) => {
+      if (ws.url().endsWith('/v1/agent')) leases.watch(ws);
+    });
   });
   after(async () => {
     await browser?.close();
@@ -90,6 +160,7 @@ describe('browser node (/contribute)', { skip: process.env.IDLEMESH_REQUIRE_BROW
 
   let nodeId = '';
   let mod = '';
+  const leases = new LeaseCount();
 
   it('on battery: enrols paused and takes no lease; charging: completes the job', async () => {
     mod = (await coord.client.uploadModule(example('nbody/nbody.wasm'))).hash;
@@ -172,5 +243,102 @@ describe('browser node (/contribute)', { skip: process.env.IDLEMESH_REQUIRE_BROW
     const total = (await apiNode(nodeId))?.completed;
     await page.locator(`[data-stat=tasks-done] [data-value="${total}"]`).waitFor();
     assert.deepEqual(errors, [], 'no uncaught errors in the page');
+  });
+  it('the CPU-share slider re-advertises the slots: the coordinator lists them and leases no more than that', async () => {
+    // The browser alone, so it gets every task it has room for.
+    await agent?.stop();
+    agent = undefined;
+    await waitUntil(async () => (await coord.client.nodes()).filter((n) => n.state === 'online').length === 1);
+    const slots = async (): Promise<number | undefined> => (await apiNode(nodeId))?.capabilities.maxTasks;
+    const shown = async (): Promise<string | null> => page.locator('.node-status').getAttribute('data-slots');
+    assert.equal(await slots(), CORES / 2, 'at 50 % of 4 cores the auth advertised 2 slots');
+
+    const slider = page.getByLabel(/CPU share/);
+    await slider.focus();
+    await page.keyboard.press('End');
+    await waitUntil(async () => (await slots()) === CORES, 10_000, () => `API slots ${leases.log()}`);
+    assert.equal(await shown(), String(CORES));
+    assert.equal((await apiNode(nodeId))?.state, 'online');
+
+    // Four slots: four leases at once, never five.
+    const job = await coord.client.submitJob({ module: mod, inputs: Array.from({ length: 40 }, () => b64('1500000')) });
+    leases.resetMax();
+    await waitUntil(() => leases.out === CORES, 15_000, () => leases.log());
+    // The coordinator's own count too (sampled, so it may miss a peak the frames do not).
+    let apiMax = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        apiMax = Math.max(apiMax, (await apiNode(nodeId))?.running ?? 0);
+        await sleep(25);
+      }
+    })();
+    try {
+      await sleep(1000);
+      assert.equal(leases.max, CORES, `at most ${CORES} leased, and all used: ${leases.log()}`);
+
+      // Down to 25 %: one worker. The three leases beyond it go back at once, the coordinator hears `slots`.
+      const released = leases.released;
+      await page.keyboard.press('Home');
+      await waitUntil(async () => (await slots()) === 1, 10_000, () => leases.log());
+      assert.equal(await shown(), '1');
+      assert.ok(leases.released > released, `the leases beyond one worker were handed back: ${leases.log()}`);
+      await waitUntil(() => leases.out <= 1, 5000, () => leases.log());
+      leases.resetMax();
+      apiMax = 0;
+      const done = await coord.client.waitForJob(job.id);
+      assert.equal(done.counts.succeeded, 40);
+      assert.equal(leases.max, 1, `one lease at a time after the change: ${leases.log()}`);
+      assert.ok(apiMax <= 1, `the coordinator counted ${apiMax} of its tasks leased to the node at once`);
+    } finally {
+      sampling = false;
+      await sampler;
+    }
+
+    // Paused by its owner, a change of share is still told, and the node stays paused.
+    await page.getByRole('button', { name: 'Pause', exact: true }).click();
+    await waitUntil(async () => (await apiNode(nodeId))?.state === 'paused');
+    await slider.focus();
+    await page.keyboard.press('ArrowRight');
+    await waitUntil(async () => (await slots()) === 2, 10_000, () => leases.log());
+    const paused = await apiNode(nodeId);
+    assert.equal(paused?.state, 'paused');
+    assert.equal(paused?.pauseReason, 'paused by the owner');
+    await page.getByRole('button', { name: 'Resume', exact: true }).click();
+    await waitUntil(async () => (await apiNode(nodeId))?.state === 'online');
+    assert.deepEqual(errors, [], 'no uncaught errors in the page');
+  });
+
+  it('the coordinator refuses a malformed slots message with a stable code, and takes a good one', async () => {
+    const key = await generateNodeKey();
+    const ws = new WebSocket(`${coord.url.replace(/^http/, 'ws')}/v1/agent`);
+    const inbox: ServerMessage[] = [];
+    ws.on('message', (d) => inbox.push(JSON.parse(d.toString()) as ServerMessage));
+    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+    const next = async <T extends ServerMessage['type']>(type: T): Promise<Extract<ServerMessage, { type: T }>> => {
+      await waitUntil(() => inbox.some((m) => m.type === type), 5000, () => JSON.stringify(inbox));
+      return inbox.splice(inbox.findIndex((m) => m.type === type), 1)[0] as Extract<ServerMessage, { type: T }>;
+    };
+    try {
+        const { challenge } = await next('hello');
+        const caps: Capabilities = { runtimes: ['wasm'], cores: 1, memoryMb: 256, arch: 'x64', os: 'linux', gpus: [], maxTasks: 2, benchmark: { fuelPerSec: 1 }, agentVersion: 'slots-test' };
+        ws.send(JSON.stringify(await signMessage(key, 'auth', { v: PROTOCOL_VERSION, challenge, capabilities: caps }, Date.now())));
+        await next('welcome');
+        for (const [bad, code] of [[{ maxTasks: 0 }, 'IM_VALIDATION'], [{ maxTasks: 1025 }, 'IM_VALIDATION'], [{ maxTasks: 1.5 }, 'IM_VALIDATION'], [{ maxTasks: '3' }, 'IM_VALIDATION'], [{}, 'IM_VALIDATION'], [{ maxTasks: 3, cores: 9 }, 'IM_UNKNOWN_FIELD']] as const) {
+          ws.send(JSON.stringify({ type: 'slots', ...bad }));
+          const e = await next('error');
+          assert.equal(e.error.code, code, JSON.stringify(bad));
+          assert.match(e.error.message, /invalid slots message/);
+        }
+        assert.equal((await apiNode(key.publicKeyHex))?.capabilities.maxTasks, 2, 'nothing changed');
+        ws.send(JSON.stringify({ type: 'slots', maxTasks: 7 }));
+        await waitUntil(async () => (await apiNode(key.publicKeyHex))?.capabilities.maxTasks === 7);
+        const node = await apiNode(key.publicKeyHex);
+        assert.equal(node?.state, 'online');
+        assert.deepEqual({ ...node?.capabilities, maxTasks: 2 }, caps, 'only the slots changed');
+        assert.equal(ws.readyState, WebSocket.OPEN, 'the connection carries on');
+    } finally {
+      ws.close();
+    }
   });
 });

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import OpenAI from 'openai';
 import { FUEL_PER_EU, FUEL_PER_TOKEN } from '@idlemesh/protocol';
 import { FakeModelAgent } from './fake-model-agent.js';
-import { startCoordinatorProc, tempDir, waitUntil } from './helpers.js';
+import { runCli, startCoordinatorProc, tempDir, waitUntil } from './helpers.js';
 import type { CoordinatorProc } from './helpers.js';
 
 const API_KEY = 'any-token-on-an-open-local-mesh';
@@ -133,6 +133,34 @@ describe('OpenAI-compatible API', () => {
     assert.equal(BigInt(operator.account.balanceMsat), charge);
     const check = await (await fetch(`${coord.url}/v1/ledger/check`)).json() as { ok: boolean };
     assert.equal(check.ok, true);
+  });
+
+  it('keeps a model registry: hosts with their asks, and demand in requests and tokens (idlemesh models)', async () => {
+    const jobs = (await coord.client.listJobs({ limit: 100 })).filter((j) => j.runtime === 'llm');
+    const tokensOf = (model: string): number => jobs.filter((j) => j.name?.endsWith(` ${model}`) && j.state === 'completed').reduce((s, j) => s + j.fuelUsed, 0) / FUEL_PER_TOKEN;
+    const registry = await coord.client.modelRegistry();
+    const byId = new Map(registry.map((m) => [m.id, m]));
+    assert.deepEqual([...byId.keys()].sort(), (await openai.models.list()).data.map((m) => m.id).sort(), 'the models the OpenAI API lists');
+    const pricey = byId.get('pricey');
+    assert.equal(pricey?.hosts.length, 1);
+    assert.deepEqual(pricey?.price, { askMin: 2_000_000, askMedian: 2_000_000 });
+    assert.equal(pricey?.demand.tokens, tokensOf('pricey'));
+    assert.equal(pricey?.demand.tokens, 12, 'the one paid request: 12 tokens');
+    const tiny = byId.get('tiny');
+    assert.ok((tiny?.hosts.length ?? 0) >= 1);
+    assert.equal(tiny?.demand.tokens, tokensOf('tiny'));
+    assert.ok((tiny?.demand.requests ?? 0) >= 3, 'chat, stream and legacy completion at least');
+    assert.equal(tiny?.demand.waiting, 0);
+    // The busiest model first.
+    assert.equal(registry[0]?.id, (tiny?.demand.tokens ?? 0) >= 12 ? 'tiny' : 'pricey');
+    // The CLI shows the same registry.
+    const cli = runCli('models', ['models', '--coordinator', coord.url, '--json']);
+    assert.equal(await cli.wait(), 0, cli.text);
+    assert.deepEqual((JSON.parse(cli.output.join('')) as { models: unknown }).models, registry);
+    const text = runCli('models-table', ['models', '--coordinator', coord.url]);
+    assert.equal(await text.wait(), 0, text.text);
+    assert.match(text.text, /^MODEL\s+SIZE\s+LICENCE\s+HOSTS/m);
+    assert.match(text.text, /^pricey\s+xs\s+1\s+0\s+2,000,000\/2,000,000\s+1\s+12\s+0\s+0%$/m);
   });
 });
 

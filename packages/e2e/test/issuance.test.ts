@@ -11,7 +11,7 @@ import Database from 'better-sqlite3';
 import { b64, example, runCli, startAgentProc, startCoordinatorProc, tempDir, waitForNodes, waitUntil } from './helpers.js';
 
 interface Epoch {
-  document: { epochHour: number; poolMsat: string; hours: Array<{ hour: number; rows: Array<{ node: string; paidMsat: string; availSec: string }> }>; expected: { issuedMsat: string; allocationsMsat: Record<string, string> } };
+  document: { epochHour: number; poolMsat: string; hours: Array<{ hour: number; rows: Array<{ node: string; paidMsat: string; availSec: string; capMeasured: string }> }>; expected: { issuedMsat: string; allocationsMsat: Record<string, string> } };
   hourRoots: Array<{ hour: number; root: string }>;
   publicKey: string;
 }
@@ -24,7 +24,8 @@ describe('issuance', () => {
     }
     const dir = tempDir('issuance');
     const HOUR = 2000;
-    const coord = await startCoordinatorProc({ dataDir: `${dir.path}/coord`, args: ['--issuance-hour-ms', String(HOUR)] });
+    // Spot-checked work (trusted work earns no issuance); probes twice an hour.
+    const coord = await startCoordinatorProc({ dataDir: `${dir.path}/coord`, args: ['--issuance-hour-ms', String(HOUR), '--probe-interval-ms', String(HOUR / 2), '--verify', 'spot-check:0.05'] });
     const agents = [1, 2].map((i) => startAgentProc({ coordinator: coord.url, dataDir: `${dir.path}/a${i}`, name: `a${i}`, args: ['--ask', '1000000'] }));
     const cli = async (...args: string[]): Promise<{ code: number | null; text: string }> => {
       const p = runCli('cli', ['--coordinator', coord.url, ...args]);
@@ -57,6 +58,7 @@ describe('issuance', () => {
       const nodes = (await coord.client.nodes()).map((n) => n.id).sort();
       assert.deepEqual(Object.keys(doc.expected.allocationsMsat).sort(), nodes);
       assert.ok(doc.hours.some((h) => h.rows.some((r) => BigInt(r.paidMsat) > 0n)), 'payments are metered');
+      assert.ok(doc.hours.some((h) => h.rows.some((r) => BigInt(r.capMeasured) > 0n)), 'capacity is measured by probes');
       assert.ok(doc.hours.every((h) => h.rows.every((r) => BigInt(r.availSec) <= BigInt(Math.ceil(HOUR / 1000)))), 'no node is available longer than an hour');
 
       // The allocation reached each operator as a reward transfer, and the node's rewards say so.

@@ -1,7 +1,10 @@
 /**
  * The web app in a real browser (Debian Chromium via playwright-core) against
  * a real coordinator and agent: the pages tell the truth. A submitted job is
- * seen progressing to done with the API's numbers; the wallet's QR code
+ * seen progressing to done with the API's numbers; the leaderboard is a real
+ * epoch of a coordinator with 2-second issuance hours, node for node, and
+ * the page's own check of the epoch's signature passes, and fails once one
+ * msat is moved between two nodes; the wallet's QR code
  * decodes to the address the API gave; the audit page's in-browser check
  * passes, and fails on a checkpoint altered by one byte; the API's message is
  * shown for a withdrawal to another network's address and for a malformed
@@ -17,7 +20,7 @@ import { chromium } from 'playwright-core';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { WatchOnlyAccount } from '@idlemesh/bitcoin';
 import { FakeLnd } from '@idlemesh/bitcoin/testing';
-import { ROOT, b64, example, startAgentProc, startCoordinatorProc, tempDir, waitUntil } from './helpers.js';
+import { ROOT, b64, example, sleep, startAgentProc, startCoordinatorProc, tempDir, waitForNodes, waitUntil } from './helpers.js';
 import type { CoordinatorProc, Proc } from './helpers.js';
 
 const CHROMIUM = process.env.IDLEMESH_CHROMIUM ?? '/usr/bin/chromium';
@@ -74,6 +77,27 @@ async function decodeQr(page: Page, selector: string): Promise<string | undefine
     const img = ctx.getImageData(0, 0, canvas.width, canvas.height);
     return window.jsQR(img.data, img.width, img.height)?.data;
   })()`)) as string | undefined;
+}
+
+/** An epoch as GET /v1/issuance/epochs/:hour answers (the fields these tests read). */
+interface EpochRecord {
+  document: {
+    epochHour: number;
+    poolMsat: string;
+    hours: Array<{ hour: number; rows: Array<{ node: string; availSec: string }> }>;
+    reliability: Array<{ node: string; accepted: number | string; failed: number | string }>;
+    expected: { issuedMsat: string; allocationsMsat: Record<string, string> };
+  };
+  publicKey: string;
+  sig: string;
+  hourMs: number;
+}
+
+/** "1,234.567 sats" as shown back to msat. */
+function msatOf(text: string): bigint {
+  const m = /^([\d,]+)(?:\.(\d{1,3}))? sats$/.exec(text.trim());
+  assert.ok(m, `an amount in sats: ${text}`);
+  return BigInt((m[1] as string).replace(/,/g, '')) * 1000n + BigInt((m[2] ?? '').padEnd(3, '0'));
 }
 
 describe('web app', { skip: process.env.IDLEMESH_REQUIRE_BROWSER ? false : missing() }, () => {
@@ -135,14 +159,14 @@ describe('web app', { skip: process.env.IDLEMESH_REQUIRE_BROWSER ? false : missi
     const mod = await coord.client.uploadModule(example('nbody/nbody.wasm'));
     await page.goto(`${base}/jobs`);
     await page.getByRole('heading', { name: 'Jobs', level: 1 }).waitFor();
-    const job = await coord.client.submitJob({ module: mod.hash, name: 'web-e2e', inputs: Array.from({ length: 20 }, () => b64('4000000')) });
+    const job = await coord.client.submitJob({ module: mod.hash, name: 'web-e2e', inputs: Array.from({ length: 20 }, () => b64('2000000')) });
     const item = page.locator(`li[data-job="${job.id}"]`);
     await item.waitFor({ timeout: 10_000 });
     const seen = new Set<string>();
     await waitUntil(async () => {
       seen.add((await item.getAttribute('data-state')) ?? '');
       return (await item.getAttribute('data-state')) === 'completed';
-    }, 30_000);
+    }, 60_000, () => `seen ${[...seen].join(', ')}`);
     assert.ok(seen.has('queued') || seen.has('running'), `the list showed the job before it was done (saw ${[...seen].join(', ')})`);
     assert.match((await item.locator('.job-count').textContent()) ?? '', /^20 \/ 20 tasks$/);
 
@@ -173,38 +197,136 @@ describe('web app', { skip: process.env.IDLEMESH_REQUIRE_BROWSER ? false : missi
     assert.equal(await page.locator('tr[data-runtime=wasm] th').textContent(), 'wasm');
     // Issuance is not published yet: a clear empty state, not an error.
     await page.goto(`${base}/issuance`);
-    await page.getByText('Issuance starts when the coordinator publishes epochs.').waitFor();
+    await page.getByText('Issuance starts when the coordinator publishes epochs.').waitFor().catch(async (err: unknown) => {
+      throw new Error(`${(err as Error).message}\nthe page shows: ${await page.locator('main').textContent()}`, { cause: err });
+    });
   });
 
-  it('issuance: the leaderboard\'s order and shares are the epoch\'s (an epoch in the shape of vectors/issuance, served by page.route)', async () => {
-    // The coordinator does not publish epochs yet; the page reads the document the issuance issue defines.
-    const hour = Math.floor(Date.now() / 3_600_000) - 1;
-    const nodes = ['a', 'b', 'c'].map((c) => c.repeat(64));
-    const epoch = (h: number, alloc: string[]) => ({
-      formula: 'rolling-24h/1', epochHour: h, poolMsat: '4800000000',
-      expected: {
-        issuedMsat: alloc.reduce((s, a) => s + BigInt(a), 0n).toString(),
-        score: Object.fromEntries(nodes.map((n, i) => [n, String(1000 - i)])),
-        allocationsMsat: Object.fromEntries(nodes.map((n, i) => [n, alloc[i] as string])),
-      },
-    });
-    const docs = new Map([[hour, epoch(hour, ['20000000', '70000000', '10000000'])], [hour - 1, epoch(hour - 1, ['30000000', '60000000', '10000000'])]]);
-    await page.route('**/v1/issuance/epochs/*', async (route) => {
-      const last = new URL(route.request().url()).pathname.split('/').pop() ?? '';
-      const doc = docs.get(last === 'latest' ? hour : Number(last));
-      if (doc) await route.fulfill({ json: doc });
-      else await route.fulfill({ status: 404, json: { error: { code: 'IM_NOT_FOUND', message: `no epoch ${last}`, retryable: false } } });
-    });
+  it('issuance: the leaderboard is a real epoch of the API, node for node, and the page verifies its signature (and not once an allocation is moved)', async () => {
+    // A coordinator of its own with 2-second hours and two paid agents (as in issuance.test.ts): real epochs within seconds.
+    // Spot-checked work: the issuance counts only verified work.
+    const HOUR = 2000;
+    const ic = await startCoordinatorProc({ dataDir: `${dir.path}/issuance`, args: ['--issuance-hour-ms', String(HOUR), '--verify', 'spot-check:0.05'] });
+    const paid = [1, 2].map((i) => startAgentProc({ coordinator: ic.url, dataDir: `${dir.path}/issuance-a${i}`, name: `issuance-a${i}`, args: ['--ask', '1000000'] }));
+    const ibase = `http://localhost:${new URL(ic.url).port}`;
+    const api = async (path: string): Promise<EpochRecord> => (await (await fetch(`${ic.url}${path}`)).json()) as EpochRecord;
     try {
-      await page.goto(`${base}/issuance`);
+      await waitForNodes(ic.client, 2);
+      await ic.client.devFund({ account: 'buyer:anonymous', sats: 1_000_000 });
+      const sha = await ic.client.uploadModule(example('sha256/sha256.wasm'));
+      for (let i = 0; i < 3; i++) {
+        const job = await ic.client.submitJob({ module: sha.hash, inputs: Array.from({ length: 30 }, (_, k) => b64(`web-${i}-${k}`)), bid: 2_000_000 }, { wait: 20_000 });
+        assert.equal(job.counts.succeeded, 30);
+        await sleep(HOUR / 2);
+      }
+      let latest: EpochRecord | undefined;
+      await waitUntil(async () => {
+        const r = await fetch(`${ic.url}/v1/issuance/epochs/latest`);
+        latest = r.status === 200 ? (await r.json()) as EpochRecord : undefined;
+        return latest !== undefined && BigInt(latest.document.expected.issuedMsat) > 0n;
+      }, 30_000, () => `no epoch issued yet: ${JSON.stringify(latest?.document.expected)}`);
+
+      await page.goto(`${ibase}/issuance`);
       const rows = page.locator('table.leaderboard tbody tr');
-      await rows.nth(2).waitFor();
-      const board = await rows.evaluateAll((trs) => trs.map((tr) => [tr.getAttribute('data-node'), tr.querySelector('td:nth-child(3)')?.textContent]));
-      assert.deepEqual(board, [[nodes[1], '70.00%'], [nodes[0], '20.00%'], [nodes[2], '10.00%']]);
-      assert.equal(await page.locator('[data-stat=epoch-issued] .stat-value').textContent(), '100,000 sats');
+      await rows.first().waitFor();
+      // The page and the API at the same epoch: the one the page shows (hours close every 2 s).
+      const shown = await page.evaluate(`(() => ({
+        hour: Number(document.querySelector('[data-epoch]').getAttribute('data-epoch')),
+        issued: document.querySelector('[data-stat=epoch-issued] .stat-value').textContent,
+        pool: document.querySelector('[data-stat=epoch-pool] .stat-value').textContent,
+        rewarded: document.querySelector('[data-stat=epoch-nodes] .stat-value').textContent,
+        rows: [...document.querySelectorAll('table.leaderboard tbody tr')].map((tr) => ({
+          node: tr.getAttribute('data-node'),
+          allocation: tr.getAttribute('data-allocation'),
+          cells: [...tr.querySelectorAll('td')].map((td) => td.textContent),
+        })),
+      }))()`) as { hour: number; issued: string; pool: string; rewarded: string; rows: Array<{ node: string; allocation: string; cells: string[] }> };
+      const epoch = await api(`/v1/issuance/epochs/${shown.hour}`);
+      const doc = epoch.document;
+      assert.equal(doc.epochHour, shown.hour);
+      const issued = BigInt(doc.expected.issuedMsat);
+      assert.ok(issued > 0n, 'the epoch shown issued something');
+      assert.equal(msatOf(shown.issued), issued);
+      assert.equal(msatOf(shown.pool), BigInt(doc.poolMsat));
+      const allocations = Object.entries(doc.expected.allocationsMsat).map(([node, a]) => ({ node, a: BigInt(a) }));
+      assert.equal(shown.rewarded, String(allocations.filter((x) => x.a > 0n).length));
+      // Leaderboard order: largest allocation first, ties by node id.
+      const order = [...allocations].sort((x, y) => (x.a === y.a ? (x.node < y.node ? -1 : 1) : x.a > y.a ? -1 : 1));
+      assert.deepEqual(shown.rows.map((r) => r.node), order.map((x) => x.node));
+      assert.equal(order.length, 2, 'both paid nodes are in the epoch');
+      const hourSec = Math.ceil(epoch.hourMs / 1000);
+      for (const [i, r] of shown.rows.entries()) {
+        const a = BigInt(doc.expected.allocationsMsat[r.node] as string);
+        const [rank, share, allocation, uptime, reliability] = r.cells;
+        assert.equal(rank, String(i + 1));
+        assert.equal(r.allocation, a.toString());
+        assert.equal(msatOf(allocation ?? ''), a, `${r.node}: the allocation shown`);
+        assert.ok(Math.abs(parseFloat(share ?? '') - (100 * Number(a)) / Number(issued)) <= 0.0051, `${r.node}: share ${share} of ${a}/${issued}`);
+        const avail = doc.hours.reduce((s, h) => s + Number(h.rows.find((x) => x.node === r.node)?.availSec ?? 0), 0);
+        assert.ok(Math.abs(parseFloat(uptime ?? '') - (100 * avail) / (doc.hours.length * hourSec)) <= 0.051, `${r.node}: uptime ${uptime}`);
+        const rel = doc.reliability.find((x) => x.node === r.node);
+        const outcomes = Number(rel?.accepted ?? 0) + Number(rel?.failed ?? 0);
+        assert.ok(outcomes > 0 && Math.abs(parseFloat(reliability ?? '') - (100 * Number(rel?.accepted)) / outcomes) <= 0.051, `${r.node}: reliability ${reliability}`);
+      }
       await page.locator('.chart canvas').waitFor();
+
+      // Verified here: the hour roots, the sums, the coordinator's receipt key and its signature.
+      const key = ((await (await fetch(`${ic.url}/v1/receipts/key`)).json()) as { publicKey: string }).publicKey;
+      assert.equal(epoch.publicKey, key);
+      await page.getByRole('button', { name: 'Verify the epoch' }).click();
+      const outcome = page.locator('#verify-epoch .verify-outcome');
+      await page.locator('#verify-epoch .verify-outcome[data-verified=true]').waitFor();
+      assert.equal(await outcome.getAttribute('data-hour'), String(shown.hour));
+      assert.match((await outcome.textContent()) ?? '', new RegExp(`Signature valid.*${key}`, 's'));
+
+      // The leaderboard, the verification and the chart at phone size: nothing serious for axe-core.
+      const phone = await browser.newContext({ viewport: PHONE, isMobile: true, hasTouch: true });
+      try {
+        const p = await phone.newPage();
+        await p.goto(`${ibase}/issuance`);
+        await p.locator('table.leaderboard tbody tr').first().waitFor();
+        await p.getByRole('button', { name: 'Verify the epoch' }).click();
+        await p.locator('#verify-epoch .verify-outcome[data-verified=true]').waitFor();
+        assert.deepEqual(await axeViolations(p), []);
+      } finally {
+        await phone.close();
+      }
+
+      // One msat moved between the two nodes (the sum unchanged): the page shows it, and its check fails.
+      let moved: { from: string; was: string; hour: number } | undefined;
+      await page.route('**/v1/issuance/epochs/latest', async (route) => {
+        const res = await route.fetch();
+        const body = (await res.json()) as EpochRecord;
+        const allocs = body.document.expected.allocationsMsat;
+        const [top, next] = Object.entries(allocs).sort((x, y) => (BigInt(y[1]) > BigInt(x[1]) ? 1 : -1));
+        if (top && next && BigInt(top[1]) > 0n) {
+          allocs[top[0]] = String(BigInt(top[1]) - 1n);
+          allocs[next[0]] = String(BigInt(next[1]) + 1n);
+          moved = { from: top[0], was: top[1], hour: body.document.epochHour };
+        }
+        await route.fulfill({ response: res, json: body });
+      });
+      await page.reload();
+      await rows.first().waitFor();
+      assert.ok(moved, 'the latest epoch allocated something to move');
+      assert.equal(await page.locator('[data-epoch]').getAttribute('data-epoch'), String(moved.hour));
+      assert.equal(await page.locator(`table.leaderboard tr[data-node="${moved.from}"]`).getAttribute('data-allocation'), String(BigInt(moved.was) - 1n), 'the page shows the altered allocation');
+      await page.getByRole('button', { name: 'Verify the epoch' }).click();
+      await page.locator('#verify-epoch .verify-outcome[data-verified=false]').waitFor();
+      assert.match((await outcome.textContent()) ?? '', /Verification failed.*signature does not verify/s);
+      await page.unroute('**/v1/issuance/epochs/latest');
+
+      // The overview's "issued this hour" reads the same epochs.
+      await page.goto(`${ibase}/`);
+      const issuedStat = page.locator('[data-stat=issued-hour]');
+      await issuedStat.locator('.stat-hint').filter({ hasText: /^epoch \d+/ }).waitFor();
+      const overview = await issuedStat.evaluate((el) => ({ value: el.querySelector('.stat-value')?.textContent ?? '', hint: el.querySelector('.stat-hint')?.textContent ?? '' }));
+      const seen = await api(`/v1/issuance/epochs/${/^epoch (\d+)/.exec(overview.hint)?.[1] ?? ''}`);
+      assert.equal(msatOf(overview.value), BigInt(seen.document.expected.issuedMsat));
+      assert.equal(overview.hint, `epoch ${seen.document.epochHour}, ${Object.keys(seen.document.expected.allocationsMsat).length} nodes`);
     } finally {
-      await page.unroute('**/v1/issuance/epochs/*');
+      await Promise.all(paid.map((a) => a.stop()));
+      await ic.stop();
     }
   });
 

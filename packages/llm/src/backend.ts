@@ -23,6 +23,8 @@ export interface ModelInfo {
   /** Where the weights run: `gpu` when any layer is offloaded to a GPU. */
   device: 'gpu' | 'cpu';
   backend: 'llama.cpp' | 'openai';
+  /** The licence the model file states (GGUF `general.license`), when it states one. */
+  licence?: string;
 }
 
 export interface TokenUsage {
@@ -105,7 +107,11 @@ export function sha256Hex(text: string): string {
 
 /** What an agent advertises to a coordinator for this model (protocol ModelOffer). */
 export function toModelOffer(m: ModelInfo, tokensPerSec?: number): ModelOffer {
-  return { id: m.id, hash: m.hash, sizeClass: m.sizeClass, contextSize: m.contextSize, device: m.device, backend: m.backend, ...(tokensPerSec === undefined ? {} : { tokensPerSec }) };
+  return {
+    id: m.id, hash: m.hash, sizeClass: m.sizeClass, contextSize: m.contextSize, device: m.device, backend: m.backend,
+    ...(tokensPerSec === undefined ? {} : { tokensPerSec }),
+    ...(m.licence === undefined ? {} : { licence: m.licence.slice(0, 200) }),
+  };
 }
 
 /** Model ids as the protocol's ModelOffer accepts them. */

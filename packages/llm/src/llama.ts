@@ -339,6 +339,7 @@ async function loadOne(lib: NodeLlamaCpp, llama: Llama, spec: LlamaModelSpec, op
     const wrapper = chatWrapperFor(lib, model, spec.chatFormat ?? 'auto');
     const vocabularySize = model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length ?? [...model.iterateAllTokens()].length;
     const bos = model.tokens.bos;
+    const licence = (model.fileInfo.metadata.general as { license?: unknown } | undefined)?.license;
     const info: ModelInfo = {
       id,
       hash,
@@ -349,6 +350,7 @@ async function loadOne(lib: NodeLlamaCpp, llama: Llama, spec: LlamaModelSpec, op
       contextSize: context.contextSize,
       device: model.gpuLayers > 0 ? 'gpu' : 'cpu',
       backend: 'llama.cpp',
+      ...(typeof licence === 'string' && licence.trim() !== '' ? { licence: licence.trim() } : {}),
     };
     return { info, model, context, sequence: context.getSequence(), wrapper, prefix: model.tokens.shouldPrependBosToken && bos !== null ? [bos] : [], vocabularySize };
   } catch (err) {

@@ -40,6 +40,7 @@ export const ERRORS = {
   IM_RECEIPT_MISMATCH: { status: 400, message: 'The signed receipt tree head does not match the results sent with it.', retryable: false },
   IM_ISSUANCE_MISMATCH: { status: 409, message: 'The published epoch does not recompute: an input, output, root or signature differs.', retryable: false },
   IM_RECEIPT_INVALID: { status: 400, message: 'The receipt does not verify: changed, or signed by another key.', retryable: false },
+  IM_UNVERIFIABLE: { status: 422, message: 'The task\'s results never agreed (no quorum within maxTotalResults, and no referee could settle it); resubmit it, or verify with spot-check.', retryable: false },
   IM_STALE_TIMESTAMP: { status: 401, message: 'The signed timestamp is too far from the coordinator clock; check the system clock.', retryable: false },
   IM_PROTOCOL_VERSION: { status: 400, message: 'Unsupported protocol version; upgrade the agent or coordinator.', retryable: false },
 
@@ -126,6 +127,11 @@ export const ERRORS = {
   IM_GGUF_INVALID: { status: 400, message: 'The file is not a usable GGUF model (bad magic or version, truncated, a tensor outside the file or of the wrong shape, or an unsupported tensor type); see the message.', retryable: false },
   IM_PIPELINE_FRAME: { status: 400, message: 'A pipeline frame is malformed (magic, version, kind, type or length) or does not fit this stage (width, token id, kind); the peers run different versions or the bytes were cut.', retryable: false },
   IM_PIPELINE_POSITION: { status: 409, message: 'The stage\'s KV cache does not reach the frame\'s position (it restarted or lost its state); reset the stage and replay its inputs from position 0.', retryable: false },
+
+  // Split inference in the mesh (pipeline engine: groups, relayed frames)
+  IM_SPLIT_NOT_MEMBER: { status: 403, message: 'Stage frames go only between members of the same split group: the sender or the stage is not in the group (it was rebuilt); take the current plan from a new request.', retryable: false },
+  IM_SPLIT_STAGE_GONE: { status: 503, message: 'The agent holding this split stage disconnected or did not answer; the coordinator gives its layers to a spare agent and the head replays into it.', retryable: true },
+  IM_SPLIT_NO_GROUP: { status: 503, message: 'No split group can serve the model now: the opted-in agents together lack the memory, or a stage has no replacement; add agents with --split-memory.', retryable: true },
 
   // Configuration and CLI
   IM_CONFIG_INVALID: { status: 400, message: 'The configuration is invalid; see details.', retryable: false },

@@ -29,6 +29,7 @@ export const ROUTES: readonly RouteDoc[] = [
   { method: 'get', path: '/v1/jobs/{id}/results', summary: 'Task results in index order, paged', query: S.ResultsQuery, response: S.ResultsPage },
   { method: 'get', path: '/v1/jobs/{id}/events', summary: 'Live progress as server-sent events (progress…, end)', response: { media: 'text/event-stream', description: 'JobEvent per `data:` line' } },
   { method: 'get', path: '/v1/nodes', summary: 'Known agents and their state', response: S.NodeList },
+  { method: 'get', path: '/v1/registry/models', summary: 'The model registry: every model agents serve, its hosts and asks, and its demand over the last 24 h', response: S.ModelRegistryView },
   { method: 'get', path: '/v1/market', summary: 'Spot price per runtime (median clearing ask, last hour), supply and demand', response: S.MarketView },
   { method: 'get', path: '/v1/accounts/me', summary: "The caller's buyer account and its latest transfers", response: S.AccountDetail },
   { method: 'get', path: '/v1/accounts/{id}', summary: 'An account (buyer:…, operator:…, stake:…, system) and its latest transfers', response: S.AccountDetail },

@@ -89,15 +89,28 @@ export const Requirements = z.strictObject({
 });
 export type Requirements = z.infer<typeof Requirements>;
 
+/** BOINC's replication fields: agreeing results needed, sent at first, and at most before the referee settles it. */
+const Replication = {
+  minQuorum: z.number().int().min(1).max(10).default(2),
+  targetResults: z.number().int().min(1).max(10).default(2),
+  maxTotalResults: z.number().int().min(1).max(20).default(5),
+};
+
 /**
  * How a job's results are verified. `trusted`: accepted as is (your own
  * machines). `spot-check`: the coordinator re-executes a random fraction
  * `rate` of accepted results as the referee; a contradicted receipt is proof
- * of fraud (see docs/verification.md).
+ * of fraud. `replicate`: every task runs on `targetResults` nodes of distinct
+ * operators and IP prefixes until `minQuorum` agree on output and effort;
+ * disputes go to the referee. `adaptive`: replicated until the node earned
+ * `trustStreak` valid replicated results in a row, then with probability
+ * 1/streak (see docs/verification.md).
  */
 export const Verification = z.discriminatedUnion('mode', [
   z.strictObject({ mode: z.literal('trusted') }),
   z.strictObject({ mode: z.literal('spot-check'), rate: z.number().min(0).max(1).default(0.05) }),
+  z.strictObject({ mode: z.literal('replicate'), ...Replication }),
+  z.strictObject({ mode: z.literal('adaptive'), ...Replication, trustStreak: z.number().int().min(1).max(1000).default(10) }),
 ]);
 export type Verification = z.infer<typeof Verification>;
 
@@ -228,8 +241,40 @@ export const ModelOffer = z.strictObject({
   device: z.enum(['gpu', 'cpu']),
   backend: z.enum(['llama.cpp', 'openai']),
   tokensPerSec: z.number().nonnegative().optional(),
+  licence: z.string().min(1).max(200).optional().describe("the model's licence as its file states it (GGUF general.license)"),
 });
 export type ModelOffer = z.infer<typeof ModelOffer>;
+
+// ---- Split inference (issue 10): a model served by a group of agents, each holding a range of its layers.
+
+/** How a split group runs: `pipeline` (our TypeScript engine, hidden states relayed as frames) or `llamacpp-rpc`. */
+export const SplitEngine = z.enum(['pipeline', 'llamacpp-rpc']);
+export type SplitEngine = z.infer<typeof SplitEngine>;
+
+/** An agent's offer to host part of a model (`idlemesh agent --split-model x.gguf --split-memory 6GB`). */
+export const SplitOffer = z.strictObject({
+  engine: SplitEngine,
+  model: ModelOffer.shape.id.describe('the model id clients ask for: the GGUF file name without .gguf'),
+  hash: Hash.describe('sha256 of the GGUF: only agents holding the same file form a group'),
+  blocks: z.number().int().min(1).max(100_000).describe('the model\'s layers (llama.block_count)'),
+  layerBytes: z.number().int().min(1).describe('memory one layer takes on a stage: its weights as loaded plus its KV cache'),
+  edgeBytes: z.number().int().min(0).describe('memory the ends take on top (embedding, final norm, head); every stage keeps room for them'),
+  memoryBytes: z.number().int().min(1).describe('memory the owner lends to split stages (--split-memory)'),
+  contextSize: z.number().int().min(1).max(10_000_000),
+  sizeClass: ModelSizeClass,
+});
+export type SplitOffer = z.infer<typeof SplitOffer>;
+
+/** The largest stage frame relayed through the coordinator (a prompt's hidden states, a replay, logits). */
+export const MAX_STAGE_FRAME_BYTES = 16 * 1024 * 1024;
+const StageFrameData = Base64.max(Math.ceil(MAX_STAGE_FRAME_BYTES / 3) * 4);
+/** What a frame asks of a stage: run a frame, empty the request's KV cache, or free it (the request ended). */
+export const StageOp = z.enum(['forward', 'reset', 'end']);
+export type StageOp = z.infer<typeof StageOp>;
+export const GroupId = z.string().regex(/^grp_[0-9a-z]{8,40}$/, 'a split group id such as grp_…');
+/** A stage of a split group: the node and the layers [from, to) it holds. */
+export const StagePlan = z.strictObject({ nodeId: NodeId, from: z.number().int().min(0), to: z.number().int().min(1) });
+export type StagePlan = z.infer<typeof StagePlan>;
 
 export const Capabilities = z.strictObject({
   runtimes: z.array(Runtime).min(1),
@@ -245,6 +290,7 @@ export const Capabilities = z.strictObject({
   ask: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional().describe('msat per EU the operator asks; 0 or absent = free'),
   region: z.string().min(1).max(64).optional().describe("where the machine is (an org policy may allow only some regions)"),
   models: z.array(ModelOffer).max(64).optional().describe('LLMs this agent serves (OpenAI-compatible API)'),
+  split: SplitOffer.optional().describe('a model this agent hosts part of in a split group'),
 });
 export type Capabilities = z.infer<typeof Capabilities>;
 
@@ -309,6 +355,22 @@ export const ServerMessage = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('ack'), batch: z.string(), results: z.array(ResultAck) }),
   z.strictObject({ type: z.literal('revoke'), taskIds: z.array(TaskId), reason: z.string() }),
   z.strictObject({ type: z.literal('error'), error: WireErrorSchema, ref: z.string().optional() }),
+  // Split inference (see docs/split-inference.md, "In the mesh").
+  z.strictObject({
+    type: z.literal('split-assign'),
+    assignment: z.strictObject({
+      group: GroupId, engine: SplitEngine, model: SplitOffer.shape.model, hash: Hash, blocks: z.number().int().min(1),
+      stage: z.number().int().min(0), from: z.number().int().min(0), to: z.number().int().min(1),
+    }).nullable().describe('null: this agent holds no stage now'),
+  }).describe('the stage this agent holds in a split group: load those layers now (once), keep them until the next split-assign'),
+  z.strictObject({
+    type: z.literal('stage-frame'), group: GroupId, stage: z.number().int().min(0), relay: z.number().int().min(0),
+    request: z.string().min(1).max(128), op: StageOp, data: StageFrameData.optional(),
+  }).describe("a frame from the group's head for the stage this agent holds: answer with stage-reply and the same relay"),
+  z.strictObject({
+    type: z.literal('stage-reply'), group: GroupId, stage: z.number().int().min(0), seq: z.number().int().min(0),
+    ok: z.boolean(), node: NodeId.optional().describe('the member that answered'), data: StageFrameData.optional(), error: WireErrorSchema.optional(),
+  }).describe("a stage's answer to the head's stage-frame with this seq"),
 ]);
 export type ServerMessage = z.infer<typeof ServerMessage>;
 
@@ -375,6 +437,19 @@ export const AgentMessage = z.discriminatedUnion('type', [
     tasks: z.array(z.strictObject({ taskId: TaskId, attempt: z.number().int() })).max(100_000),
     reason: z.string().max(200),
   }),
+  z.strictObject({
+    type: z.literal('slots'),
+    maxTasks: Capabilities.shape.maxTasks,
+  }).describe('the agent now runs this many tasks at once (its owner changed its CPU share): replaces capabilities.maxTasks and resets its credit, which the agent grants again for the new window'),
+  // Split inference: the head's frames to a stage of its group, and a stage's answers (relayed by the coordinator).
+  z.strictObject({
+    type: z.literal('stage-frame'), group: GroupId, stage: z.number().int().min(0), seq: z.number().int().min(0),
+    request: z.string().min(1).max(128).describe('the KV cache the stage keeps for this request'), op: StageOp, data: StageFrameData.optional(),
+  }).describe('the head sends a frame to a stage of its group; only members of the group may send and be sent frames'),
+  z.strictObject({
+    type: z.literal('stage-reply'), relay: z.number().int().min(0), ok: z.boolean(), data: StageFrameData.optional(),
+    error: z.strictObject({ code: z.string().max(64), message: z.string().max(2000) }).optional(),
+  }).describe('a stage answers the stage-frame with this relay'),
 ]);
 export type AgentMessage = z.infer<typeof AgentMessage>;
 export type SignedType = 'auth' | 'results';
@@ -438,6 +513,30 @@ export const MarketView = z.strictObject({
   runtimes: z.array(MarketRuntimeView),
 });
 export type MarketView = z.infer<typeof MarketView>;
+
+/** One model of the registry (`GET /v1/registry/models`, `idlemesh models`). */
+export const ModelRegistryEntry = z.strictObject({
+  id: z.string(),
+  hashes: z.array(z.string()).describe('model file hashes hosted under this id'),
+  sizeClass: ModelSizeClass,
+  licence: z.string().nullable(),
+  contextSize: z.number().int(),
+  hosts: z.array(z.strictObject({
+    nodeId: z.string(), device: z.enum(['gpu', 'cpu']), backend: z.enum(['llama.cpp', 'openai']),
+    ask: z.number().int().describe('msat per EU'), inFlight: z.number().int(), tokensPerSec: z.number().nullable(),
+  })),
+  demand: z.strictObject({
+    windowHours: z.number(),
+    requests: z.number().int(),
+    tokens: z.number().int().describe('prompt + completion tokens answered in the window'),
+    waiting: z.number().int().describe('requests queued or running now'),
+    load: z.number().describe("requests in flight ÷ the hosts' capacity, on this coordinator"),
+  }),
+  price: z.strictObject({ askMin: z.number().int(), askMedian: z.number().int() }).nullable(),
+});
+export type ModelRegistryEntry = z.infer<typeof ModelRegistryEntry>;
+export const ModelRegistryView = z.strictObject({ models: z.array(ModelRegistryEntry) });
+export type ModelRegistryView = z.infer<typeof ModelRegistryView>;
 
 export const LedgerCheckView = z.strictObject({
   ok: z.boolean(),

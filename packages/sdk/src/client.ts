@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import {
-  AccountDetail, DepositAddressView, DepositList, DevFundBody, LedgerCheckView, LightningInvoiceView, MarketView, StakeView, TransferView,
+  AccountDetail, DepositAddressView, DepositList, DevFundBody, LedgerCheckView, LightningInvoiceView, MarketView, ModelRegistryView, StakeView, TransferView,
   PayoutBatchList, PayoutBatchView, WithdrawalList, WithdrawalView, type WithdrawBody,
   type SignedRequest, type StakeOp,
   ErrorBody, ImError, InfoView, JobEvent, JobList, JobView, ModuleInfo, NodeList, ResultsPage, SubmitJobBody, SubmittedJob,
@@ -143,6 +143,11 @@ export class IdlemeshClient {
   }
 
   /** Spot prices (median clearing ask of the last hour), supply and demand per runtime. */
+  /** The model registry: each model agents serve, its hosts and asks, and its demand over the last day. */
+  async modelRegistry(): Promise<ModelRegistryView['models']> {
+    return (await this.#request({ method: 'GET', path: '/v1/registry/models', schema: ModelRegistryView })).models;
+  }
+
   async market(): Promise<MarketView> {
     return this.#request({ method: 'GET', path: '/v1/market', schema: MarketView });
   }

@@ -14,6 +14,8 @@ interface AgentFlags {
   model?: string[];
   backend?: string[];
   gpu?: string;
+  splitModel?: string;
+  splitMemory?: string;
   dataDir?: string;
   keyFile?: string;
   maxTasks?: number;
@@ -51,6 +53,8 @@ export function registerAgent(program: Command): void {
     .option('--model <path.gguf>', 'serve this GGUF model through the coordinator\'s OpenAI-compatible API (node-llama-cpp); repeatable', (v: string, prev: string[] = []) => [...prev, v])
     .option('--backend <openai=URL>', 'serve the models of an OpenAI-compatible server (Ollama, llama.cpp server, vLLM), e.g. openai=http://127.0.0.1:11434/v1; repeatable', (v: string, prev: string[] = []) => [...prev, v])
     .option('--gpu <auto|off>', 'with --model: offload to a GPU when one is found (auto, the default) or CPU only (off)')
+    .option('--split-model <path.gguf>', 'hold some layers of this GGUF in a split group, so machines together serve a model none holds alone (engine pipeline; with --split-memory)')
+    .option('--split-memory <size>', 'memory lent to the split stage, e.g. 512MB or 6GB (with --split-model)')
     .option('--config <file.json>', 'a JSON file of agent options; flags and environment override it')
     .addOption(new Option('--log-level <level>', 'log verbosity').choices(AGENT_LOG_LEVELS))
     .option('--json', 'log as JSON lines')
@@ -76,7 +80,8 @@ export function registerAgent(program: Command): void {
       });
       const opts = resolveAgentOptions(input, file === undefined ? {} : { file });
       const backends = await modelBackends(flags);
-      const agent = await startAgent({ ...opts, backends, ...(flags.codeRuntimes ? { codeRuntimes: true } : {}) });
+      const split = splitModel(flags);
+      const agent = await startAgent({ ...opts, backends, ...(flags.codeRuntimes ? { codeRuntimes: true } : {}), ...(split ? { split } : {}) });
       if (flags.json) await outJson({ type: 'started', nodeId: agent.nodeId, coordinator: opts.coordinator });
       else note(`idlemesh agent ${agent.nodeId.slice(0, 12)} serving ${opts.coordinator} (up to ${opts.maxTasks} tasks at once)`);
       onShutdown(async () => {
@@ -101,4 +106,25 @@ async function modelBackends(flags: AgentFlags): Promise<import('@idlemesh/llm')
     out.push(llm.agentBackend(new llm.OpenAiCompatibleBackend({ baseUrl: m[1]! })));
   }
   return out;
+}
+
+/** --split-model and --split-memory: both or neither. */
+function splitModel(flags: AgentFlags): { model: string; memoryBytes: number } | undefined {
+  if (flags.splitModel === undefined && flags.splitMemory === undefined) return undefined;
+  if (flags.splitModel === undefined) throw new ImError('IM_CLI_USAGE', '--split-memory needs --split-model <path.gguf>: the model whose layers this agent holds');
+  if (flags.splitMemory === undefined) throw new ImError('IM_CLI_USAGE', '--split-model needs --split-memory <size>, e.g. 6GB: how much memory the stage may use');
+  return { model: flags.splitModel, memoryBytes: parseByteSize(flags.splitMemory, '--split-memory') };
+}
+
+const UNITS: Record<string, number> = { '': 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
+
+/** A size such as 512MB, 6GB, 1.5GiB or 1048576 (bytes); MB and GB are powers of 10, MiB and GiB of 2. */
+export function parseByteSize(text: string, flag: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
+  const unit = UNITS[m?.[2]?.toLowerCase() ?? 'x'];
+  const bytes = m && unit !== undefined ? Math.floor(Number(m[1]) * unit) : NaN;
+  if (!Number.isSafeInteger(bytes) || bytes < 1) {
+    throw new ImError('IM_CLI_USAGE', `${flag} ${JSON.stringify(text)}: expected a size such as 512MB, 6GB or 1.5GiB (units B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)`);
+  }
+  return bytes;
 }

@@ -138,10 +138,12 @@ export function registerIdentity(program: Command): void {
     .option('--uses <n>', 'nodes it may admit (default 1)', intArg(1, 1_000_000))
     .option('--domain <name>', 'a capacity domain: any number of nodes of one site, revoked as one')
     .option('--ttl-hours <h>', 'valid for (default 24)', intArg(1, 24 * 365))
+    .option('--public', 'the organisation operates these nodes in the public pool too (they take other organisations\' public work)')
     .option('--json', 'print the token record')
-    .action(async (opts: { uses?: number; domain?: string; ttlHours?: number; json?: boolean }, cmd: Command) => {
+    .action(async (opts: { uses?: number; domain?: string; ttlHours?: number; public?: boolean; json?: boolean }, cmd: Command) => {
       const r = (await call(cmd, 'POST', '/v1/pools/tokens', {
         uses: opts.domain !== undefined && opts.uses === undefined ? null : (opts.uses ?? 1), ...(opts.domain ? { domain: opts.domain } : {}),
+        ...(opts.public ? { public: true } : {}),
         ...(opts.ttlHours ? { ttlMs: opts.ttlHours * 3_600_000 } : {}),
       })) as { id: string; token: string };
       if (opts.json) return outJson(r);
@@ -306,7 +308,8 @@ export function registerIdentity(program: Command): void {
       if (opts.key !== undefined && opts.key.toLowerCase() !== e.publicKey) problems.push(`key: signed by ${e.publicKey}, not the pinned ${opts.key}`);
       const parsed = c.issuance.parseEpochDocument(e.document);
       // Each hour of the document: its rows must hash to the signed root, and equal the frozen table the coordinator serves.
-      for (const h of parsed.input.hours) {
+      const lastOperator = new Map<string, string>();
+      for (const h of [...parsed.input.hours].sort((x, y) => x.hour - y.hour)) {
         const signed = e.hourRoots.find((x) => x.hour === h.hour)?.root;
         const root = c.issuance.hourRowsRootHex(h);
         if (root !== signed) problems.push(`hour ${h.hour}: rows hash to ${root}, the signed root is ${String(signed)}`);
@@ -314,6 +317,14 @@ export function registerIdentity(program: Command): void {
         if (frozen.root !== signed) problems.push(`hour ${h.hour}: the frozen table's root ${frozen.root} is not the signed ${String(signed)}`);
         const table = { hour: frozen.hour, bonds: new Map(Object.entries(frozen.bonds).map(([k, v]) => [k, BigInt(v)])), rows: frozen.rows.map((r) => ({ node: r.node, paidMsat: BigInt(r.paidMsat), availSec: BigInt(r.availSec), capMeasured: BigInt(r.capMeasured), busySec: BigInt(r.busySec), slotSec: BigInt(r.slotSec) })) };
         if (c.issuance.hourRowsRootHex(table) !== frozen.root) problems.push(`hour ${h.hour}: the frozen table's rows do not hash to its root`);
+        // The inputs outside the rows (signed with the epoch): operator bonds, and each node's operator as the hour published it.
+        const bondsOf = (m: ReadonlyMap<string, bigint>): string => JSON.stringify([...m].map(([k, v]) => [k, v.toString()]).sort());
+        if (bondsOf(h.bonds) !== bondsOf(table.bonds)) problems.push(`hour ${h.hour}: the frozen table's bonds differ from the epoch's`);
+        for (const [node, op] of Object.entries(frozen.operators ?? {})) lastOperator.set(node, op);
+      }
+      for (const n of parsed.input.nodes) {
+        const published = lastOperator.get(n.id);
+        if (published !== undefined && published !== n.operator) problems.push(`node ${n.id.slice(0, 16)}…: operator ${n.operator} in the epoch, ${published} in its latest hour`);
       }
       const result = c.issuance.computeEpoch(parsed.input);
       const expected = parsed.expected;

@@ -23,6 +23,8 @@ export interface Membership {
   orgId: string;
   tokenId: string;
   domain?: string;
+  /** Operated by the organisation in the public pool too (a `--public` token): it also takes other organisations' public work. */
+  public?: boolean;
   admittedAt: number;
 }
 
@@ -34,6 +36,8 @@ export interface EnrolToken {
   expiresAt: number;
   /** A capacity domain: a site enrolled as one unit; revoking the token removes all its nodes. */
   domain?: string;
+  /** Its nodes are the organisation's, and also serve the public pool (issuance counts them as the organisation's). */
+  public?: boolean;
   nodes: string[];
   createdAt: number;
 }
@@ -102,12 +106,12 @@ export class Governance {
 
   // ---- pools ----------------------------------------------------------------------------
 
-  async createEnrolToken(orgId: string, opts: { uses?: number | null; ttlMs: number; domain?: string }): Promise<{ token: string; record: EnrolToken }> {
+  async createEnrolToken(orgId: string, opts: { uses?: number | null; ttlMs: number; domain?: string; public?: boolean }): Promise<{ token: string; record: EnrolToken }> {
     const id = randomBytes(6).toString('hex');
     const secret = randomBytes(24).toString('base64url');
     const record: EnrolToken = {
       id, orgId, secretHash: sha(secret), usesLeft: opts.uses ?? null, expiresAt: this.now() + opts.ttlMs, nodes: [], createdAt: this.now(),
-      ...(opts.domain !== undefined ? { domain: opts.domain } : {}),
+      ...(opts.domain !== undefined ? { domain: opts.domain } : {}), ...(opts.public === true ? { public: true } : {}),
     };
     await this.store.commitRecords({ expect: [{ kind: 'enrol-token', id, states: ['absent'] }], records: [{ kind: 'enrol-token', id, state: 'active', doc: record }] }, this.now());
     return { token: `ime_${id}_${secret}`, record };
@@ -185,7 +189,7 @@ export class Governance {
     const already = t.nodes.includes(req.nodeId);
     if (!already && t.expiresAt <= this.now()) throw new ImError('IM_UNAUTHORIZED', 'this enrolment token expired');
     if (!already && t.usesLeft !== null && t.usesLeft <= 0) throw new ImError('IM_UNAUTHORIZED', 'this enrolment token has no uses left');
-    const membership: Membership = { nodeId: req.nodeId, orgId: t.orgId, tokenId: t.id, admittedAt: this.now(), ...(t.domain !== undefined ? { domain: t.domain } : {}) };
+    const membership: Membership = { nodeId: req.nodeId, orgId: t.orgId, tokenId: t.id, admittedAt: this.now(), ...(t.domain !== undefined ? { domain: t.domain } : {}), ...(t.public === true ? { public: true } : {}) };
     if (!already) {
       await this.store.commitRecords({
         expect: [{ kind: 'enrol-token', id: t.id, states: ['active'] }],
@@ -283,9 +287,9 @@ export class Governance {
   private policyNode(a: AgentView, s: NonNullable<Governance['cache']>): PolicyNode {
     const m = s.members.get(a.nodeId);
     const bondMsat = s.stakes.get(a.nodeId) ?? 0n;
-    // The public pool: nodes in no private pool that bonded at least the coordinator's minimum.
+    // The public pool: nodes in no private pool, or enrolled with a public token, that bonded at least the coordinator's minimum.
     return {
-      id: a.nodeId, operator: a.nodeId, publicPool: m === undefined && bondMsat >= this.publicMinBondMsat, reliability: s.reliability.get(a.nodeId) ?? 0.5,
+      id: a.nodeId, operator: a.nodeId, publicPool: (m === undefined || m.public === true) && bondMsat >= this.publicMinBondMsat, reliability: s.reliability.get(a.nodeId) ?? 0.5,
       bondMsat, runtimes: a.runtimes, ...(m ? { orgId: m.orgId } : {}), ...(a.region !== undefined ? { region: a.region } : {}),
     };
   }

@@ -61,6 +61,7 @@ export const ROUTE_RULES: Readonly<Record<string, RouteRule>> = {
   'GET /v1/jobs/:id/events': R(['buyer', 'admin', 'auditor']),
   'GET /v1/nodes': R(['operator', 'admin', 'auditor']),
   'GET /v1/market': R(ALL),
+  'GET /v1/registry/models': R(ALL),
   'GET /v1/accounts/me': R(['buyer', 'admin', 'auditor']),
   'GET /v1/accounts/:id': R(ALL),
   'GET /v1/ledger/check': R(['admin', 'auditor']),

@@ -26,6 +26,8 @@ const AUTH_TIMEOUT_MS = 10_000;
 export function handleAgentSocket(core: Core, socket: WebSocket, remote: string): void {
   const challenge = randomHex(16);
   let session: (AgentSession & { closed: boolean }) | undefined;
+  /** Why the agent last said it paused: kept so a capabilities change does not forget it. */
+  let pauseReason: string | undefined;
   // Messages are handled one at a time, in order, so a results batch is
   // committed before the credit that follows it is spent.
   let chain: Promise<void> = Promise.resolve();
@@ -127,8 +129,17 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
         core.announceWork();
         return;
       }
+      case 'slots':
+        await slots(msg.maxTasks);
+        return;
       case 'stream':
         core.inference.onStream(session.nodeId, msg);
+        return;
+      case 'stage-frame':
+        core.inference.split.onFrame(session, msg);
+        return;
+      case 'stage-reply':
+        core.inference.split.onReply(session, msg);
         return;
       case 'results':
         try {
@@ -165,7 +176,7 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
     // The challenge is unique per connection: it names this session of the node.
     await core.store.upsertNode(msg.nodeId, caps, now, challenge);
     const previous = core.sessions.get(msg.nodeId);
-    session = { nodeId: msg.nodeId, capabilities: caps, credit: 0, state: 'active', send, closed: false };
+    session = { nodeId: msg.nodeId, capabilities: caps, credit: 0, state: 'active', remote, send, closed: false };
     core.sessions.set(msg.nodeId, session);
     // A reconnect replaces the old socket; the node's leases stay valid.
     if (previous) core.log.info({ node: short(msg.nodeId) }, 'agent reconnected, replacing old connection');
@@ -179,6 +190,7 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
     if (!session) return;
     const now = core.now();
     await core.store.extendLeases(session.nodeId, now, core.opts.leaseMs);
+    pauseReason = state === 'active' ? undefined : reason;
     if (state !== session.state) {
       core.log.info({ node: short(session.nodeId), from: session.state, to: state, reason }, 'agent state');
       session.state = state;
@@ -186,6 +198,25 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
       await core.store.setNodeState(session.nodeId, state === 'active' ? 'online' : state, reason, now);
       if (state === 'active') core.kick();
     }
+  }
+
+  /**
+   * The agent runs a different number of tasks at once (a browser node whose
+   * owner moved the CPU-share slider): the node's capabilities follow, and its
+   * credit starts again from zero, so it is never leased more than the agent
+   * grants for its new window.
+   */
+  async function slots(maxTasks: number): Promise<void> {
+    if (!session) return;
+    const from = session.capabilities.maxTasks;
+    session.capabilities = { ...session.capabilities, maxTasks };
+    session.credit = 0;
+    const now = core.now();
+    await core.store.upsertNode(session.nodeId, session.capabilities, now, challenge);
+    // upsertNode marks the node online: a paused or draining one stays as it said.
+    if (session.state !== 'active') await core.store.setNodeState(session.nodeId, session.state, pauseReason, now, challenge);
+    core.log.info({ node: short(session.nodeId), from, to: maxTasks }, 'agent slots changed');
+    core.kick();
   }
 
   async function results(msg: Extract<SignedMessage, { type: 'results' }>): Promise<void> {
@@ -204,7 +235,11 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
       }
       return o;
     });
-    const r = await core.store.completeTasks(session.nodeId, outcomes, core.now(), receipts);
+    core.inference.splitCharges(session.nodeId, outcomes);
+    // Results of replicated jobs may be held for verification (the ack does not say: the agent cannot tell).
+    await core.verifier.plan(session.nodeId, outcomes);
+    const placement = outcomes.some((o) => o.replicas !== undefined) ? await core.placement(session.nodeId) : undefined;
+    const r = await core.store.completeTasks(session.nodeId, outcomes, core.now(), receipts, placement);
     core.metrics.resultBatch.observe(outcomes.length);
     for (const s of r.statuses) core.metrics.taskOutcomes.inc({ status: s });
     const ack: ServerMessage = {
@@ -222,8 +257,10 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
     core.notifyJobs(r.jobs);
     setImmediate(() => send(ack));
     core.inference.onResults(session.nodeId, outcomes, r.statuses);
+    core.issuance.probes.onResults(session.nodeId, outcomes, r.statuses);
     core.issuance.outcomes(session.nodeId, outcomes.filter((_, i) => r.statuses[i] === 'accepted').map((o) => ({ ok: o.ok, retryable: o.error?.retryable === true })), core.now());
     void core.referee.consider(session.nodeId, outcomes, r.statuses).catch((err: unknown) => core.log.error({ err }, 'referee draw failed'));
+    if (r.verify !== undefined && r.verify.length > 0) core.verifier.consider(r.verify);
     // A failure may have put a task back in the queue.
     if (outcomes.some((o) => !o.ok)) core.announceWork();
     else core.kick();

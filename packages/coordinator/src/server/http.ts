@@ -24,7 +24,7 @@ import {
 } from '@idlemesh/protocol';
 import type { InfoView, JobEvent, NodeView, PayoutBatchView, WithdrawalView } from '@idlemesh/protocol';
 import { jobView, moduleInfo, resultView } from '../core.js';
-import { OpenAiError, toOpenAi } from '../inference.js';
+import { MAX_IN_FLIGHT_PER_NODE, OpenAiError, toOpenAi } from '../inference.js';
 import type { InferenceKind } from '../inference.js';
 import { openAiErrorBody } from './openai-errors.js';
 import type { Batch, Withdrawal } from '../treasury/index.js';
@@ -63,6 +63,7 @@ function sessionCookie(req: FastifyRequest): string | undefined {
   return undefined;
 }
 import type { Core } from '../core.js';
+import { DEMAND_WINDOW_MS, registryOf } from '../model-registry.js';
 
 export const VERSION = '0.1.0';
 
@@ -230,6 +231,11 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
     return streamEvents(core, id, req, reply);
   });
 
+  // The model registry: what is hosted, by whom, at what ask, and how much it is asked for.
+  app.get('/v1/registry/models', async () => {
+    const demand = await core.store.modelDemand(core.now() - DEMAND_WINDOW_MS);
+    return { models: registryOf(core.inference.hostOffers(), demand, MAX_IN_FLIGHT_PER_NODE) };
+  });
   app.get('/v1/market', async () => {
     const supply = new Map<string, number>();
     for (const s of core.sessions.values()) {
@@ -389,10 +395,11 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
       uses: z.number().int().min(1).max(1_000_000).nullable().default(1).describe('null: any number (a capacity domain)'),
       ttlMs: z.number().int().min(60_000).max(365 * 24 * 3_600_000).default(24 * 3_600_000),
       domain: z.string().min(1).max(100).optional(),
+      public: z.boolean().default(false).describe('the organisation operates its nodes in the public pool too'),
       org: z.string().max(64).optional(),
     }), req.body ?? {}, 'enrolment token');
     const org = orgFor(req, b.org);
-    const { token, record } = await core.governance.createEnrolToken(org, { uses: b.uses, ttlMs: b.ttlMs, ...(b.domain !== undefined ? { domain: b.domain } : {}) });
+    const { token, record } = await core.governance.createEnrolToken(org, { uses: b.uses, ttlMs: b.ttlMs, public: b.public, ...(b.domain !== undefined ? { domain: b.domain } : {}) });
     const { secretHash: _h, ...view } = record;
     return reply.code(201).send({ ...view, token, note: 'shown once: nodes join with idlemesh pools join <token>' });
   });

@@ -229,4 +229,36 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
     created_at BIGINT NOT NULL
   );
   `,
+  // 11: verification by replication — extra executions of a task on other nodes, operators and prefixes; trust streaks per node
+  `
+  CREATE TABLE task_replicas (
+    job_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    replica INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    failures INTEGER NOT NULL DEFAULT 0,
+    node_id TEXT,
+    operator TEXT,
+    prefix TEXT,
+    lease_expires BIGINT,
+    ask BIGINT NOT NULL DEFAULT 0,
+    ok BOOLEAN,
+    output BYTEA,
+    fuel BIGINT,
+    error TEXT,
+    receipt TEXT,
+    finished_at BIGINT,
+    PRIMARY KEY (job_id, idx, replica)
+  );
+  CREATE INDEX task_replicas_queued ON task_replicas (job_id, idx) WHERE state = 'queued';
+  CREATE INDEX task_replicas_lease_expiry ON task_replicas (lease_expires) WHERE state = 'leased';
+  CREATE INDEX task_replicas_node ON task_replicas (node_id) WHERE state = 'leased';
+  CREATE INDEX tasks_verifying ON tasks (job_id, idx) WHERE state = 'verifying';
+  CREATE TABLE node_trust (
+    node_id TEXT PRIMARY KEY,
+    streak INTEGER NOT NULL,
+    updated_at BIGINT NOT NULL
+  );
+  `,
 ];

@@ -6,6 +6,8 @@
  * whatever join the planner picks.
  */
 
+import { RESULT_COLUMNS } from './sqlite.js';
+
 const EXPIRE_BATCH = 10_000;
 
 // A failed attempt: requeued with exponential backoff while it is retryable and
@@ -105,7 +107,7 @@ export const SQL = {
   nodeStats: `UPDATE nodes n SET completed = n.completed + u.completed, failed = n.failed + u.failed, last_seen = $1
     FROM unnest($2::text[], $3::int[], $4::int[]) AS u(id, completed, failed) WHERE n.id = u.id`,
   cancelTasks: `WITH o AS MATERIALIZED (
-      SELECT job_id, idx, state FROM tasks WHERE job_id = $1 AND state IN ('queued', 'leased') ORDER BY idx FOR UPDATE)
+      SELECT job_id, idx, state FROM tasks WHERE job_id = $1 AND state IN ('queued', 'leased', 'verifying') ORDER BY idx FOR UPDATE)
     UPDATE tasks t SET state = 'cancelled', finished_at = $2, lease_expires = NULL
     FROM o
     WHERE t.job_id = o.job_id AND t.idx = o.idx
@@ -115,6 +117,7 @@ export const SQL = {
       finished_at = CASE WHEN state IN ('completed', 'cancelled') THEN finished_at ELSE $5 END,
       state = CASE WHEN state IN ('completed', 'cancelled') THEN state ELSE 'cancelled' END
     WHERE id = $1 RETURNING *`,
-  results: `SELECT job_id, idx, state, attempt, failures, node_id, output, fuel, error, finished_at FROM tasks
-    WHERE job_id = $1 AND idx > $2 AND ($4::text IS NULL OR state = $4) ORDER BY idx LIMIT $3`,
+  // A task under verification reads as leased, with nothing of its held result (RESULT_COLUMNS in sqlite.ts).
+  results: `SELECT ${RESULT_COLUMNS} FROM tasks
+    WHERE job_id = $1 AND idx > $2 AND ($4::text IS NULL OR (CASE WHEN state = 'verifying' THEN 'leased' ELSE state END) = $4) ORDER BY idx LIMIT $3`,
 };

@@ -10,10 +10,14 @@ import type { AccountBalance, Transfer } from '../ledger/index.js';
 import type { BatchOutcome, LedgerBatch } from '../ledger/persist.js';
 import { AdvisoryLocks } from './postgres-lock.js';
 import { Listener, encodeEvent } from './postgres-notify.js';
-import { bytes, toJob, toMeterRow, toModule, toNode, toRunnable, toTaskRow } from './rows.js';
+import { bytes, jobIdFloor, toJob, toMeterRow, toModelDemand, toModule, toNode, toRunnable, toTaskRow } from './rows.js';
 import type { Row } from './rows.js';
 import { parseReceiptColumn, receiptFromBatch, receiptRef } from './receipt-rows.js';
-import { isRetryableTaskError } from './sqlite.js';
+import { heldForVerification, isRetryableTaskError } from './sqlite.js';
+import {
+  REPLICA_SQL, pgAddReplicas, pgCancelReplicas, pgClaimReplicas, pgDecide, pgExecutions, pgHold, pgReleaseReplicas, pgReplicaResults, pgReported,
+  pgTrust, pgUndecided,
+} from './replicas-postgres.js';
 import type {
   Claim,
   ClaimedTask,
@@ -38,6 +42,11 @@ import type {
   StoredRecord,
   SettlementPlan,
   ReceiptBatchRow,
+  ExecutionRow,
+  Placement,
+  TaskDecision,
+  TaskKey,
+  ModelDemandRow,
 } from './types.js';
 import { encodeDoc, toTransfer } from './ledger-rows.js';
 import { appendRows, restoreLog, toAuditEntry, toLeaf } from './audit-rows.js';
@@ -310,20 +319,27 @@ export class PostgresStore implements Store {
       const tasks = (await c.query<Row>(SQL.cancelTasks, [id, now])).rows;
       const revoked: Array<TaskRef & { nodeId: string }> = [];
       let queued = 0;
+      let verifying = 0;
       for (const t of tasks) {
         if (t.was === 'queued') queued++;
+        else if (t.was === 'verifying') verifying++;
         else revoked.push({ jobId: id, index: Number(t.idx), attempt: Number(t.attempt), nodeId: String(t.node_id) });
       }
+      const leased = revoked.length + verifying;
+      revoked.push(...await pgCancelReplicas(c, id));
       revoked.sort((a, b) => a.index - b.index);
-      const [job] = (await c.query<Row>(SQL.cancelJob, [id, queued, revoked.length, tasks.length, now])).rows;
+      const [job] = (await c.query<Row>(SQL.cancelJob, [id, queued, leased, tasks.length, now])).rows;
       if (!job) throw new Error(`job ${id} vanished while being cancelled`);
       return { job: toJob(job), revoked };
     });
   }
 
   async runnableJobs(_now: number): Promise<RunnableJob[]> {
-    const rows = await this.rows(`SELECT id, runtime, queued, leased, priority, bid, caller, label, data_classes, created_at, limits, requirements FROM jobs
-      WHERE state IN ('queued', 'running') AND queued > 0 ORDER BY created_at, id`);
+    // Queued replicas (verification) are queued work too.
+    const rows = await this.rows(`SELECT j.id, j.runtime, j.queued + COALESCE(r.n, 0) AS queued, j.leased, j.priority, j.bid, j.caller, j.label, j.data_classes,
+        j.created_at, j.limits, j.requirements
+      FROM jobs j LEFT JOIN (SELECT job_id, COUNT(*) AS n FROM task_replicas WHERE state = 'queued' GROUP BY job_id) r ON r.job_id = j.id
+      WHERE j.state IN ('queued', 'running') AND (j.queued > 0 OR r.n > 0) ORDER BY j.created_at, j.id`);
     return rows.map(toRunnable);
   }
 
@@ -342,7 +358,11 @@ export class PostgresStore implements Store {
       for (const w of wanted) {
         const job = info.get(w.jobId);
         if (!job) continue;
-        const rows = (await c.query<Row>(SQL.claim, [w.jobId, w.nodeId, expires, now, w.count, w.ask ?? 0])).rows;
+        // Replicas first: they hold up a task already run once. They change no job counter (the task stays verifying).
+        const replicas = w.replicas === undefined ? [] : await pgClaimReplicas(c, w.jobId, w.nodeId, w.replicas, w.count, w.ask ?? 0, expires, job);
+        out.push(...replicas);
+        if (replicas.length >= w.count) continue;
+        const rows = (await c.query<Row>(SQL.claim, [w.jobId, w.nodeId, expires, now, w.count - replicas.length, w.ask ?? 0])).rows;
         if (rows.length === 0) continue;
         rows.sort((a, b) => Number(a.idx) - Number(b.idx));
         for (const r of rows) {
@@ -389,7 +409,8 @@ export class PostgresStore implements Store {
   }
 
   async extendLeases(nodeId: string, now: number, leaseMs: number): Promise<number> {
-    return (await this.pool.query(SQL.extend, [nodeId, now + leaseMs, now])).rowCount ?? 0;
+    const n = (await this.pool.query(SQL.extend, [nodeId, now + leaseMs, now])).rowCount ?? 0;
+    return n + ((await this.pool.query(REPLICA_SQL.extend, [nodeId, now + leaseMs])).rowCount ?? 0);
   }
 
   async markStaleNodes(before: number): Promise<number> {
@@ -397,8 +418,8 @@ export class PostgresStore implements Store {
   }
 
   /** One statement for the whole batch; a later copy of an outcome in the same batch is judged after the first, as in sqlite.ts. */
-  async completeTasks(nodeId: string, outcomes: readonly Outcome[], now: number, receipts?: ReceiptBatchRow): Promise<{ statuses: OutcomeStatus[]; jobs: Set<string> }> {
-    if (outcomes.length === 0) return { statuses: [], jobs: new Set() };
+  async completeTasks(nodeId: string, outcomes: readonly Outcome[], now: number, receipts?: ReceiptBatchRow, placement?: Placement): Promise<{ statuses: OutcomeStatus[]; verify: TaskKey[]; jobs: Set<string> }> {
+    if (outcomes.length === 0) return { statuses: [], verify: [], jobs: new Set() };
     const first = new Map<string, number>();
     outcomes.forEach((o, i) => {
       if (!isTaskRef(o)) return; // rejected below; PostgreSQL would fail the whole batch on it
@@ -413,7 +434,8 @@ export class PostgresStore implements Store {
         output: [] as Array<Uint8Array | null>, fuel: [] as number[], retryable: [] as boolean[], error: [] as Array<string | null>,
         receipt: [] as Array<string | null>,
       };
-      for (const o of batch) {
+      // First results the verifier holds take their own statement (replicas-postgres.ts); the rest this one.
+      for (const o of batch.filter((x) => !heldForVerification(x))) {
         cols.job.push(o.jobId);
         cols.idx.push(o.index);
         cols.attempt.push(o.attempt);
@@ -447,15 +469,27 @@ export class PostgresStore implements Store {
         // Successes and the task's own faults are paid for; infrastructure failures (retryable) are not. As in sqlite.ts.
         const ask = Number(r.ask);
         const fuel = Number(r.fuel);
-        if (ask > 0 && fuel > 0 && (r.state === 'succeeded' || r.retryable !== true)) accrued.push({ jobId: String(r.job_id), nodeId, ask, fuel });
+        if (o?.charges && r.state === 'succeeded') for (const c of o.charges) { if (c.ask > 0 && c.fuel > 0) accrued.push({ jobId: String(r.job_id), ...c }); }
+        else if (ask > 0 && fuel > 0 && (r.state === 'succeeded' || r.retryable !== true)) accrued.push({ jobId: String(r.job_id), nodeId, ask, fuel });
       }
 
+      const held = await pgHold(c, nodeId, batch.filter(heldForVerification), (o) => receiptRef(receipts, o), now, placement);
+      const verify: TaskKey[] = [];
       const deltas = new Map<string, Delta>();
       let completed = 0;
       let failed = 0;
       const accepted = new Set<number>();
       for (const [k, i] of first) {
         const o = outcomes[i] as Outcome;
+        if (held.has(k)) {
+          // Held: still counted as leased, charged only when the verifier decides.
+          accepted.add(i);
+          deltaOf(deltas, o.jobId);
+          verify.push({ jobId: o.jobId, index: o.index });
+          if (o.ok) completed++;
+          else failed++;
+          continue;
+        }
         const state = after.get(k);
         if (state === undefined) continue;
         accepted.add(i);
@@ -471,8 +505,22 @@ export class PostgresStore implements Store {
           failed++;
         }
       }
+      // Results for replica leases: kept with their executions, judged when the verifier decides.
+      const unmatched = [...first].filter(([, i]) => !accepted.has(i)).map(([k, i]) => ({ k, i, o: outcomes[i] as Outcome }));
+      const replicas = await pgReplicaResults(c, nodeId, unmatched.map((u) => u.o), (o) => receiptRef(receipts, o),
+        (o) => isRetryableTaskError(o.error?.code ?? 'IM_AGENT_ERROR'), now);
+      for (const u of unmatched) {
+        const state = replicas.get(u.k);
+        if (state === undefined) continue;
+        accepted.add(u.i);
+        deltaOf(deltas, u.o.jobId);
+        if (state !== 'queued') verify.push({ jobId: u.o.jobId, index: u.o.index });
+        if (u.o.ok) completed++;
+        else failed++;
+      }
       // Everything else is a duplicate of a result already taken from this node for this attempt, or rejected.
       const rest = outcomes.map((o, i) => ({ o, i })).filter(({ o, i }) => !accepted.has(i) && isTaskRef(o));
+      const reported = await pgReported(c, nodeId, rest.map(({ o }) => o));
       const current = new Map<string, Row>();
       if (rest.length > 0) {
         const rows = (await c.query<Row>(SQL.taskStates, [rest.map(({ o }) => o.jobId), rest.map(({ o }) => o.index)])).rows;
@@ -481,24 +529,57 @@ export class PostgresStore implements Store {
       const statuses = outcomes.map((o, i): OutcomeStatus => {
         if (accepted.has(i)) return 'accepted';
         const cur = current.get(taskKey(o.jobId, o.index));
-        if (cur && (cur.state === 'succeeded' || cur.state === 'failed') && Number(cur.attempt) === o.attempt && cur.node_id === nodeId) return 'duplicate';
+        if (cur && (cur.state === 'succeeded' || cur.state === 'failed' || cur.state === 'verifying') && Number(cur.attempt) === o.attempt && cur.node_id === nodeId) return 'duplicate';
+        if (reported.has(taskKey(o.jobId, o.index, o.attempt))) return 'duplicate';
         return 'rejected';
       });
       await this.applyDeltas(c, deltas, now);
       if (accrued.length > 0) await pgAccrue(c, accrued, now);
       if (completed + failed > 0) await c.query(SQL.nodeStats, [now, [nodeId], [completed], [failed]]);
       if (receipts && completed + failed > 0) await c.query(SQL.putReceiptBatch, [receipts.id, receipts.doc, now]);
-      return { statuses, jobs: new Set(deltas.keys()) };
+      return { statuses, verify, jobs: new Set(deltas.keys()) };
     });
   }
 
   async getReceipt(jobId: string, index: number): Promise<string | undefined> {
     const r = (await this.pool.query<Row>(SQL.receipt, [jobId, index])).rows[0];
-    if (r?.receipt == null) return undefined;
-    const at = parseReceiptColumn(String(r.receipt));
+    return r?.receipt == null ? undefined : this.receiptOf(String(r.receipt));
+  }
+
+  /** A receipt column (a reference into a stored batch, or a whole document) as its document. */
+  private async receiptOf(column: string): Promise<string | undefined> {
+    const at = parseReceiptColumn(column);
     if ('doc' in at) return at.doc;
     const b = (await this.pool.query<Row>(SQL.receiptBatch, [at.batch])).rows[0];
     return b ? receiptFromBatch(String(b.doc), at.index) : undefined;
+  }
+
+  // ---- verification ----------------------------------------------------------------
+
+  async taskExecutions(jobId: string, index: number): Promise<ExecutionRow[]> {
+    return pgExecutions(this.pool, jobId, index, (column) => this.receiptOf(column));
+  }
+
+  async addReplicas(jobId: string, index: number, total: number): Promise<number> {
+    return this.tx((c) => pgAddReplicas(c, jobId, index, total));
+  }
+
+  async decideTask(d: TaskDecision, now: number): Promise<{ decided: boolean; revoked: Array<TaskRef & { nodeId: string }>; jobs: Set<string> }> {
+    return this.tx(async (c) => {
+      const r = await pgDecide(c, d, now);
+      if (!r) return { decided: false, revoked: [], jobs: new Set<string>() };
+      await this.applyDeltas(c, new Map([[d.jobId, { queued: 0, leased: -1, succeeded: d.ok ? 1 : 0, failed: d.ok ? 0 : 1, cancelled: 0, fuel: d.fuel }]]), now);
+      if (r.accrued.length > 0) await pgAccrue(c, r.accrued, now);
+      return { decided: true, revoked: r.revoked, jobs: new Set([d.jobId]) };
+    });
+  }
+
+  async undecidedTasks(limit: number): Promise<TaskKey[]> {
+    return pgUndecided(this.pool, limit);
+  }
+
+  async nodeTrust(nodeIds: readonly string[]): Promise<Map<string, number>> {
+    return pgTrust(this.pool, nodeIds);
   }
 
   async meterAdd(rows: readonly MeterRow[]): Promise<void> {
@@ -535,6 +616,7 @@ export class PostgresStore implements Store {
 
   async nodeLeases(nodeId: string): Promise<TaskRef[]> {
     const rows = await this.rows(`SELECT job_id, idx, attempt FROM tasks WHERE node_id = $1 AND state = 'leased' ORDER BY job_id, idx`, [nodeId]);
+    rows.push(...await this.rows(REPLICA_SQL.leasesOf, [nodeId]));
     return rows.map((r) => ({ jobId: String(r.job_id), index: Number(r.idx), attempt: Number(r.attempt) }));
   }
 
@@ -549,22 +631,28 @@ export class PostgresStore implements Store {
         d.leased--;
         d.queued++;
       }
+      // Replica leases go back to their queue; the task stays verifying, so no counter moves.
+      const back = new Set(rows.map((r) => taskKey(String(r.job_id), Number(r.idx))));
+      const replicas = await pgReleaseReplicas(c, nodeId, sorted.filter((t) => !back.has(taskKey(t.jobId, t.index))));
+      for (const r of replicas) deltaOf(deltas, String(r.job_id));
       await this.applyDeltas(c, deltas, now);
-      return { released: rows.length, jobs: new Set(deltas.keys()) };
+      return { released: rows.length + replicas.length, jobs: new Set(deltas.keys()) };
     });
   }
 
   async failNodeLeases(nodeId: string, now: number, error: WireError, session?: string): Promise<ExpiryReport> {
-    return this.failLeases(SQL.failNode, [now, JSON.stringify(error), nodeId, session ?? null], now);
+    return this.failLeases(SQL.failNode, [now, JSON.stringify(error), nodeId, session ?? null], now, [REPLICA_SQL.failNode, [nodeId, session ?? null]]);
   }
 
   async expireLeases(now: number, error: WireError): Promise<ExpiryReport> {
-    return this.failLeases(SQL.expire, [now, JSON.stringify(error)], now);
+    return this.failLeases(SQL.expire, [now, JSON.stringify(error)], now, [REPLICA_SQL.expire, [now]]);
   }
 
-  private async failLeases(sql: string, params: unknown[], now: number): Promise<ExpiryReport> {
+  /** `replicas`: the same for replica leases (queued again, or lost once out of attempts; no job counter moves). */
+  private async failLeases(sql: string, params: unknown[], now: number, replicas: [string, unknown[]]): Promise<ExpiryReport> {
     return this.tx(async (c) => {
       const rows = (await c.query<Row>(sql, params)).rows;
+      const lost = (await c.query<Row>(replicas[0], replicas[1])).rows;
       let requeued = 0;
       let failed = 0;
       const deltas = new Map<string, Delta>();
@@ -579,6 +667,11 @@ export class PostgresStore implements Store {
           d.failed++;
           failed++;
         }
+        byNode.set(String(r.node_id), (byNode.get(String(r.node_id)) ?? 0) + 1);
+      }
+      for (const r of lost) {
+        deltaOf(deltas, String(r.job_id));
+        if (r.state === 'queued') requeued++;
         byNode.set(String(r.node_id), (byNode.get(String(r.node_id)) ?? 0) + 1);
       }
       await this.applyDeltas(c, deltas, now);
@@ -621,7 +714,8 @@ export class PostgresStore implements Store {
   }
 
   async listNodes(): Promise<NodeRecord[]> {
-    const rows = await this.rows(`SELECT n.*, (SELECT COUNT(*) FROM tasks t WHERE t.node_id = n.id AND t.state = 'leased') AS running
+    const rows = await this.rows(`SELECT n.*, (SELECT COUNT(*) FROM tasks t WHERE t.node_id = n.id AND t.state = 'leased')
+        + (SELECT COUNT(*) FROM task_replicas r WHERE r.node_id = n.id AND r.state = 'leased') AS running
       FROM nodes n ORDER BY n.last_seen DESC, n.id`);
     return rows.map(toNode);
   }
@@ -686,6 +780,12 @@ export class PostgresStore implements Store {
 
   async market(since: number): Promise<MarketRow[]> {
     return pgMarket(this.pool, since);
+  }
+
+  async modelDemand(since: number): Promise<ModelDemandRow[]> {
+    const rows = (await this.pool.query<Row>(`SELECT module, COUNT(*) AS requests, SUM(fuel_used) AS fuel, SUM(queued + leased) AS waiting
+      FROM jobs WHERE id >= $1 AND runtime = 'llm' AND created_at >= $2 GROUP BY module ORDER BY module`, [jobIdFloor(since), since])).rows;
+    return rows.map(toModelDemand);
   }
 
   async records(kind: string, q: { ids?: readonly string[]; states?: readonly string[]; limit: number }): Promise<StoredRecord[]> {

@@ -5,7 +5,7 @@
  */
 import type { Capabilities, JobState, TaskState, WireError } from '@idlemesh/protocol';
 import { ImError, sha256HexSync } from '@idlemesh/protocol';
-import type { JobRecord, MeterRow, NodeRecord, RunnableJob, StoredModule, TaskRow } from './types.js';
+import type { JobRecord, MeterRow, ModelDemandRow, NodeRecord, RunnableJob, StoredModule, TaskRow } from './types.js';
 
 export type Row = Record<string, unknown>;
 
@@ -123,6 +123,15 @@ export function sameInput(o: { jobId: string; index: number; inputHash?: string 
   if (sha256HexSync(input) !== o.inputHash) {
     throw new ImError('IM_RECEIPT_MISMATCH', `task ${o.jobId}/${o.index}: the result's receipt names another input than the task's`);
   }
+}
+
+/** The smallest job id created at or after `at` (ids start with their creation time, base 36; see newJobId). */
+export function jobIdFloor(at: number): string {
+  return `job_${Math.max(0, Math.floor(at)).toString(36).padStart(9, '0')}`;
+}
+
+export function toModelDemand(r: Row): ModelDemandRow {
+  return { model: String(r.module), requests: Number(r.requests), fuel: Number(r.fuel ?? 0), waiting: Number(r.waiting ?? 0) };
 }
 
 export function toMeterRow(r: Row): MeterRow {

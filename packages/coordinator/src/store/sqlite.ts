@@ -6,9 +6,10 @@ import { SqliteLedger } from './sqlite-ledger.js';
 import type { Accrued } from './sqlite-ledger.js';
 import type { AccountBalance, Transfer } from '../ledger/index.js';
 import type { BatchOutcome, LedgerBatch } from '../ledger/persist.js';
-import { sameInput, toJob, toMeterRow, toModule, toNode, toRunnable, toTaskRow } from './rows.js';
+import { jobIdFloor, sameInput, toJob, toMeterRow, toModelDemand, toModule, toNode, toRunnable, toTaskRow } from './rows.js';
 import type { Row } from './rows.js';
 import { parseReceiptColumn, receiptFromBatch, receiptRef } from './receipt-rows.js';
+import { SqliteReplicas } from './replicas-sqlite.js';
 import type {
   Claim,
   ClaimedTask,
@@ -33,6 +34,11 @@ import type {
   StoredRecord,
   SettlementPlan,
   ReceiptBatchRow,
+  ExecutionRow,
+  Placement,
+  TaskDecision,
+  TaskKey,
+  ModelDemandRow,
 } from './types.js';
 import { decodeDoc, encodeDoc, toTransfer } from './ledger-rows.js';
 import { appendRows, restoreLog, toAuditEntry, toLeaf } from './audit-rows.js';
@@ -47,6 +53,14 @@ interface Delta {
   cancelled: number;
   fuel: number;
 }
+
+/**
+ * A task's result columns as buyers see them: a task under verification
+ * (`verifying`) reads as leased, and nothing of its held result shows.
+ */
+export const RESULT_COLUMNS = `job_id, idx, CASE WHEN state = 'verifying' THEN 'leased' ELSE state END AS state, attempt, failures,
+  CASE WHEN state = 'verifying' THEN NULL ELSE node_id END AS node_id, CASE WHEN state = 'verifying' THEN NULL ELSE output END AS output,
+  CASE WHEN state = 'verifying' THEN NULL ELSE fuel END AS fuel, CASE WHEN state = 'verifying' THEN NULL ELSE error END AS error, finished_at`;
 
 const RETRYABLE_TASK_ERRORS = new Set(['IM_TIMEOUT', 'IM_AGENT_ERROR', 'IM_LEASE_EXPIRED']);
 
@@ -66,6 +80,7 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private prepared: ReturnType<SqliteStore['prepare']> | undefined;
   private ledgerRows: SqliteLedger | undefined;
+  private replicaRows: SqliteReplicas | undefined;
 
   constructor(path: string, opts: { synchronous?: 'NORMAL' | 'FULL' } = {}) {
     const sync = opts.synchronous ?? 'NORMAL';
@@ -83,6 +98,10 @@ export class SqliteStore implements Store {
 
   private get ledger(): SqliteLedger {
     return (this.ledgerRows ??= new SqliteLedger(this.db));
+  }
+
+  private get replicas(): SqliteReplicas {
+    return (this.replicaRows ??= new SqliteReplicas(this.db, (column) => this.receiptOf(column)));
   }
 
   async migrate(): Promise<void> {
@@ -119,8 +138,11 @@ export class SqliteStore implements Store {
       insertTask: db.prepare('INSERT INTO tasks (job_id, idx, state, input) VALUES (?, ?, \'queued\', ?)'),
       jobById: db.prepare('SELECT * FROM jobs WHERE id = ?'),
       jobByKey: db.prepare('SELECT * FROM jobs WHERE caller = ? AND idem_key = ?'),
-      runnable: db.prepare(`SELECT id, runtime, queued, leased, priority, bid, caller, label, data_classes, created_at, limits, requirements FROM jobs
-        WHERE state IN ('queued', 'running') AND queued > 0 ORDER BY created_at`),
+      // Queued replicas (verification) are queued work too.
+      runnable: db.prepare(`SELECT j.id, j.runtime, j.queued + COALESCE(r.n, 0) AS queued, j.leased, j.priority, j.bid, j.caller, j.label, j.data_classes,
+          j.created_at, j.limits, j.requirements
+        FROM jobs j LEFT JOIN (SELECT job_id, COUNT(*) AS n FROM task_replicas WHERE state = 'queued' GROUP BY job_id) r ON r.job_id = j.id
+        WHERE j.state IN ('queued', 'running') AND (j.queued > 0 OR r.n > 0) ORDER BY j.created_at`),
       claim: db.prepare(`UPDATE tasks SET state = 'leased', attempt = attempt + 1, node_id = @node, lease_expires = @expires, ask = @ask
         WHERE job_id = @job AND idx IN (
           SELECT idx FROM tasks INDEXED BY tasks_queued WHERE job_id = @job AND state = 'queued' AND available_at <= @now ORDER BY idx LIMIT @n)
@@ -153,12 +175,12 @@ export class SqliteStore implements Store {
           finished_at = CASE WHEN queued + leased = 0 AND finished_at IS NULL THEN @now ELSE finished_at END
         WHERE id = @id`),
       cancelTasks: db.prepare(`UPDATE tasks SET state = 'cancelled', finished_at = @now, lease_expires = NULL
-        WHERE job_id = @job AND state IN ('queued', 'leased')`),
+        WHERE job_id = @job AND state IN ('queued', 'leased', 'verifying')`),
       leasedOfJob: db.prepare(`SELECT idx, attempt, node_id FROM tasks WHERE job_id = ? AND state = 'leased'`),
-      results: db.prepare(`SELECT job_id, idx, state, attempt, failures, node_id, output, fuel, error, finished_at FROM tasks
+      results: db.prepare(`SELECT ${RESULT_COLUMNS} FROM tasks
         WHERE job_id = @job AND idx > @after ORDER BY idx LIMIT @limit`),
-      resultsByState: db.prepare(`SELECT job_id, idx, state, attempt, failures, node_id, output, fuel, error, finished_at FROM tasks
-        WHERE job_id = @job AND idx > @after AND state = @state ORDER BY idx LIMIT @limit`),
+      resultsByState: db.prepare(`SELECT ${RESULT_COLUMNS} FROM tasks
+        WHERE job_id = @job AND idx > @after AND (CASE WHEN state = 'verifying' THEN 'leased' ELSE state END) = @state ORDER BY idx LIMIT @limit`),
       upsertNode: db.prepare(`INSERT INTO nodes (id, capabilities, state, session, first_seen, last_seen) VALUES (@id, @caps, 'online', @session, @now, @now)
         ON CONFLICT (id) DO UPDATE SET capabilities = @caps, state = 'online', pause_reason = NULL, session = @session, last_seen = @now`),
       nodeSession: db.prepare('SELECT session FROM nodes WHERE id = ?'),
@@ -166,7 +188,8 @@ export class SqliteStore implements Store {
       stale: db.prepare(`UPDATE nodes SET state = 'offline' WHERE state <> 'offline' AND last_seen < ?`),
       nodeState: db.prepare('UPDATE nodes SET state = @state, pause_reason = @reason, last_seen = @now WHERE id = @id AND (@session IS NULL OR session = @session)'),
       nodeStats: db.prepare('UPDATE nodes SET completed = completed + @completed, failed = failed + @failed, last_seen = @now WHERE id = @id'),
-      nodes: db.prepare(`SELECT n.*, (SELECT COUNT(*) FROM tasks t WHERE t.node_id = n.id AND t.state = 'leased') AS running
+      nodes: db.prepare(`SELECT n.*, (SELECT COUNT(*) FROM tasks t WHERE t.node_id = n.id AND t.state = 'leased')
+          + (SELECT COUNT(*) FROM task_replicas r WHERE r.node_id = n.id AND r.state = 'leased') AS running
         FROM nodes n ORDER BY n.last_seen DESC`),
       useNonce: db.prepare('INSERT OR IGNORE INTO nonces (node_id, nonce, expires_at) VALUES (?, ?, ?)'),
       purgeNonces: db.prepare('DELETE FROM nonces WHERE expires_at < ?'),
@@ -245,6 +268,7 @@ export class SqliteStore implements Store {
       const revoked = (s.leasedOfJob.all(id) as Row[]).map((r) => ({
         jobId: id, index: Number(r.idx), attempt: Number(r.attempt), nodeId: String(r.node_id),
       }));
+      revoked.push(...this.replicas.cancelJob(id));
       const cancelled = s.cancelTasks.run({ job: id, now }).changes;
       const fixed = { ...zero(), cancelled, queued: -Number(row.queued), leased: -Number(row.leased) };
       s.bump.run({ id, now, ...fixed });
@@ -266,9 +290,14 @@ export class SqliteStore implements Store {
         if (c.count <= 0) continue;
         const job = s.jobById.get(c.jobId) as Row | undefined;
         if (!job || job.state === 'cancelled' || job.state === 'completed') continue;
-        const rows = s.claim.all({ node: c.nodeId, expires, job: c.jobId, now, n: c.count, ask: c.ask ?? 0 }) as Row[];
-        if (rows.length === 0) continue;
         const limits = JSON.parse(String(job.limits)) as ClaimedTask['limits'];
+        // Replicas first: they hold up a task already run once. They change no job counter (the task stays verifying).
+        const replicas = c.replicas === undefined ? [] : this.replicas.claim(c.jobId, c.nodeId, c.replicas, c.count, c.ask ?? 0, expires,
+          { instrumentedModule: String(job.instrumented_module), runtime: job.runtime as ClaimedTask['runtime'], limits });
+        out.push(...replicas);
+        if (replicas.length >= c.count) continue;
+        const rows = s.claim.all({ node: c.nodeId, expires, job: c.jobId, now, n: c.count - replicas.length, ask: c.ask ?? 0 }) as Row[];
+        if (rows.length === 0) continue;
         for (const r of rows) {
           out.push({
             jobId: c.jobId,
@@ -292,7 +321,7 @@ export class SqliteStore implements Store {
   async extendLeases(nodeId: string, now: number, leaseMs: number): Promise<number> {
     return this.db.transaction(() => {
       this.s.seen.run(now, nodeId);
-      return this.s.extend.run({ node: nodeId, expires: now + leaseMs }).changes;
+      return this.s.extend.run({ node: nodeId, expires: now + leaseMs }).changes + this.replicas.extend(nodeId, now + leaseMs);
     })();
   }
 
@@ -300,9 +329,10 @@ export class SqliteStore implements Store {
     return this.s.stale.run(before).changes;
   }
 
-  async completeTasks(nodeId: string, outcomes: readonly Outcome[], now: number, receipts?: ReceiptBatchRow): Promise<{ statuses: OutcomeStatus[]; jobs: Set<string> }> {
+  async completeTasks(nodeId: string, outcomes: readonly Outcome[], now: number, receipts?: ReceiptBatchRow, placement?: Placement): Promise<{ statuses: OutcomeStatus[]; verify: TaskKey[]; jobs: Set<string> }> {
     const s = this.s;
     return this.db.transaction(() => {
+      const verify: TaskKey[] = [];
       const deltas = new Map<string, Delta>();
       const jobs = new Map<string, Row | undefined>();
       let completed = 0;
@@ -314,12 +344,21 @@ export class SqliteStore implements Store {
         if (!jobs.has(o.jobId)) jobs.set(o.jobId, (job = s.jobById.get(o.jobId) as Row | undefined));
         if (!job) return 'rejected';
         const d = deltaOf(deltas, o.jobId);
-        if (o.ok) {
+        if (heldForVerification(o)) {
+          // Held: the task stays counted as leased and nothing is charged until the verifier decides.
+          if (this.replicas.hold(nodeId, o, now, receiptRef(receipts, o), placement) !== undefined) {
+            verify.push({ jobId: o.jobId, index: o.index });
+            if (o.ok) completed++;
+            else failed++;
+            return 'accepted';
+          }
+        } else if (o.ok) {
           const output = o.output ?? new Uint8Array();
           const done = s.succeed.get({ ...key, output: Buffer.from(output.buffer, output.byteOffset, output.byteLength), fuel: o.fuel, now, receipt: receiptRef(receipts, o) }) as Row | undefined;
           if (done) {
             sameInput(o, done.input as Uint8Array);
-            if (Number(done.ask) > 0 && o.fuel > 0) accrued.push({ jobId: o.jobId, nodeId, ask: Number(done.ask), fuel: o.fuel });
+            if (o.charges) for (const c of o.charges) { if (c.ask > 0 && c.fuel > 0) accrued.push({ jobId: o.jobId, ...c }); }
+            else if (Number(done.ask) > 0 && o.fuel > 0) accrued.push({ jobId: o.jobId, nodeId, ask: Number(done.ask), fuel: o.fuel });
             d.leased--;
             d.succeeded++;
             d.fuel += o.fuel;
@@ -349,25 +388,67 @@ export class SqliteStore implements Store {
             return 'accepted';
           }
         }
+        // A result for a replica lease: kept with its execution, judged when the verifier decides.
+        const replica = this.replicas.result(nodeId, o, now, receiptRef(receipts, o), Number(job.max_attempts), !o.ok && isRetryableTaskError(o.error?.code ?? 'IM_AGENT_ERROR'));
+        if (replica !== undefined) {
+          if (replica !== 'queued') verify.push({ jobId: o.jobId, index: o.index });
+          if (o.ok) completed++;
+          else failed++;
+          return 'accepted';
+        }
         const cur = s.taskState.get(o.jobId, o.index) as Row | undefined;
-        if (cur && (cur.state === 'succeeded' || cur.state === 'failed') && Number(cur.attempt) === o.attempt && cur.node_id === nodeId) return 'duplicate';
+        if (cur && (cur.state === 'succeeded' || cur.state === 'failed' || cur.state === 'verifying') && Number(cur.attempt) === o.attempt && cur.node_id === nodeId) return 'duplicate';
+        if (this.replicas.reported(nodeId, o)) return 'duplicate';
         return 'rejected';
       });
       this.applyDeltas(deltas, now);
       if (accrued.length > 0) this.ledger.accrue(accrued, now);
       if (completed + failed > 0) s.nodeStats.run({ id: nodeId, completed, failed, now });
       if (receipts && completed + failed > 0) s.putReceiptBatch.run(receipts.id, receipts.doc, now);
-      return { statuses, jobs: new Set(deltas.keys()) };
+      return { statuses, verify, jobs: new Set(deltas.keys()) };
     }).immediate();
   }
 
   async getReceipt(jobId: string, index: number): Promise<string | undefined> {
     const r = this.s.receipt.get(jobId, index) as Row | undefined;
-    if (r?.receipt == null) return undefined;
-    const at = parseReceiptColumn(String(r.receipt));
+    return r?.receipt == null ? undefined : this.receiptOf(String(r.receipt));
+  }
+
+  /** A receipt column (a reference into a stored batch, or a whole document) as its document. */
+  private receiptOf(column: string): string | undefined {
+    const at = parseReceiptColumn(column);
     if ('doc' in at) return at.doc;
     const b = this.s.receiptBatch.get(at.batch) as Row | undefined;
     return b ? receiptFromBatch(String(b.doc), at.index) : undefined;
+  }
+
+  // ---- verification ----------------------------------------------------------------
+
+  async taskExecutions(jobId: string, index: number): Promise<ExecutionRow[]> {
+    return this.replicas.executions(jobId, index);
+  }
+
+  async addReplicas(jobId: string, index: number, total: number): Promise<number> {
+    return this.db.transaction(() => this.replicas.add(jobId, index, total)).immediate();
+  }
+
+  async decideTask(d: TaskDecision, now: number): Promise<{ decided: boolean; revoked: Array<TaskRef & { nodeId: string }>; jobs: Set<string> }> {
+    return this.db.transaction(() => {
+      const r = this.replicas.decide(d, now);
+      if (!r) return { decided: false, revoked: [], jobs: new Set<string>() };
+      this.s.bump.run({ id: d.jobId, now, ...zero(), leased: -1, succeeded: d.ok ? 1 : 0, failed: d.ok ? 0 : 1, fuel: d.fuel });
+      this.s.settleState.run({ id: d.jobId, now });
+      if (r.accrued.length > 0) this.ledger.accrue(r.accrued, now);
+      return { decided: true, revoked: r.revoked, jobs: new Set([d.jobId]) };
+    }).immediate();
+  }
+
+  async undecidedTasks(limit: number): Promise<TaskKey[]> {
+    return this.replicas.undecided(limit);
+  }
+
+  async nodeTrust(nodeIds: readonly string[]): Promise<Map<string, number>> {
+    return this.replicas.trust(nodeIds);
   }
 
   async meterAdd(rows: readonly MeterRow[]): Promise<void> {
@@ -404,7 +485,10 @@ export class SqliteStore implements Store {
   }
 
   async nodeLeases(nodeId: string): Promise<TaskRef[]> {
-    return (this.s.leasesOfNode.all(nodeId) as Row[]).map((r) => ({ jobId: String(r.job_id), index: Number(r.idx), attempt: Number(r.attempt) }));
+    return [
+      ...(this.s.leasesOfNode.all(nodeId) as Row[]).map((r) => ({ jobId: String(r.job_id), index: Number(r.idx), attempt: Number(r.attempt) })),
+      ...this.replicas.leasesOf(nodeId),
+    ];
   }
 
   async releaseTasks(nodeId: string, tasks: readonly TaskRef[], now: number): Promise<{ released: number; jobs: Set<string> }> {
@@ -418,6 +502,9 @@ export class SqliteStore implements Store {
           d.leased--;
           d.queued++;
           released++;
+        } else if (this.replicas.release(nodeId, t)) {
+          deltaOf(deltas, t.jobId);
+          released++;
         }
       }
       this.applyDeltas(deltas, now);
@@ -430,11 +517,20 @@ export class SqliteStore implements Store {
     if (session !== undefined && (this.s.nodeSession.get(nodeId) as Row | undefined)?.session !== session) {
       return { requeued: 0, failed: 0, jobs: new Set() };
     }
-    return this.failLeases(this.s.leasesOfNode.all(nodeId) as Row[], now, error);
+    return this.failReplicas(this.failLeases(this.s.leasesOfNode.all(nodeId) as Row[], now, error), now, nodeId);
   }
 
   async expireLeases(now: number, error: WireError): Promise<ExpiryReport> {
-    return this.failLeases(this.s.expired.all(now) as Row[], now, error);
+    return this.failReplicas(this.failLeases(this.s.expired.all(now) as Row[], now, error), now, null);
+  }
+
+  /** Replica leases fail alike: queued again, or lost once out of attempts (the verifier's sweep then decides without them). */
+  private failReplicas(report: ExpiryReport, now: number, nodeId: string | null): ExpiryReport {
+    return this.db.transaction(() => {
+      const r = this.replicas.fail(now, nodeId);
+      for (const [id, n] of r.nodes) this.s.nodeStats.run({ id, completed: 0, failed: n, now });
+      return { requeued: report.requeued + r.requeued, failed: report.failed, jobs: new Set([...report.jobs, ...r.jobs]) };
+    }).immediate();
   }
 
   private failLeases(rows: Row[], now: number, error: WireError): ExpiryReport {
@@ -557,6 +653,12 @@ export class SqliteStore implements Store {
     return this.ledger.market(since);
   }
 
+  async modelDemand(since: number): Promise<ModelDemandRow[]> {
+    const rows = this.db.prepare(`SELECT module, COUNT(*) AS requests, SUM(fuel_used) AS fuel, SUM(queued + leased) AS waiting
+      FROM jobs WHERE id >= ? AND runtime = 'llm' AND created_at >= ? GROUP BY module ORDER BY module`).all(jobIdFloor(since), since) as Row[];
+    return rows.map(toModelDemand);
+  }
+
   async records(kind: string, q: { ids?: readonly string[]; states?: readonly string[]; limit: number }): Promise<StoredRecord[]> {
     const where = ['kind = ?'];
     const args: unknown[] = [kind];
@@ -657,6 +759,11 @@ export function toStoredRecord(r: Row): StoredRecord {
 
 export function toDepositAddress(r: Row): DepositAddress {
   return { index: Number(r.idx), address: String(r.address), account: String(r.account), createdAt: Number(r.created_at) };
+}
+
+/** A first result the verifier holds: it asked for replicas, and the outcome is a result (not an infrastructure failure to retry). */
+export function heldForVerification(o: Outcome): boolean {
+  return (o.replicas ?? 0) > 0 && (o.ok || !isRetryableTaskError(o.error?.code ?? 'IM_AGENT_ERROR'));
 }
 
 function zero(): Delta {

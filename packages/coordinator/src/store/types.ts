@@ -81,6 +81,57 @@ export interface Claim {
   count: number;
   /** The agent's ask (msat per EU) at lease time: the price its results are charged at. */
   ask?: number;
+  /**
+   * Where the agent runs from: with it, queued replicas of the job's tasks
+   * are claimed first, never one of a task another execution of which ran
+   * or runs on the same node, operator or IP prefix.
+   */
+  replicas?: Placement;
+}
+
+/** Who runs an execution, and from where: replicas of one task never share either. */
+export interface Placement {
+  /** `org:<id>` for a node enrolled in an organisation, else `node:<id>` (issuance-service.ts operatorOf). */
+  operator: string;
+  /** IPv4 /24 or IPv6 /48 (identity/prefix.ts). */
+  prefix: string;
+}
+
+/** One execution of a task under verification: replica 0 is the first result, the others were sent to check it. */
+export interface ExecutionRow {
+  jobId: string;
+  index: number;
+  replica: number;
+  /** queued, leased, done (a result), lost (its attempts ran out) or cancelled (decided without it). */
+  state: 'queued' | 'leased' | 'done' | 'lost' | 'cancelled';
+  attempt: number;
+  nodeId?: string;
+  operator?: string;
+  prefix?: string;
+  ask: number;
+  ok?: boolean;
+  output?: Uint8Array;
+  fuel?: number;
+  error?: WireError;
+  /** The receipt document (JSON text) of its result, when signed. */
+  receipt?: string;
+  finishedAt?: number;
+}
+
+/** How a task under verification ends: the verifier's decision, applied once. */
+export interface TaskDecision {
+  jobId: string;
+  index: number;
+  ok: boolean;
+  output?: Uint8Array;
+  fuel: number;
+  error?: WireError;
+  /** The execution whose node and receipt the task shows; absent when only the referee's result stands. */
+  canonical?: number;
+  /** Executions the buyer pays for, at their own fuel × ask: the valid ones (and task faults). */
+  paid: number[];
+  /** Trust streaks: a valid result adds one, an invalid one resets to 0. */
+  trust: Array<{ nodeId: string; valid: boolean }>;
 }
 
 /** What one (job, node, ask) has accrued: exact, unrounded (fuel × ask). */
@@ -111,6 +162,16 @@ export interface MarketRow {
   /** Queued tasks × fuel limit (fuel) of jobs waiting. */
   queuedFuel: bigint;
   queuedTasks: number;
+}
+
+/** LLM requests per model (its hash) since a time: what `idlemesh models` shows as demand. */
+export interface ModelDemandRow {
+  model: string;
+  requests: number;
+  /** Fuel of the requests' results (tokens × size weight × FUEL_PER_TOKEN). */
+  fuel: number;
+  /** Requests not yet answered (queued or running). */
+  waiting: number;
 }
 
 /** A document kept by kind and id: deposits, invoices, withdrawals, payout batches, cursors, keys, organisations, users, API keys. */
@@ -192,6 +253,15 @@ export interface Outcome {
   inputHash?: string;
   /** Which receipt of the batch passed to `completeTasks` is this result's. */
   receiptIndex?: number;
+  /** Split inference: what a success accrues instead of the submitting node's charge, the request's effort shared among its stages. */
+  charges?: ReadonlyArray<{ nodeId: string; ask: number; fuel: number }>;
+  /**
+   * Extra executions of this task to send before it is decided (replicate,
+   * adaptive): the result is held (the task is `verifying`, counted as
+   * leased) and not charged until the verifier decides. The agent is acked
+   * the same either way.
+   */
+  replicas?: number;
 }
 
 export type OutcomeStatus = 'accepted' | 'duplicate' | 'rejected';
@@ -246,6 +316,12 @@ export interface ExpiryReport extends Touched {
   failed: number;
 }
 
+/** A task named by job and index. */
+export interface TaskKey {
+  jobId: string;
+  index: number;
+}
+
 /**
  * Everything the coordinator keeps. Async so that SQLite (embedded) and
  * PostgreSQL (shared by several coordinators) satisfy the same contract; the
@@ -287,8 +363,12 @@ export interface Store {
   extendLeases(nodeId: string, now: number, leaseMs: number): Promise<number>;
   /** Marks offline every node not seen since `before` (its coordinator died with it). */
   markStaleNodes(before: number): Promise<number>;
-  /** Accepts results; with `receipts`, the batch is kept once (with the results, in one commit) and each outcome names its receipt in it. */
-  completeTasks(nodeId: string, outcomes: readonly Outcome[], now: number, receipts?: ReceiptBatchRow): Promise<{ statuses: OutcomeStatus[] } & Touched>;
+  /**
+   * Accepts results; with `receipts`, the batch is kept once (with the results, in one commit) and each outcome names its receipt in it.
+   * A result for a replica lease is recorded with its execution; an outcome with `replicas` is held (see Outcome).
+   * `placement` is the node's (kept with held results). `verify` lists the tasks whose verification may now be decided.
+   */
+  completeTasks(nodeId: string, outcomes: readonly Outcome[], now: number, receipts?: ReceiptBatchRow, placement?: Placement): Promise<{ statuses: OutcomeStatus[]; verify?: TaskKey[] } & Touched>;
   /** The leases a node holds. */
   nodeLeases(nodeId: string): Promise<TaskRef[]>;
   /** Hands leases back without counting a failure (owner paused or drained the agent). */
@@ -316,6 +396,23 @@ export interface Store {
    * difference). False if the task is not in that state.
    */
   correctResult(jobId: string, index: number, nodeId: string, attempt: number, output: Uint8Array, fuel: number, now: number): Promise<boolean>;
+
+  // ---- verification: replicas of a task, decisions, trust ------------------------------
+  /** The executions of a task under verification, by replica number. */
+  taskExecutions(jobId: string, index: number): Promise<ExecutionRow[]>;
+  /** Queues executions of a verifying task until it has `total` (idempotent: two deciders asking the same add once). Returns how many were added. */
+  addReplicas(jobId: string, index: number, total: number): Promise<number>;
+  /**
+   * Ends a verifying task: its result, the charges of the paid executions and
+   * the trust changes, in one transaction; outstanding replicas are cancelled
+   * (live leases returned for revocation). `decided` is false if the task was
+   * not verifying (decided already, or cancelled).
+   */
+  decideTask(d: TaskDecision, now: number): Promise<{ decided: boolean; revoked: Array<TaskRef & { nodeId: string }> } & Touched>;
+  /** Verifying tasks with no execution queued or leased: a decision is due (the sweep's catch-up). */
+  undecidedTasks(limit: number): Promise<TaskKey[]>;
+  /** Consecutive valid replicated results per node (0 when never checked). */
+  nodeTrust(nodeIds: readonly string[]): Promise<Map<string, number>>;
 
   /** Records a node's capabilities and its latest session (one per authenticated connection). */
   upsertNode(id: string, capabilities: Capabilities, now: number, session?: string): Promise<void>;
@@ -351,6 +448,8 @@ export interface Store {
    */
   settleJob(jobId: string, plan: SettlementPlan, now: number): Promise<{ settled: boolean; outcome?: BatchOutcome }>;
   market(since: number): Promise<MarketRow[]>;
+  /** LLM requests per model created since `since` (job ids are time-ordered, so this reads only that range). */
+  modelDemand(since: number): Promise<ModelDemandRow[]>;
   records(kind: string, q: { ids?: readonly string[]; states?: readonly string[]; limit: number }): Promise<StoredRecord[]>;
   /** Records, the expected prior states and a ledger batch (atomic), in one transaction. */
   commitRecords(change: RecordChange, now: number): Promise<BatchOutcome | undefined>;

@@ -12,3 +12,5 @@ export { createKernel, wasmSimdAvailable, type MatmulKernel, type Matrix, type K
 export { llamaConfigOf, splitLayers, type LlamaConfig } from './model.js';
 export { sampleToken, argmax, type SamplingOptions } from './sampling.js';
 export { Rng } from './rng.js';
+export { SpmTokenizer } from './tokenizer.js';
+export { PipelineBackend, type PipelineBackendOptions } from './backend.js';

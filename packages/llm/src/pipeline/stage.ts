@@ -154,6 +154,16 @@ export class Stage {
     this.length = 0;
   }
 
+  /**
+   * The same layers with a KV cache of its own: one stage agent serves
+   * several requests at once without holding the weights twice.
+   */
+  fork(): Stage {
+    const kvDim = this.config.kvHeads * this.config.headDim;
+    const layers = this.layers.map((l) => ({ ...l, kCache: new Float32Array(this.contextSize * kvDim), vCache: new Float32Array(this.contextSize * kvDim) }));
+    return new Stage(this.config, this.from, this.to, this.contextSize, this.kernel, this.tensorNames, layers, this.embedding, this.outNorm, this.head, this.ropeCos, this.ropeSin);
+  }
+
   /** Bytes-in, bytes-out: what a transport calls. */
   handle(frame: Uint8Array): Uint8Array {
     return encodeFrame(this.forward(decodeFrame(frame)));

@@ -18,11 +18,7 @@ import { WorkerPool } from './pool.js';
 export const BROWSER_AGENT_VERSION = 'browser-0.1.0';
 const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 10_000;
-/** Results wait this long for company before one signature covers them all. */
-const FLUSH_MS = 10;
 const RESULTS_BATCH = 256;
-/** Leases held per worker: one running, one ready, so a worker never waits on a round trip. */
-const HELD_PER_WORKER = 2;
 
 export type NodeStatus = 'stopped' | 'starting' | 'connecting' | 'active' | 'paused';
 
@@ -40,7 +36,10 @@ export interface NodeSnapshot {
   pauseReason: string | undefined;
   owner: OwnerState | undefined;
   workers: number;
+  /** The task slots (maxTasks) the coordinator was last told: at auth, then by `slots` messages. */
+  slots: number | undefined;
   share: number;
+  /** Leases held (running or about to): never more than the slots. */
   running: number;
   /** Tasks leased to this node since it started. */
   leased: number;
@@ -86,12 +85,14 @@ export class BrowserNode {
   private readonly held = new Map<string, Held>();
   private readonly unacked = new Map<string, TaskOutcome>();
   private toSend: TaskOutcome[] = [];
+  /** Results being signed: out of `toSend`, not yet on the wire. */
+  private signing = 0;
   private readonly batches = new Map<string, string[]>();
   private readonly taskMs = new Map<string, number>();
 
   constructor(private readonly opts: { origin: string; share: number; name?: string }) {
     this.snap = {
-      status: 'stopped', nodeId: undefined, pauseReason: undefined, owner: undefined, workers: workersFor(opts.share), share: opts.share,
+      status: 'stopped', nodeId: undefined, pauseReason: undefined, owner: undefined, workers: workersFor(opts.share), slots: undefined, share: opts.share,
       running: 0, leased: 0, released: 0, accepted: 0, failed: 0, rejected: 0, fuel: 0, fuelPerSec: 0, lastError: undefined, recent: [],
     };
   }
@@ -147,12 +148,32 @@ export class BrowserNode {
     this.update({ status: 'stopped', running: 0 });
   }
 
-  /** The owner's CPU share, 0…1: resizes the worker pool and the credit offered. */
+  /**
+   * The owner's CPU share, 0…1: resizes the worker pool and tells the
+   * coordinator the new slot count at once (`slots`), so it leases no more
+   * than that. Leases beyond a smaller window go back now (the owner wants
+   * the CPU back, as with Pause), the most recently leased first.
+   */
   setShare(share: number): void {
     this.opts.share = share;
     const n = workersFor(share);
     this.pool?.resize(n);
     this.update({ share, workers: n });
+    this.advertiseSlots();
+  }
+
+  /** Tells the coordinator the pool's size when it differs from what it was told (a reconnect's auth tells it anyway). */
+  private advertiseSlots(): void {
+    const n = this.pool?.size;
+    if (!this.ready || n === undefined || n === this.snap.slots) return;
+    const excess = [...this.held].slice(n);
+    for (const [k, h] of excess) this.cancel(k, h);
+    this.release(excess.map(([, h]) => ({ taskId: h.task.taskId, attempt: h.task.attempt })), 'the owner lowered the CPU share');
+    // The coordinator forgets this node's credit on `slots`; it is granted again for the new window.
+    if (this.send({ type: 'slots', maxTasks: n })) {
+      this.serverCredit = 0;
+      this.update({ slots: n, running: this.held.size });
+    }
     this.maybeCredit();
   }
 
@@ -203,12 +224,19 @@ export class BrowserNode {
       case 'ack':
         this.onAck(msg.batch, msg.results);
         return;
-      case 'revoke':
-        for (const id of msg.taskIds) {
-          for (const [k, h] of this.held) if (h.task.taskId === id) this.cancel(k, h);
+      case 'revoke': {
+        // The coordinator credits a revoked lease back itself (its result never comes): so does this side.
+        const revoked = new Set(msg.taskIds);
+        for (const [k, h] of this.held) {
+          if (!revoked.has(h.task.taskId)) continue;
+          this.cancel(k, h);
+          this.serverCredit++;
         }
+        for (const o of this.unacked.values()) if (revoked.has(o.taskId)) this.serverCredit++;
         this.update({ running: this.held.size });
+        this.maybeCredit();
         return;
+      }
       case 'error':
         this.onError(msg.error.code, msg.error.message, msg.error.retryable, msg.ref);
         return;
@@ -221,8 +249,12 @@ export class BrowserNode {
     if (!this.key) return;
     if (v !== PROTOCOL_VERSION) this.update({ lastError: `the coordinator speaks protocol ${v}, this page ${PROTOCOL_VERSION}` });
     try {
-      const msg = await signMessage(this.key, 'auth', { v: PROTOCOL_VERSION, challenge, capabilities: this.capabilities() }, Date.now());
-      if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
+      const capabilities = this.capabilities();
+      const msg = await signMessage(this.key, 'auth', { v: PROTOCOL_VERSION, challenge, capabilities }, Date.now());
+      if (ws.readyState === WebSocket.OPEN) {
+        ws.send(JSON.stringify(msg));
+        this.update({ slots: capabilities.maxTasks });
+      }
     } catch (err) {
       this.update({ lastError: `cannot sign: ${(err as Error).message}` });
       ws.close();
@@ -259,6 +291,8 @@ export class BrowserNode {
     this.batches.clear();
     this.toSend = [...this.unacked.values()];
     this.flushSoon(0);
+    // The share may have changed between the signed auth and this welcome.
+    this.advertiseSlots();
     this.maybeCredit();
   }
 
@@ -347,9 +381,20 @@ export class BrowserNode {
 
   // ---- work ---------------------------------------------------------------------
 
+  /** Leases the coordinator counts against this node: held, plus finished ones whose result is not on the wire yet. */
+  private outstanding(): number {
+    return this.held.size + this.toSend.length + this.signing;
+  }
+
+  /**
+   * Tops the coordinator's credit up to one lease per worker (the slots
+   * advertised). Results go out before the credit that replaces them, and
+   * the coordinator takes messages in order, so it never sees more leases
+   * out than slots.
+   */
   private maybeCredit(): void {
     if (!this.ready || this.snap.status !== 'active' || !this.pool) return;
-    const want = this.pool.size * HELD_PER_WORKER - this.held.size - this.serverCredit;
+    const want = this.pool.size - this.outstanding() - this.serverCredit;
     if (want <= 0) return;
     if (this.send({ type: 'credit', n: want })) this.serverCredit += want;
   }
@@ -361,6 +406,13 @@ export class BrowserNode {
       // Leased before the coordinator saw the pause: hand them straight back.
       this.release(tasks.map((t) => ({ taskId: t.taskId, attempt: t.attempt })), this.snap.pauseReason ?? 'paused');
       return;
+    }
+    // Leased on credit granted before the CPU share was lowered: what does not fit goes straight back.
+    const room = Math.max(0, (this.pool?.size ?? 0) - this.outstanding());
+    if (tasks.length > room) {
+      this.release(tasks.slice(room).map((t) => ({ taskId: t.taskId, attempt: t.attempt })), 'more than this node\'s slots');
+      tasks = tasks.slice(0, room);
+      if (tasks.length === 0) return;
     }
     this.update({ leased: this.snap.leased + tasks.length });
     for (const task of tasks) {
@@ -396,9 +448,9 @@ export class BrowserNode {
     this.taskMs.set(k, performance.now() - t0);
     this.unacked.set(k, outcome);
     this.toSend.push(outcome);
-    this.flushSoon(this.held.size === 0 || this.toSend.length >= RESULTS_BATCH ? 0 : FLUSH_MS);
+    // At once: a worker is free, and its next lease waits for this result (results of the same tick share a signature).
+    this.flushSoon(0);
     this.update({ running: this.held.size });
-    this.maybeCredit();
   }
 
   private flushSoon(ms: number): void {
@@ -416,7 +468,13 @@ export class BrowserNode {
     while (this.toSend.length > 0 && this.ready && this.key) {
       const batch = this.toSend.splice(0, RESULTS_BATCH).filter((o) => this.unacked.has(refKey(o)));
       if (batch.length === 0) continue;
-      const msg = await signResults(this.key, batch, Date.now());
+      this.signing += batch.length;
+      let msg;
+      try {
+        msg = await signResults(this.key, batch, Date.now());
+      } finally {
+        this.signing -= batch.length;
+      }
       if (!this.send(msg)) {
         this.toSend.unshift(...batch);
         return;
@@ -424,6 +482,7 @@ export class BrowserNode {
       this.batches.set(msg.nonce, batch.map(refKey));
       this.remember(batch.map((o) => ({ taskId: o.taskId, ok: o.ok, fuel: o.fuel, ms: Math.round(this.taskMs.get(refKey(o)) ?? 0), status: 'sent' as const })));
     }
+    this.maybeCredit();
   }
 
   private onAck(batch: string, results: ResultAck[]): void {

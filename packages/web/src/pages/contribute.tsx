@@ -78,7 +78,7 @@ export function Contribute() {
     <>
       <PageTitle sub="Lend this browser's idle CPU to the mesh and earn sats for verified work.">Contribute this browser</PageTitle>
       <Section title="This node" id="node">
-        <div class="node-status" data-status={snap?.status ?? 'stopped'} data-node-id={snap?.nodeId ?? ''} data-pause-reason={snap?.pauseReason ?? ''}>
+        <div class="node-status" data-status={snap?.status ?? 'stopped'} data-node-id={snap?.nodeId ?? ''} data-pause-reason={snap?.pauseReason ?? ''} data-slots={snap?.slots ?? ''}>
           <p class="status-line" role="status" aria-live="polite">
             <Badge state={snap?.status ?? 'stopped'} />{' '}
             {statusText(snap)}
@@ -119,7 +119,7 @@ function statusText(s: NodeSnapshot | undefined): string {
     case 'starting': return 'Creating or loading the node key, measuring this device…';
     case 'connecting': return 'Connecting to the coordinator…';
     case 'paused': return `Paused: ${s.pauseReason ?? 'by the owner'}. No new work is taken.`;
-    case 'active': return `Contributing with ${s.workers} worker${s.workers === 1 ? '' : 's'}.`;
+    case 'active': return `Contributing with ${s.workers} worker${s.workers === 1 ? '' : 's'}: at most ${s.slots ?? s.workers} task${(s.slots ?? s.workers) === 1 ? '' : 's'} leased at once.`;
   }
 }
 
@@ -131,6 +131,7 @@ function Work({ snap }: { snap: NodeSnapshot }) {
       <Stats label="Work done">
         <Stat id="tasks-done" label="Tasks done" value={<span data-value={snap.accepted}>{fmtInt(snap.accepted)}</span>} hint={snap.failed > 0 ? `${fmtInt(snap.failed)} failed` : 'accepted by the coordinator'} />
         <Stat id="running" label="Running" value={<span data-value={snap.running}>{fmtInt(snap.running)}</span>} hint={`${fmtInt(snap.leased)} leased so far`} />
+        <Stat id="slots" label="Slots" value={<span data-value={snap.slots ?? ''}>{snap.slots === undefined ? '—' : fmtInt(snap.slots)}</span>} hint="tasks at once, as the coordinator was told" />
         <Stat id="effort" label="Effort" value={<span data-value={snap.fuel}>{fmtFuel(snap.fuel)}</span>} hint={`${fmtInt(snap.fuel)} fuel`} />
         <Stat id="speed" label="Speed" value={snap.fuelPerSec > 0 ? fmtRate(snap.fuelPerSec) : '…'} hint="fuel per second per worker" />
         <Stat id="earnings" label="Earnings" value={earnings.data ? fmtMsat(earnings.data.account.balanceMsat) : earnings.error ? '—' : '…'}
