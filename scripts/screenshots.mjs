@@ -67,7 +67,7 @@ async function main() {
   let browser;
   try {
     const port = await freePort();
-    run('coordinator', ['coordinator', '--port', String(port), '--data-dir', join(dir, 'coord'), '--heartbeat-ms', '500', '--treasury-key', TPUB, '--lightning', `lnd:${lnd.url}`],
+    run('coordinator', ['coordinator', '--port', String(port), '--data-dir', join(dir, 'coord'), '--heartbeat-ms', '500', '--issuance-hour-ms', '4000', '--verify', 'spot-check:0.05', '--treasury-key', TPUB, '--lightning', `lnd:${lnd.url}`],
       { IDLEMESH_LIGHTNING_AUTH: lnd.macaroonHex });
     const base = `http://localhost:${port}`;
     const api = new IdlemeshClient({ url: `http://127.0.0.1:${port}` });
