@@ -130,6 +130,15 @@ export class PipelineHost {
       this.assignment = undefined;
       return;
     }
+    const need = (a.to - a.from) * this.offer.layerBytes + this.offer.edgeBytes;
+    if (need > this.offer.memoryBytes) {
+      // The coordinator's planner never does this; an agent still does not take more than its owner lent.
+      this.deps?.log.warn(`split assignment of layers ${a.from}-${a.to - 1} needs ${need} bytes, more than the ${this.offer.memoryBytes} lent; refused`, { group: a.group });
+      this.assignment = undefined;
+      this.loading = undefined;
+      this.loadedRange = '';
+      return;
+    }
     this.caches.clear();
     this.loadedRange = range;
     const started = Date.now();
