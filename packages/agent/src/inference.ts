@@ -24,6 +24,8 @@ export interface ModelBackend {
    * final (non-streaming) response object and its token usage.
    */
   run(kind: 'chat' | 'completion', request: Record<string, unknown>, onChunk: (chunk: unknown) => void, signal: AbortSignal): Promise<{ response: Record<string, unknown>; usage: InferenceUsage }>;
+  /** Teacher-forced log-probabilities of another node's answer: `{model, prompt, continuation}`. Backends that cannot score leave it out. */
+  score?(request: Record<string, unknown>, signal: AbortSignal): Promise<{ tokenLogprobs: number[]; topLogprobs?: number[] }>;
   close?(): Promise<void>;
 }
 
@@ -102,7 +104,16 @@ export class InferenceHost {
     }
     let seq = 0;
     try {
-      const { kind, request } = JSON.parse(new TextDecoder().decode(input)) as { kind: 'chat' | 'completion'; request: Record<string, unknown> };
+      const { kind, request } = JSON.parse(new TextDecoder().decode(input)) as { kind: 'chat' | 'completion' | 'score'; request: Record<string, unknown> };
+      if (kind === 'score') {
+        // The coordinator's honesty check: how likely this model finds another node's answer, token by token.
+        if (!served.backend.score) throw Object.assign(new Error('this backend cannot score answers'), { code: 'IM_VALIDATION' });
+        const scored = await served.backend.score({ ...request, model: served.offer.id }, signal);
+        if (signal.aborted) return;
+        const fuel = scored.tokenLogprobs.length * SIZE_CLASS_WEIGHT[served.offer.sizeClass] * FUEL_PER_TOKEN;
+        this.deps.onOutcome({ ...base, ok: true, output: Buffer.from(JSON.stringify(scored)).toString('base64'), fuel, startedAt, endedAt: this.deps.now() });
+        return;
+      }
       const { response, usage } = await served.backend.run(kind, { ...request, model: served.offer.id }, (chunk) => {
         if (!signal.aborted) this.deps.sendChunk(t, seq++, JSON.stringify(chunk));
       }, signal);

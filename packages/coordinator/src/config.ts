@@ -64,6 +64,8 @@ export const CoordinatorOptionsSchema = z.strictObject({
   probeIntervalMs: z.number().int().min(100).max(3_600_000),
   /** Split inference: a stage's share of a request's effort (by layers) is multiplied by this, for the harder service. */
   splitMultiplier: z.number().min(1).max(10),
+  /** The fraction of greedy (temperature 0) LLM answers scored by a second node serving the same model (inference-check.ts). */
+  inferenceCheckRate: z.number().min(0).max(1),
   /** Earnings stay pending this long after a job settles (verification may still reverse them); only then withdrawable. */
   challengeWindowMs: z.number().int().min(0).max(30 * 24 * 3_600_000),
   /** The URL people open (passkeys are bound to its host name); default http://localhost:<port>. */
@@ -121,13 +123,14 @@ const ENV: Record<string, keyof CoordinatorOptions> = {
   IDLEMESH_ISSUANCE_HOUR_MS: 'issuanceHourMs',
   IDLEMESH_PROBE_INTERVAL_MS: 'probeIntervalMs',
   IDLEMESH_SPLIT_MULTIPLIER: 'splitMultiplier',
+  IDLEMESH_INFERENCE_CHECK_RATE: 'inferenceCheckRate',
   IDLEMESH_PUBLIC_URL: 'publicUrl',
   IDLEMESH_TLS_CERT: 'tlsCert',
   IDLEMESH_TLS_KEY: 'tlsKey',
   IDLEMESH_UPSTREAM: 'upstream',
   IDLEMESH_UPSTREAM_KEY: 'upstreamKey',
 };
-const NUMERIC = new Set<keyof CoordinatorOptions>(['port', 'leaseMs', 'heartbeatMs', 'sweepMs', 'bodyLimitBytes', 'moduleLimitBytes', 'maxMemoryMb', 'leaseBatch', 'coordinatorFeeBps', 'poolFeeBps', 'unbondingMs', 'minConf', 'depositGap', 'chainPollMs', 'minWithdrawalSats', 'payoutIntervalMs', 'lnMaxFeeBps', 'challengeWindowMs', 'issuanceHourMs', 'probeIntervalMs', 'splitMultiplier']);
+const NUMERIC = new Set<keyof CoordinatorOptions>(['port', 'leaseMs', 'heartbeatMs', 'sweepMs', 'bodyLimitBytes', 'moduleLimitBytes', 'maxMemoryMb', 'leaseBatch', 'coordinatorFeeBps', 'poolFeeBps', 'unbondingMs', 'minConf', 'depositGap', 'chainPollMs', 'minWithdrawalSats', 'payoutIntervalMs', 'lnMaxFeeBps', 'challengeWindowMs', 'issuanceHourMs', 'probeIntervalMs', 'splitMultiplier', 'inferenceCheckRate']);
 
 /**
  * Layers defaults → config file object → environment → explicit options
@@ -179,6 +182,7 @@ export function resolveCoordinatorOptions(
     issuanceHourMs: 3_600_000,
     probeIntervalMs: 1_200_000,
     splitMultiplier: 1.25,
+    inferenceCheckRate: 0.05,
     trustProxy: false,
     auditWitnesses: [],
     auditQuorum: 0,

@@ -23,6 +23,7 @@ import type { AgentSession, Core } from './core.js';
 import type { Outcome, OutcomeStatus } from './store/index.js';
 import { SplitGroups, type SplitGroup, type SplitRun } from './split-service.js';
 import type { HostOffer } from './model-registry.js';
+import { InferenceChecker } from './inference-check.js';
 
 /** Requests one agent serves at once before the next goes elsewhere (it queues per model inside). */
 export const MAX_IN_FLIGHT_PER_NODE = 4;
@@ -67,12 +68,15 @@ export class OpenAiError extends Error {
 export class Inference {
   private readonly pending = new Map<string, Pending>();
   private readonly inFlight = new Map<string, number>();
+  /** Samples greedy answers for a teacher-forced check by a second node (reputation only). */
+  readonly checker: InferenceChecker;
   /** Split groups: models served by several agents, each holding some layers (split-service.ts). */
   readonly split: SplitGroups;
   /** Split requests in flight, by task id: their stages, for the charges. */
   private readonly splitRuns = new Map<string, { nodeId: string; attempt: number; run: SplitRun }>();
 
   constructor(private readonly core: Core) {
+    this.checker = new InferenceChecker(core, core.opts.inferenceCheckRate);
     this.split = new SplitGroups(core);
   }
 
@@ -133,7 +137,10 @@ export class Inference {
       const lease = await this.lease(jobId, session);
       if (!lease) continue; // the agent left between the choice and the claim
       const outcome = await this.await(lease, session, req);
-      if (outcome.ok) return { jobId, nodeId: session.nodeId, output: outcome.output, fuel: outcome.fuel };
+      if (outcome.ok) {
+        this.checker.consider({ nodeId: session.nodeId, offer, kind: req.kind, body: req.body, output: outcome.output, jobId });
+        return { jobId, nodeId: session.nodeId, output: outcome.output, fuel: outcome.fuel };
+      }
       if (!outcome.retry) throw toOpenAi(outcome.error);
       this.core.log.warn({ job: jobId, node: session.nodeId.slice(0, 12), err: outcome.error.message }, 'inference failed before its first chunk; trying another agent');
     }
@@ -227,12 +234,23 @@ export class Inference {
   private choose(model: string, tried: ReadonlySet<string>): { session: AgentSession; offer: ModelOffer } | 'none' | 'busy' {
     let served = false;
     let best: { session: AgentSession; offer: ModelOffer } | undefined;
+    // Lowest ask first, then fewest in flight; a node that failed an honesty check in the last hour comes last.
+    const now = this.core.now();
+    const load = (x: AgentSession): number => this.inFlight.get(x.nodeId) ?? 0;
+    const before = (x: AgentSession, y: AgentSession): boolean => {
+      const dx = this.checker.isDemoted(x.nodeId, now);
+      const dy = this.checker.isDemoted(y.nodeId, now);
+      if (dx !== dy) return dy;
+      const ax = x.capabilities.ask ?? 0;
+      const ay = y.capabilities.ask ?? 0;
+      return ax !== ay ? ax < ay : load(x) < load(y);
+    };
     for (const s of this.core.sessions.values()) {
       const offer = s.capabilities.models?.find((m) => m.id === model);
       if (!offer || s.state !== 'active') continue;
       served = true;
       if (tried.has(s.nodeId) || (this.inFlight.get(s.nodeId) ?? 0) >= MAX_IN_FLIGHT_PER_NODE) continue;
-      if (!best || rank(s) < rank(best.session) || (rank(s) === rank(best.session) && (this.inFlight.get(s.nodeId) ?? 0) < (this.inFlight.get(best.session.nodeId) ?? 0))) best = { session: s, offer };
+      if (!best || before(s, best.session)) best = { session: s, offer };
     }
     return best ?? (served ? 'busy' : 'none');
   }
@@ -310,10 +328,6 @@ export class Inference {
     }
     return result;
   }
-}
-
-function rank(s: AgentSession): number {
-  return s.capabilities.ask ?? 0;
 }
 
 function positiveInt(v: unknown): number | undefined {

@@ -17,6 +17,8 @@ export interface FakeModelOptions {
   words?: string[];
   /** Drop the connection on the first lease, before any chunk (tests failover). */
   dieOnLease?: boolean;
+  /** Claim to serve this model file (its hash), as a node lying about its model would. */
+  hash?: string;
 }
 
 export class FakeModelAgent {
@@ -38,7 +40,7 @@ export class FakeModelAgent {
     this.key = await generateNodeKey();
     const caps: Capabilities = {
       runtimes: ['wasm'], cores: 1, memoryMb: 256, arch: 'x64', os: 'linux', gpus: [], maxTasks: 1, benchmark: { fuelPerSec: 1 }, agentVersion: 'fake-model',
-      models: [FakeModelAgent.offer(this.opts.model ?? 'tiny')], ...(this.opts.ask !== undefined ? { ask: this.opts.ask } : {}),
+      models: [{ ...FakeModelAgent.offer(this.opts.model ?? 'tiny'), ...(this.opts.hash !== undefined ? { hash: this.opts.hash } : {}) }], ...(this.opts.ask !== undefined ? { ask: this.opts.ask } : {}),
     };
     const ws = (this.ws = new WebSocket(`${this.opts.url.replace(/^http/, 'ws')}/v1/agent`));
     const welcomed = new Promise<void>((resolve, reject) => {

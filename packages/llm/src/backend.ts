@@ -56,6 +56,8 @@ export interface ScoreRequest {
 export interface ScoreResult {
   /** log P(token | prompt, the continuation before it) for each continuation token, natural log. */
   tokenLogprobs: number[];
+  /** log P of the most likely token at each continuation position (so a greedy answer has tokenLogprobs = topLogprobs), when the backend knows it. */
+  topLogprobs?: number[];
   /** The continuation's token ids, when the backend knows them. */
   tokens?: number[];
   /** Each continuation token as text, when the backend knows it. */

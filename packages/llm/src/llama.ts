@@ -233,15 +233,17 @@ export class LlamaCppBackend implements LlmBackend {
       await m.sequence.clearHistory();
       const out = await m.sequence.controlledEvaluate(input);
       signal?.throwIfAborted();
+      const topLogprobs: number[] = [];
       const tokenLogprobs = cont.map((token, k) => {
         const next = out[first + k]?.next;
-        // includeTop: 1 puts the highest logit among the returned ones.
+        // includeTop: 1 puts the highest logit among the returned ones; the weight is Σ exp(logit − top).
         const top = next?.logits ? Math.max(...next.logits.values()) : undefined;
         const logit = next?.logits?.get(token);
         if (next?.totalLogitWeight === undefined || top === undefined || logit === undefined) throw new ImError('IM_INTERNAL', `node-llama-cpp returned no logits for continuation token ${k}`);
+        topLogprobs.push(-Math.log(next.totalLogitWeight));
         return logit - top - Math.log(next.totalLogitWeight);
       });
-      return { tokenLogprobs, tokens: [...cont], tokenTexts: texts };
+      return { tokenLogprobs, topLogprobs, tokens: [...cont], tokenTexts: texts };
     } finally {
       release();
     }

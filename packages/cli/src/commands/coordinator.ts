@@ -27,6 +27,7 @@ interface CoordinatorFlags {
   issuanceHourMs?: number;
   probeIntervalMs?: number;
   splitMultiplier?: number;
+  inferenceCheckRate?: number;
   minWithdrawalSats?: number;
   payoutIntervalMs?: number;
   publicUrl?: string;
@@ -66,6 +67,7 @@ export function registerCoordinator(program: Command): void {
     .option('--chain-poll-ms <ms>', 'how often deposits are checked (default 10000)', intArg(50, 3_600_000))
     .option('--deposit-gap <n>', 'unused deposit addresses in a row at most (default 20)', intArg(1, 10_000))
     .option('--probe-interval-ms <ms>', 'capacity probes: one round at a random time in each interval (default 1200000)', intArg(100, 3_600_000))
+    .option('--inference-check-rate <p>', 'fraction of greedy (temperature 0) LLM answers a second node serving the same model scores, teacher-forced; a failed check costs the node reputation, never its bond (default 0.05)', floatArg(0, 1))
     .option('--split-multiplier <x>', "split inference: each stage's share of a request's effort (by layers) times this (default 1.25)", floatArg(1, 10))
     .option('--issuance-hour-ms <ms>', 'length of an issuance hour (default 3600000; shorter to watch epochs roll in a demo or test)', intArg(1000, 3_600_000))
     .option('--verify <mode>', 'how results of jobs that do not say are verified: auto (default: trusted for private work, adaptive for public work), trusted, replicate, adaptive, spot-check or spot-check:<rate> (the coordinator re-runs that fraction as the referee)')
@@ -94,7 +96,7 @@ export function registerCoordinator(program: Command): void {
         defined({ host: flags.host, port: flags.port, dataDir: flags.dataDir, store: flags.store, leaseMs: flags.leaseMs, heartbeatMs: flags.heartbeatMs, logLevel: flags.logLevel,
           network: flags.network, coordinatorFeeBps: flags.coordinatorFeeBps, poolFeeBps: flags.poolFeeBps, unbondingMs: flags.unbondingMs,
           treasuryKey: flags.treasuryKey, chain: flags.chain, minConf: flags.minConf, chainPollMs: flags.chainPollMs, lightning: flags.lightning,
-          depositGap: flags.depositGap, challengeWindowMs: flags.challengeWindowMs, verify: flags.verify, issuanceHourMs: flags.issuanceHourMs, probeIntervalMs: flags.probeIntervalMs, splitMultiplier: flags.splitMultiplier, minWithdrawalSats: flags.minWithdrawalSats, payoutIntervalMs: flags.payoutIntervalMs,
+          depositGap: flags.depositGap, challengeWindowMs: flags.challengeWindowMs, verify: flags.verify, issuanceHourMs: flags.issuanceHourMs, probeIntervalMs: flags.probeIntervalMs, splitMultiplier: flags.splitMultiplier, inferenceCheckRate: flags.inferenceCheckRate, minWithdrawalSats: flags.minWithdrawalSats, payoutIntervalMs: flags.payoutIntervalMs,
           publicUrl: flags.publicUrl, tlsCert: flags.tlsCert, tlsKey: flags.tlsKey, trustProxy: flags.trustProxy,
           auditWitnesses: flags.auditWitness, auditQuorum: flags.auditQuorum,
           upstream: flags.upstream, upstreamBid: flags.upstreamBid, upstreamBudgetMsat: flags.upstreamBudgetMsat,
