@@ -23,7 +23,8 @@ describe('OpenAI-compatible API', () => {
   const nodes: FakeModelAgent[] = [];
 
   before(async () => {
-    coord = await startCoordinatorProc({ dataDir: `${dir.path}/coord` });
+    // No honesty checks here: they would lease extra score tasks to the scripted nodes (inference-check.test.ts covers them).
+    coord = await startCoordinatorProc({ dataDir: `${dir.path}/coord`, args: ['--inference-check-rate', '0'] });
     openai = new OpenAI({ baseURL: `${coord.url}/v1`, apiKey: API_KEY, maxRetries: 0 });
     nodes.push(await new FakeModelAgent({ url: coord.url, model: 'tiny' }).start());
     await waitUntil(async () => (await openai.models.list()).data.some((m) => m.id === 'tiny'));
