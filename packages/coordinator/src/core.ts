@@ -125,6 +125,7 @@ export class Core {
     this.issuance = new IssuanceService(this, opts.issuanceHourMs, opts.probeIntervalMs);
     this.referee = new Referee(store, this.money, metrics, log, now, verificationOf(opts.verify));
     this.verifier = new Verifier(this);
+    this.referee.onConvicted = (nodeId) => this.verifier.reverse(nodeId);
     this.governance = new Governance(store, log, now, BigInt(opts.publicMinBondMsat));
     const t = treasuryFromOptions(opts);
     this.deposits = new Deposits({ store, log, now, account: t.account, chain: t.chain, lightning: t.lightning, minConf: opts.minConf, gap: opts.depositGap, network: opts.network });

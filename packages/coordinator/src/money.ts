@@ -52,7 +52,10 @@ export class Money {
   /** Settles one finished job (idempotent). */
   async settle(jobId: string): Promise<boolean> {
     const now = this.now();
-    const r = await this.store.settleJob(jobId, settlementPlanner({ challengeWindowMs: this.opts.challengeWindowMs, now }), now);
+    // An optimistic job keeps its earnings pending for its own challenge window at least (a conviction may still reverse them).
+    const r = await this.store.settleJob(jobId, (input) => settlementPlanner({
+      challengeWindowMs: Math.max(this.opts.challengeWindowMs, input.job.verification?.mode === 'optimistic' ? input.job.verification.windowMs : 0), now,
+    })(input), now);
     if (r.settled) {
       const moved = r.outcome?.transfers.filter((t) => t.type === 'post' || t.type === 'single').length ?? 0;
       this.metrics?.jobsSettled.inc();

@@ -56,6 +56,8 @@ export interface Evidence {
 
 export class Referee {
   audit: AuditSink | undefined;
+  /** Told once per new conviction (the verifier reverses optimistic earnings). */
+  onConvicted: ((nodeId: string) => Promise<void>) | undefined;
   private sandbox: Sandbox | undefined;
   private readonly queue: Check[] = [];
   private running: Promise<void> | undefined;
@@ -78,13 +80,25 @@ export class Referee {
       const o = outcomes[i] as Outcome;
       if (statuses[i] !== 'accepted' || (!o.ok && o.error?.retryable === true)) continue;
       const v = await this.setting(o.jobId);
-      if (v?.mode !== 'spot-check' || v.rate <= 0) continue;
+      if ((v?.mode !== 'spot-check' && v?.mode !== 'optimistic') || v.rate <= 0) continue;
       if (randomInt(RATE_SCALE) >= Math.round(v.rate * RATE_SCALE)) continue;
       if (this.queue.length >= MAX_QUEUE) {
         this.metrics.refereeChecks.inc({ result: 'dropped' });
         continue;
       }
       this.queue.push({ jobId: o.jobId, index: o.index, attempt: o.attempt, nodeId });
+    }
+    if (this.queue.length > 0) this.running ??= this.drain().finally(() => (this.running = undefined));
+  }
+
+  /** Re-executes these accepted results of a node (an optimistic conviction re-runs its others in the window). */
+  recheck(nodeId: string, results: readonly { jobId: string; index: number; attempt: number }[]): void {
+    for (const r of results) {
+      if (this.queue.length >= MAX_QUEUE) {
+        this.metrics.refereeChecks.inc({ result: 'dropped' });
+        continue;
+      }
+      this.queue.push({ jobId: r.jobId, index: r.index, attempt: r.attempt, nodeId });
     }
     if (this.queue.length > 0) this.running ??= this.drain().finally(() => (this.running = undefined));
   }
@@ -197,6 +211,7 @@ export class Referee {
       data: { evidence: id, task: doc.receipt.task, contradiction: e.contradiction, fuelExcess: e.fuelExcess, slashedMsat: slashed.toString() },
     });
     this.log.warn({ node: c.nodeId, task: doc.receipt.task, contradiction: e.contradiction, fuelExcess: e.fuelExcess, slashedMsat: slashed.toString() }, 'FRAUD: the referee contradicted a signed receipt');
+    await this.onConvicted?.(c.nodeId).catch((err: unknown) => this.log.error({ err, node: c.nodeId }, 'reversal after a conviction failed'));
     return slashed;
   }
 }

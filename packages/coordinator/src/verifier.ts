@@ -21,6 +21,11 @@
  * - Decisions are idempotent in the store (only a verifying task is
  *   decided; replicas are added up to a total), so two coordinators, or a
  *   restart, never decide twice; the sweep decides what a crash left.
+ * - `optimistic` (accepted at once, checked by the referee's draw, earnings
+ *   pending for the job's window): on any conviction of a node, `reverse`
+ *   voids its earnings from optimistic jobs still pending — back to those
+ *   jobs' buyers — and has the referee re-run its other optimistic results
+ *   still in their window (each contradiction is proven and corrected).
  */
 import { randomInt } from 'node:crypto';
 import { ImError, errorFrom, sha256HexSync, taskId } from '@idlemesh/protocol';
@@ -32,10 +37,15 @@ import { claimOf } from './referee.js';
 import { isRetryableTaskError } from './store/index.js';
 import type { ExecutionRow, Outcome, TaskDecision, TaskKey } from './store/index.js';
 import type { Core } from './core.js';
+import { ACCOUNTS, accountInput, link } from './settlement/index.js';
+import type { LedgerBatch } from './ledger/persist.js';
+import type { Transfer } from './ledger/index.js';
 
 /** Executions a task may have in all (lost ones included) before it is given up as unverifiable. */
 const MAX_EXECUTION_ROWS_FACTOR = 2;
 const SWEEP_BATCH = 200;
+/** The longest optimistic challenge window a job may ask for (the schema's maximum). */
+const MAX_WINDOW_MS = 30 * 24 * 3_600_000;
 const RATE_SCALE = 2 ** 32;
 
 /** Unpredictable to agents: which results are replicated must not be guessable. */
@@ -80,6 +90,37 @@ export class Verifier {
       name: 'idlemesh_verify_decisions_total', help: 'Replicated tasks decided, by verdict (quorum, referee, unverifiable) and mode',
       labelNames: ['verdict', 'mode'], registers: [core.metrics.registry],
     });
+  }
+
+  /** See the header (`optimistic`). Idempotent: a second conviction finds nothing more to void. */
+  async reverse(nodeId: string): Promise<void> {
+    const now = this.core.now();
+    const operator = ACCOUNTS.operator(nodeId);
+    const windows = new Map<string, number>();
+    const optimistic = async (jobId: string): Promise<{ windowMs: number; buyer?: string } | undefined> => {
+      const job = await this.core.store.getJob(jobId);
+      if (job?.verification?.mode !== 'optimistic') return undefined;
+      windows.set(jobId, job.verification.windowMs);
+      return { windowMs: job.verification.windowMs, ...(job.buyer !== undefined ? { buyer: job.buyer } : {}) };
+    };
+    let voided = 0n;
+    for (const p of await this.core.store.ledgerOpenPendings({ codes: ['payment'], limit: 10_000 })) {
+      if (p.creditAccount !== operator || p.ref === undefined) continue;
+      const job = await optimistic(p.ref);
+      if (job?.buyer === undefined) continue;
+      await this.core.store.ledgerApply(reversalBatch(p, p.ref, job.buyer, nodeId), now, { atomic: true });
+      voided += p.amount;
+    }
+    const rerun = [];
+    for (const r of await this.core.store.nodeResults(nodeId, now - MAX_WINDOW_MS, 10_000)) {
+      const w = windows.get(r.jobId) ?? (await optimistic(r.jobId))?.windowMs;
+      if (w !== undefined && r.finishedAt >= now - w) rerun.push(r);
+    }
+    this.core.referee.recheck(nodeId, rerun);
+    if (voided > 0n || rerun.length > 0) {
+      this.core.log.warn({ node: nodeId, voidedMsat: voided.toString(), rerun: rerun.length }, 'optimistic earnings reversed after a conviction; results in the window re-run');
+      await this.core.referee.audit?.record({ type: 'verify.reversed', actor: 'referee', subject: nodeId, data: { voidedMsat: voided.toString(), rerun: rerun.length } });
+    }
   }
 
   /** Whether a job's results are verified by replication. */
@@ -157,6 +198,9 @@ export class Verifier {
   }
 
   private async decideOnce(t: TaskKey): Promise<void> {
+    // Decided already (a verifying task reads as leased): nothing to run again, the referee least of all.
+    const [row] = await this.core.store.getResults(t.jobId, { after: t.index - 1, limit: 1 });
+    if (row?.index !== t.index || row.state !== 'leased') return;
     const s = await this.setting(t.jobId);
     const execs = await this.core.store.taskExecutions(t.jobId, t.index);
     if (!s || execs.length === 0) return;
@@ -259,6 +303,22 @@ export class Verifier {
     this.core.notifyJobs(r.jobs);
     this.core.kick();
   }
+}
+
+/**
+ * Reverses one pending payment to a convicted operator: voided, and the same
+ * amount returned from escrow to the job's buyer, in one linked batch
+ * (idempotent: the ids derive from the pending transfer's).
+ */
+export function reversalBatch(pending: Pick<Transfer, 'id' | 'amount'>, jobId: string, buyer: string, nodeId: string): LedgerBatch {
+  const accounts = [accountInput(ACCOUNTS.escrow), accountInput(buyer)].filter((a): a is NonNullable<typeof a> => a !== undefined);
+  return {
+    accounts,
+    events: link([
+      { id: `reverse:${pending.id}`, type: 'void', pendingId: pending.id, ref: jobId },
+      { id: `refund:${pending.id}`, debitAccount: ACCOUNTS.escrow, creditAccount: buyer, amount: pending.amount, code: 'refund', ref: jobId, meta: { reason: 'optimistic conviction', node: nodeId } },
+    ]),
+  };
 }
 
 /** An execution's claim in the verifier's terms; signed claims carry their receipt's id (the evidence id). */

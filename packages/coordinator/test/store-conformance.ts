@@ -227,6 +227,9 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
       assert.deepEqual(charges.map((x) => [x.nodeId, x.ask, Number(x.fuel), x.executions]).sort(), [[NODE_A, 3, 5, 1], [NODE_B, 4, 5, 1]], 'each valid execution is charged at its own ask');
       const trust = await store.nodeTrust([NODE_A, NODE_B, NODE_C]);
       assert.deepEqual([...trust.values()], [1, 1, 0]);
+      assert.deepEqual(await store.nodeResults(NODE_A, 2500, 10), [{ jobId: j.id, index: 0, attempt: t0.attempt, finishedAt: 2500 }], 'a decided task counts as its canonical node\'s result');
+      assert.deepEqual(await store.nodeResults(NODE_A, 2501, 10), [], 'only results since then');
+      assert.deepEqual(await store.nodeResults(NODE_B, 0, 10), []);
       await store.decideTask({ ...decision, index: 1 }, 2700); // task 1 is leased, not verifying: nothing happens
       assert.equal((await store.getResults(j.id, { after: 0, limit: 1 }))[0]?.state, 'leased');
     });

@@ -91,7 +91,6 @@ async function paidExecutions(coord: CoordinatorProc, jobId: string, nodes: read
   for (const node of nodes) {
     const { transfers } = await coord.client.account(`operator:${node}`, { limit: 1000 });
     const pay = transfers.filter((t) => t.code === 'payment' && t.ref === jobId);
-    if (process.env.DEBUG_VERIFY) console.log(node.slice(0, 8), JSON.stringify(transfers).slice(0, 1500));
     out.set(node, pay.reduce((s, t) => s + Number(t.meta?.executions ?? 0), 0));
   }
   return out;
@@ -189,7 +188,51 @@ describe('verification by replication', () => {
     }
   });
 
-  it('adaptive (--verify adaptive): replicated until nodes earn trust, then mostly not; a new cheater is always replicated and caught', async () => {
+  it('optimistic: accepted at once, earnings pending; a conviction voids the liar\'s pending earnings and re-runs its results in the window', async () => {
+    const m = await mesh('verify-optimistic');
+    try {
+      await m.coord.client.devFund({ account: 'buyer:anonymous', sats: 1_000_000 });
+      const liar = await m.add('10.3.1.5', only(await sha256Module(m.coord), wrongOutput), 600);
+      // Unchecked (rate 0): the lies are accepted, and paid into pending earnings.
+      const early = ['one', 'two', 'three', 'four'];
+      const jobA = await submit(m.coord, early, { mode: 'optimistic', rate: 0, windowMs: 3_600_000 });
+      await finished(m.coord, jobA);
+      assert.ok((await m.coord.client.results(jobA)).results.every((r) => fromB64(r.output) === 'forty-two'), 'accepted at once, unchecked');
+      await waitUntil(async () => (await m.coord.client.getJob(jobA)).settledAt !== undefined, 20_000);
+      const before = (await m.coord.client.account(`operator:${liar.nodeId}`)).account;
+      assert.ok(BigInt(before.pendingMsat) > 0n, 'earnings wait out the window');
+      assert.equal(before.availableMsat, String(2 * 600_000 - 600_000), 'none of them final');
+
+      // Checked (rate 1): caught, and everything it did in the window is undone.
+      const jobB = await submit(m.coord, ['five', 'six'], { mode: 'optimistic', rate: 1, windowMs: 3_600_000 });
+      await finished(m.coord, jobB);
+      await waitUntil(async () => (await evidence(m.coord, liar.nodeId)).length === 6, 30_000, () => `six convictions: ${m.coord.text.slice(-2000)}`);
+      await waitUntil(async () => (await m.coord.client.results(jobA)).results.every((r) => fromB64(r.output) === sha256hex(early[r.index] ?? '')), 20_000);
+      const { transfers } = await m.coord.client.account(`operator:${liar.nodeId}`, { limit: 1000 });
+      const paidA = transfers.find((t) => t.code === 'payment' && t.ref === jobA && t.type === 'pending');
+      assert.ok(paidA, 'job A paid the liar into pending earnings');
+      assert.ok(transfers.some((t) => t.type === 'void' && t.pendingId === paidA.id), 'and the conviction voided them');
+      const buyer = await m.coord.client.account('buyer:anonymous', { limit: 1000 });
+      assert.ok(buyer.transfers.some((t) => t.code === 'refund' && t.ref === jobA && t.amountMsat === paidA.amountMsat), 'back to the buyer of job A');
+      assert.equal((await m.coord.client.ledgerCheck()).ok, true);
+
+      // An honest node's checked results agree; its pending earnings stay.
+      const h = await m.add('10.3.2.5');
+      liar.check();
+      await liar.close();
+      m.agents.splice(m.agents.indexOf(liar), 1);
+      const jobC = await submit(m.coord, ['seven', 'eight', 'nine'], { mode: 'optimistic', rate: 1, windowMs: 3_600_000 });
+      await finished(m.coord, jobC);
+      await waitUntil(async () => (await m.coord.client.getJob(jobC)).settledAt !== undefined, 20_000);
+      await waitUntil(async () => metric(await (await fetch(`${m.coord.url}/metrics`)).text(), 'idlemesh_referee_checks_total', { result: 'agree' }) >= 3, 20_000);
+      assert.deepEqual(await evidence(m.coord, h.nodeId), []);
+      assert.ok(BigInt((await m.coord.client.account(`operator:${h.nodeId}`)).account.pendingMsat) > 0n, 'honest earnings stay pending until the window closes');
+    } finally {
+      await m.stop();
+    }
+  });
+
+  it('adaptive (--verify adaptive): replicated until nodes earn trust, then mostly not; a new cheater is always replicated and caught', async (t) => {
     const m = await mesh('verify-adaptive', ['--verify', 'adaptive']);
     try {
       await m.coord.client.devFund({ account: 'buyer:anonymous', sats: 1_000_000 });
@@ -202,6 +245,7 @@ describe('verification by replication', () => {
       assert.deepEqual((await m.coord.client.results(job)).results.map((r) => fromB64(r.output)), inputs.map(sha256hex));
       const execs = [...m.executions(job).values()];
       const total = execs.reduce((s, n) => s + n.length, 0);
+      t.diagnostic(`adaptive: ${total} executions for ${inputs.length} tasks`);
       // Each node needs 10 valid replicated results; afterwards a task is replicated with probability 1/streak.
       assert.ok(total >= inputs.length + 10, `the first tasks are replicated (${total} executions)`);
       assert.ok(total < 2 * inputs.length - 5, `trusted nodes are mostly not replicated (${total} executions for ${inputs.length} tasks)`);

@@ -104,13 +104,20 @@ const Replication = {
  * operators and IP prefixes until `minQuorum` agree on output and effort;
  * disputes go to the referee. `adaptive`: replicated until the node earned
  * `trustStreak` valid replicated results in a row, then with probability
- * 1/streak (see docs/verification.md).
+ * 1/streak. `optimistic`: accepted at once, earnings pending for `windowMs`;
+ * the referee re-executes a fraction `rate`, and a contradiction voids the
+ * operator's pending earnings and re-runs its results still in the window
+ * (see docs/verification.md).
  */
 export const Verification = z.discriminatedUnion('mode', [
   z.strictObject({ mode: z.literal('trusted') }),
   z.strictObject({ mode: z.literal('spot-check'), rate: z.number().min(0).max(1).default(0.05) }),
   z.strictObject({ mode: z.literal('replicate'), ...Replication }),
   z.strictObject({ mode: z.literal('adaptive'), ...Replication, trustStreak: z.number().int().min(1).max(1000).default(10) }),
+  z.strictObject({
+    mode: z.literal('optimistic'), rate: z.number().min(0).max(1).default(0.1),
+    windowMs: z.number().int().min(1000).max(30 * 24 * 3_600_000).default(3_600_000),
+  }),
 ]);
 export type Verification = z.infer<typeof Verification>;
 

@@ -582,6 +582,13 @@ export class PostgresStore implements Store {
     return pgTrust(this.pool, nodeIds);
   }
 
+  async nodeResults(nodeId: string, since: number, limit: number): Promise<Array<TaskRef & { finishedAt: number }>> {
+    // A job's row is touched by every result, so jobs untouched since then are skipped whole.
+    const rows = await this.rows(`SELECT t.job_id, t.idx, t.attempt, t.finished_at FROM jobs j JOIN tasks t ON t.job_id = j.id
+      WHERE j.updated_at >= $2 AND t.node_id = $1 AND t.state = 'succeeded' AND t.finished_at >= $2 ORDER BY t.finished_at LIMIT $3`, [nodeId, since, limit]);
+    return rows.map((r) => ({ jobId: String(r.job_id), index: Number(r.idx), attempt: Number(r.attempt), finishedAt: Number(r.finished_at) }));
+  }
+
   async meterAdd(rows: readonly MeterRow[]): Promise<void> {
     if (rows.length === 0) return;
     const col = <K extends keyof MeterRow>(k: K): Array<MeterRow[K]> => rows.map((r) => r[k]);

@@ -451,6 +451,13 @@ export class SqliteStore implements Store {
     return this.replicas.trust(nodeIds);
   }
 
+  async nodeResults(nodeId: string, since: number, limit: number): Promise<Array<TaskRef & { finishedAt: number }>> {
+    // A job's row is touched by every result, so jobs untouched since then are skipped whole.
+    const rows = this.db.prepare(`SELECT t.job_id, t.idx, t.attempt, t.finished_at FROM jobs j JOIN tasks t ON t.job_id = j.id
+      WHERE j.updated_at >= @since AND t.node_id = @node AND t.state = 'succeeded' AND t.finished_at >= @since ORDER BY t.finished_at LIMIT @limit`).all({ node: nodeId, since, limit }) as Row[];
+    return rows.map((r) => ({ jobId: String(r.job_id), index: Number(r.idx), attempt: Number(r.attempt), finishedAt: Number(r.finished_at) }));
+  }
+
   async meterAdd(rows: readonly MeterRow[]): Promise<void> {
     const st = this.db.prepare(`INSERT INTO issuance_meter (node_id, hour, avail_ms, slot_ms, busy_ms, accepted, failed, paid_msat, cap)
       VALUES (@nodeId, @hour, @availMs, @slotMs, @busyMs, @accepted, @failed, @paidMsat, @cap)

@@ -413,6 +413,8 @@ export interface Store {
   undecidedTasks(limit: number): Promise<TaskKey[]>;
   /** Consecutive valid replicated results per node (0 when never checked). */
   nodeTrust(nodeIds: readonly string[]): Promise<Map<string, number>>;
+  /** A node's succeeded results finished at or after `since`, oldest first (an optimistic conviction re-runs them). */
+  nodeResults(nodeId: string, since: number, limit: number): Promise<Array<TaskRef & { finishedAt: number }>>;
 
   /** Records a node's capabilities and its latest session (one per authenticated connection). */
   upsertNode(id: string, capabilities: Capabilities, now: number, session?: string): Promise<void>;

@@ -92,7 +92,7 @@ function Cost({ job, charges }: { job: JobView; charges: TransferView[] | undefi
   const perEu = job.fuelUsed > 0 ? Number((total * 1_000_000_000n) / BigInt(job.fuelUsed)) : 0;
   return (
     <dl class="inline-dl">
-      <dt>Verification</dt><dd>{job.verification ? (job.verification.mode === 'spot-check' ? `spot-check, ${Math.round(job.verification.rate * 100)}% re-executed by the referee` : 'trusted') : 'coordinator default'}</dd>
+      <dt>Verification</dt><dd>{job.verification ? verificationText(job.verification) : 'coordinator default'}</dd>
       <dt>Bid</dt><dd>{job.bid > 0 ? `${fmtInt(job.bid)} msat per EU` : 'free (bid 0)'}</dd>
       {job.holdMsat !== undefined && <><dt>Escrow held at submit</dt><dd>{fmtMsat(job.holdMsat)}</dd></>}
       {job.buyer !== undefined && <><dt>Charged</dt><dd data-testid="job-charged">{fmtMsat(total)}{total > 0n && <span class="muted"> · {fmtInt(perEu)} msat per EU with fees</span>}</dd></>}
@@ -101,4 +101,15 @@ function Cost({ job, charges }: { job: JobView; charges: TransferView[] | undefi
       {job.label !== undefined && <><dt>Label</dt><dd>{job.label}{job.dataClasses?.length ? ` · ${job.dataClasses.join(', ')}` : ''}</dd></>}
     </dl>
   );
+}
+
+/** A job's verification mode in words. */
+function verificationText(v: NonNullable<JobView['verification']>): string {
+  switch (v.mode) {
+    case 'trusted': return 'trusted';
+    case 'spot-check': return `spot-check, ${Math.round(v.rate * 100)}% re-executed by the referee`;
+    case 'replicate': return `replicated: ${v.minQuorum} of ${v.targetResults} nodes must agree (at most ${v.maxTotalResults})`;
+    case 'adaptive': return `adaptive: replicated until a node has ${v.trustStreak} valid results in a row`;
+    case 'optimistic': return `optimistic: ${Math.round(v.rate * 100)}% re-executed, earnings pending ${Math.round(v.windowMs / 60_000)} min`;
+  }
 }
