@@ -93,6 +93,8 @@ export const CoordinatorOptionsSchema = z.strictObject({
   anchorAudit: z.boolean(),
   /** New node identities one IPv4 /24 or IPv6 /48 may enrol per hour (Sybil resistance); 0 = no limit. */
   enrolPerPrefixPerHour: z.number().int().min(0).max(1_000_000),
+  /** Nodes one operator (organisation) may admit per hour through its enrolment tokens (Sybil resistance); 0 = no limit. */
+  enrolPerOperatorPerHour: z.number().int().min(0).max(1_000_000),
 });
 export type CoordinatorOptions = z.infer<typeof CoordinatorOptionsSchema>;
 export type CoordinatorOptionsInput = Partial<CoordinatorOptions>;
@@ -192,6 +194,7 @@ export function resolveCoordinatorOptions(
     publicMinBondMsat: 0,
     anchorAudit: false,
     enrolPerPrefixPerHour: 1000,
+    enrolPerOperatorPerHour: 100,
   };
   const fromEnv: Record<string, unknown> = {};
   for (const [name, key] of Object.entries(ENV)) {

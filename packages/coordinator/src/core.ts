@@ -126,7 +126,7 @@ export class Core {
     this.referee = new Referee(store, this.money, metrics, log, now, verificationOf(opts.verify));
     this.verifier = new Verifier(this);
     this.referee.onConvicted = (nodeId) => this.verifier.reverse(nodeId);
-    this.governance = new Governance(store, log, now, BigInt(opts.publicMinBondMsat));
+    this.governance = new Governance(store, log, now, BigInt(opts.publicMinBondMsat), opts.enrolPerOperatorPerHour);
     const t = treasuryFromOptions(opts);
     this.deposits = new Deposits({ store, log, now, account: t.account, chain: t.chain, lightning: t.lightning, minConf: opts.minConf, gap: opts.depositGap, network: opts.network });
     this.payouts = new Payouts({

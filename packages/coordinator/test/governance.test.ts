@@ -123,4 +123,30 @@ describe('governance filter', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('an operator admits at most so many new nodes an hour, whatever its tokens allow', async () => {
+    const { ImError, generateNodeKey, signRequest } = await import('@idlemesh/protocol');
+    const dir = mkdtempSync(join(tmpdir(), 'idlemesh-gov-'));
+    const store = new SqliteStore(join(dir, 'g.db'));
+    await store.migrate();
+    try {
+      let now = Date.now();
+      const g = new Governance(store, quiet, () => now, 0n, 2);
+      const { token } = await g.createEnrolToken('org1', { uses: null, ttlMs: 10 * 3_600_000 });
+      const { token: other } = await g.createEnrolToken('org2', { uses: null, ttlMs: 10 * 3_600_000 });
+      const keys = await Promise.all([0, 1, 2, 3].map(() => generateNodeKey()));
+      const join = async (k: (typeof keys)[number], t: string) => g.join(await signRequest(k, 'join', { token: t }, now));
+      await join(keys[0]!, token);
+      await join(keys[1]!, token);
+      await assert.rejects(join(keys[2]!, token), (e: unknown) => e instanceof ImError && e.code === 'IM_RATE_LIMITED' && /org1 admitted 2 nodes this hour/.test(e.message));
+      assert.equal((await g.memberships()).has(keys[2]!.publicKeyHex), false, 'nothing admitted past the limit');
+      await join(keys[0]!, token); // a node already admitted joins again freely
+      await join(keys[3]!, other); // another operator has its own allowance
+      now += 3_600_001;
+      assert.equal((await join(keys[2]!, token)).orgId, 'org1', 'the next hour admits again');
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

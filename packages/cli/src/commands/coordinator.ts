@@ -42,6 +42,7 @@ interface CoordinatorFlags {
   publicMinBondMsat?: number;
   anchorAudit?: boolean;
   enrolPerPrefixPerHour?: number;
+  enrolPerOperatorPerHour?: number;
   logLevel?: (typeof LOG_LEVELS)[number];
   json?: boolean;
 }
@@ -84,6 +85,7 @@ export function registerCoordinator(program: Command): void {
     .option('--upstream-budget-msat <msat>', 'most msat of holds placed upstream in all (default 0: no limit)', intArg(0))
     .option('--public-min-bond-msat <msat>', 'nodes outside private pools join the public pool only with at least this staked (default 0)', intArg(0))
     .option('--anchor-audit', "anchor the audit log's latest checkpoint root in each payout batch (an OP_RETURN output)")
+    .option('--enrol-per-operator-per-hour <n>', 'nodes one organisation may admit per hour with its enrolment tokens (default 100; 0 = no limit)', intArg(0, 1_000_000))
     .option('--enrol-per-prefix-per-hour <n>', 'new node identities one IPv4 /24 or IPv6 /48 may enrol per hour (default 1000; 0 = no limit)', intArg(0, 1_000_000))
     .option('--trust-proxy', 'behind a TLS proxy: trust its X-Forwarded-* headers')
     .option('--lightning <node>', 'lnd:<url> or cln:<url>; the macaroon (hex) or rune in env IDLEMESH_LIGHTNING_AUTH')
@@ -101,7 +103,7 @@ export function registerCoordinator(program: Command): void {
           auditWitnesses: flags.auditWitness, auditQuorum: flags.auditQuorum,
           upstream: flags.upstream, upstreamBid: flags.upstreamBid, upstreamBudgetMsat: flags.upstreamBudgetMsat,
           publicMinBondMsat: flags.publicMinBondMsat, anchorAudit: flags.anchorAudit,
-          enrolPerPrefixPerHour: flags.enrolPerPrefixPerHour }),
+          enrolPerPrefixPerHour: flags.enrolPerPrefixPerHour, enrolPerOperatorPerHour: flags.enrolPerOperatorPerHour }),
         file === undefined ? {} : { file },
       );
       const coordinator = await startCoordinatorCli(opts);

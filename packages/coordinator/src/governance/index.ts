@@ -76,7 +76,7 @@ export class Governance {
   } | undefined;
 
   /** `publicMinBondMsat`: a node outside every private pool is in the public pool only with at least this staked. */
-  constructor(private readonly store: Store, private readonly log: Logger, private readonly now: () => number, private readonly publicMinBondMsat = 0n) {}
+  constructor(private readonly store: Store, private readonly log: Logger, private readonly now: () => number, private readonly publicMinBondMsat = 0n, private readonly perOperatorPerHour = 0) {}
 
   invalidate(): void {
     this.cache = undefined;
@@ -189,6 +189,14 @@ export class Governance {
     const already = t.nodes.includes(req.nodeId);
     if (!already && t.expiresAt <= this.now()) throw new ImError('IM_UNAUTHORIZED', 'this enrolment token expired');
     if (!already && t.usesLeft !== null && t.usesLeft <= 0) throw new ImError('IM_UNAUTHORIZED', 'this enrolment token has no uses left');
+    if (!already && this.perOperatorPerHour > 0) {
+      // Sybil resistance per operator: an organisation admits at most so many new nodes an hour, however many tokens it made.
+      const since = this.now() - 3_600_000;
+      const recent = [...(await this.memberships()).values()].filter((x) => x.orgId === t.orgId && x.admittedAt > since).map((x) => x.admittedAt).sort((a, b) => a - b);
+      if (recent.length >= this.perOperatorPerHour) {
+        throw new ImError('IM_RATE_LIMITED', `organisation ${t.orgId} admitted ${recent.length} nodes this hour (at most ${this.perOperatorPerHour}); try again later`, { retryAfterMs: Math.max(1, (recent[0] as number) + 3_600_000 - this.now()) });
+      }
+    }
     const membership: Membership = { nodeId: req.nodeId, orgId: t.orgId, tokenId: t.id, admittedAt: this.now(), ...(t.domain !== undefined ? { domain: t.domain } : {}), ...(t.public === true ? { public: true } : {}) };
     if (!already) {
       await this.store.commitRecords({
