@@ -199,6 +199,27 @@ export class IssuanceService {
     return r?.doc as EpochRecord | undefined;
   }
 
+  /**
+   * Each node's standing as the latest epoch counted it: availability (the
+   * share of the epoch's window it was available) and reliability, accepted ÷
+   * (accepted + failed + 1) over that window — what `GET /v1/nodes` shows.
+   */
+  async standing(): Promise<Map<string, { availability: number; reliability: number }>> {
+    const e = await this.epoch('latest');
+    const out = new Map<string, { availability: number; reliability: number }>();
+    if (!e) return out;
+    const d = e.document as unknown as { hours: Array<{ rows: Array<{ node: string; availSec: string | number }> }>; reliability: Array<{ node: string; accepted: string | number; failed: string | number }> };
+    const windowSec = d.hours.length * Math.ceil(this.hourMs / 1000);
+    const avail = new Map<string, number>();
+    for (const h of d.hours) for (const r of h.rows) avail.set(r.node, (avail.get(r.node) ?? 0) + Number(r.availSec));
+    for (const r of d.reliability) {
+      const a = Number(r.accepted);
+      const f = Number(r.failed);
+      out.set(r.node, { availability: windowSec > 0 ? Math.min(1, (avail.get(r.node) ?? 0) / windowSec) : 0, reliability: a / (a + f + 1) });
+    }
+    return out;
+  }
+
   /** A node's allocations and scores, newest epoch first. */
   async rewards(nodeId: string, limit = 48): Promise<Array<{ hour: number; allocationMsat: string; score: string }>> {
     const latest = await this.epoch('latest');

@@ -68,6 +68,23 @@ describe('issuance', () => {
       const check = (await (await fetch(`${coord.url}/v1/ledger/check`)).json()) as { ok: boolean };
       assert.equal(check.ok, true);
 
+      // Availability and reliability per node, in the nodes API, as the latest epoch counted them.
+      await waitUntil(async () => {
+        const view = await coord.client.nodes();
+        const latest = (await (await fetch(`${coord.url}/v1/issuance/epochs/latest`)).json()) as {
+          hourMs: number; document: { hours: Array<{ rows: Array<{ node: string; availSec: string }> }>; reliability: Array<{ node: string; accepted: string; failed: string }> };
+        };
+        const windowSec = latest.document.hours.length * Math.ceil(latest.hourMs / 1000);
+        return view.every((n) => {
+          const r = latest.document.reliability.find((x) => x.node === n.id);
+          if (!r) return false;
+          const a = Number(r.accepted);
+          const avail = latest.document.hours.reduce((sum, h) => sum + Number(h.rows.find((x) => x.node === n.id)?.availSec ?? 0), 0);
+          return a > 0 && n.reliability === Math.round((a / (a + Number(r.failed) + 1)) * 10_000) / 10_000
+            && n.availability === Math.round(Math.min(1, avail / windowSec) * 10_000) / 10_000 && (n.availability ?? 0) > 0;
+        });
+      }, 10_000, () => 'the nodes API does not show the epoch\'s availability and reliability');
+
       const audited = await cli('audit', 'issuance', '--epoch', String(doc.epochHour), '--key', e!.publicKey, '--json');
       assert.equal(audited.code, 0, audited.text);
       const report = JSON.parse(audited.text) as { ok: boolean; nodes: Array<{ agree: boolean }> };

@@ -342,6 +342,8 @@ export const LeasedTask = z.strictObject({
   runtime: Runtime,
   module: Hash.describe('instrumented module hash; fetch GET /v1/modules/:hash/instrumented'),
   input: Base64,
+  availability: z.number().min(0).max(1).optional().describe("share of the latest issuance epoch's 24-hour window the node was available"),
+  reliability: z.number().min(0).max(1).optional().describe("accepted ÷ (accepted + failed + 1) over that window: what the issuance weighs"),
   limits: JobLimits,
   leaseExpiresAt: Millis,
 });

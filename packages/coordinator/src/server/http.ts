@@ -689,6 +689,7 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
   app.get('/v1/nodes', async () => {
     const nodes = await core.store.listNodes();
     const members = await core.governance.memberships();
+    const standing = await core.issuance.standing();
     return {
       nodes: nodes.map((n): NodeView => {
         // The store's state, not this process's sockets: the node may be attached to another coordinator.
@@ -707,6 +708,11 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
         if (m) {
           v.org = m.orgId;
           if (m.domain !== undefined) v.domain = m.domain;
+        }
+        const s = standing.get(n.id);
+        if (s) {
+          v.availability = Math.round(s.availability * 10_000) / 10_000;
+          v.reliability = Math.round(s.reliability * 10_000) / 10_000;
         }
         return v;
       }),
