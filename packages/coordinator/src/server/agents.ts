@@ -17,6 +17,8 @@ import { isRetryableTaskError } from '../store/index.js';
 import type { Outcome } from '../store/index.js';
 
 const AUTH_TIMEOUT_MS = 10_000;
+/** How long after the welcome the agent's `holding` list is expected. */
+const HOLDING_WAIT_MS = 60_000;
 
 /**
  * One agent's WebSocket: challenge → signed auth → leases, results,
@@ -28,6 +30,13 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
   let session: (AgentSession & { closed: boolean }) | undefined;
   /** Why the agent last said it paused: kept so a capabilities change does not forget it. */
   let pauseReason: string | undefined;
+  /**
+   * Leases sent on this connection before the agent's `holding` was handled:
+   * the agent listed what it held when it was welcomed, so these are not in
+   * its list, and must not be taken back as stale (an inference request
+   * leased in that moment used to be lost).
+   */
+  let sentBeforeHolding: Set<string> | undefined = new Set();
   // Messages are handled one at a time, in order, so a results batch is
   // committed before the credit that follows it is spent.
   let chain: Promise<void> = Promise.resolve();
@@ -110,7 +119,8 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
         await heartbeat(msg.state, msg.reason);
         return;
       case 'holding': {
-        const held = new Set(msg.tasks.map((t) => `${t.taskId}#${t.attempt}`));
+        const held = new Set([...msg.tasks.map((t) => `${t.taskId}#${t.attempt}`), ...(sentBeforeHolding ?? [])]);
+        sentBeforeHolding = undefined;
         const stale = (await core.store.nodeLeases(session.nodeId)).filter((t) => !held.has(`${taskId(t.jobId, t.index)}#${t.attempt}`));
         if (stale.length === 0) return;
         const r = await core.store.releaseTasks(session.nodeId, stale, core.now());
@@ -176,7 +186,16 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
     // The challenge is unique per connection: it names this session of the node.
     await core.store.upsertNode(msg.nodeId, caps, now, challenge);
     const previous = core.sessions.get(msg.nodeId);
-    session = { nodeId: msg.nodeId, capabilities: caps, credit: 0, state: 'active', remote, send, closed: false };
+    const welcomedAt = Date.now();
+    const sendTracked = (m: ServerMessage): void => {
+      if (m.type === 'lease' && sentBeforeHolding) {
+        // An agent that never says what it holds (older, or scripted) is not tracked for long.
+        if (Date.now() - welcomedAt > HOLDING_WAIT_MS) sentBeforeHolding = undefined;
+        else for (const t of m.tasks) sentBeforeHolding.add(`${t.taskId}#${t.attempt}`);
+      }
+      send(m);
+    };
+    session = { nodeId: msg.nodeId, capabilities: caps, credit: 0, state: 'active', remote, send: sendTracked, closed: false };
     core.sessions.set(msg.nodeId, session);
     // A reconnect replaces the old socket; the node's leases stay valid.
     if (previous) core.log.info({ node: short(msg.nodeId) }, 'agent reconnected, replacing old connection');
