@@ -267,9 +267,13 @@ describe('browser node (/contribute)', { skip: process.env.IDLEMESH_REQUIRE_BROW
     // The coordinator's own count too (sampled, so it may miss a peak the frames do not).
     let apiMax = 0;
     let sampling = true;
+    // A sample taken before a reset must not land after it (it would carry the old peak over).
+    let generation = 0;
     const sampler = (async () => {
       while (sampling) {
-        apiMax = Math.max(apiMax, (await apiNode(nodeId))?.running ?? 0);
+        const g = generation;
+        const running = (await apiNode(nodeId))?.running ?? 0;
+        if (g === generation) apiMax = Math.max(apiMax, running);
         await sleep(25);
       }
     })();
@@ -285,6 +289,7 @@ describe('browser node (/contribute)', { skip: process.env.IDLEMESH_REQUIRE_BROW
       assert.ok(leases.released > released, `the leases beyond one worker were handed back: ${leases.log()}`);
       await waitUntil(() => leases.out <= 1, 5000, () => leases.log());
       leases.resetMax();
+      generation++;
       apiMax = 0;
       const done = await coord.client.waitForJob(job.id);
       assert.equal(done.counts.succeeded, 40);
