@@ -22,6 +22,7 @@ import { Outbox } from './outbox.js';
 import { InferenceHost } from './inference.js';
 import type { ModelBackend } from './inference.js';
 import { PipelineHost } from './pipeline-host.js';
+import { RpcMeshHost } from './split/mesh.js';
 import type { SplitModelOptions } from './pipeline-host.js';
 import { sysfsPowerSource } from './power.js';
 import type { PowerSource } from './power.js';
@@ -58,7 +59,7 @@ export interface StartAgentOptions extends AgentOptions {
   codeRuntimes?: boolean;
   /** Models this agent serves through the coordinator's OpenAI-compatible API (see inference.ts). */
   backends?: ModelBackend[];
-  /** Hold part of this model in a split group (engine pipeline; see pipeline-host.ts). */
+  /** Hold part of this model in a split group (engine pipeline: pipeline-host.ts; llamacpp-rpc: split/mesh.ts). */
   split?: SplitModelOptions;
 }
 
@@ -72,7 +73,8 @@ export async function startAgent(opts: StartAgentOptions): Promise<Agent> {
   const log = opts.log ?? createLogger({ level: opts.logLevel, json: opts.json, now: () => clock.now() });
   const { key } = await loadOrCreateKey(opts.keyFile, log);
   // Before the sandbox starts, so a bad --split-model fails fast and leaves nothing running.
-  const pipeline = opts.split === undefined ? undefined : await PipelineHost.open(opts.split);
+  const pipeline = opts.split === undefined ? undefined
+    : opts.split.engine === 'llamacpp-rpc' ? await RpcMeshHost.open(opts.split, key) : await PipelineHost.open(opts.split);
 
   let sandbox: TaskSandbox;
   let calibrate: Calibrate | undefined;
@@ -131,7 +133,7 @@ class AgentImpl implements Agent {
 
   constructor(
     private readonly opts: StartAgentOptions,
-    private readonly deps: { clock: Clock; log: Logger; key: NodeKeyPair; sandbox: TaskSandbox; ownsSandbox: boolean; capabilities: Capabilities; pipeline?: PipelineHost | undefined },
+    private readonly deps: { clock: Clock; log: Logger; key: NodeKeyPair; sandbox: TaskSandbox; ownsSandbox: boolean; capabilities: Capabilities; pipeline?: PipelineHost | RpcMeshHost | undefined },
   ) {
     this.log = deps.log;
     this.nodeId = deps.key.publicKeyHex;
@@ -296,10 +298,24 @@ class AgentImpl implements Agent {
         this.deps.pipeline?.assign(m.assignment);
         return;
       case 'stage-frame':
-        if (this.deps.pipeline) void this.deps.pipeline.onFrame(m);
+        if (this.deps.pipeline instanceof PipelineHost) void this.deps.pipeline.onFrame(m);
         return;
       case 'stage-reply':
-        this.deps.pipeline?.onReply(m);
+        if (this.deps.pipeline instanceof PipelineHost) this.deps.pipeline.onReply(m);
+        return;
+      // Engine llamacpp-rpc: the group's stages and the tunnels relayed through the coordinator (split/mesh.ts).
+      case 'split-members':
+        if (this.deps.pipeline instanceof RpcMeshHost) this.deps.pipeline.onMembers(m);
+        return;
+      case 'tunnel-open':
+        if (this.deps.pipeline instanceof RpcMeshHost) this.deps.pipeline.onTunnelOpen(m);
+        else this.conn.send({ type: 'tunnel-close', stream: m.stream, error: { code: 'IM_SPLIT_NOT_MEMBER', message: 'this agent holds no llamacpp-rpc stage' } });
+        return;
+      case 'tunnel-data':
+        if (this.deps.pipeline instanceof RpcMeshHost) this.deps.pipeline.onTunnelData(m);
+        return;
+      case 'tunnel-close':
+        if (this.deps.pipeline instanceof RpcMeshHost) this.deps.pipeline.onTunnelClose(m);
         return;
       default:
         this.log.debug(`ignoring ${m.type} after welcome`);

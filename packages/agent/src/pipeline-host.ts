@@ -25,7 +25,7 @@ import { createReadStream } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
 import { FUEL_PER_TOKEN, ImError, SIZE_CLASS_WEIGHT, base64ToBytes, sha256HexSync } from '@idlemesh/protocol';
-import type { AgentMessage, LeasedTask, ModelSizeClass, ServerMessage, SplitOffer, StagePlan, TaskOutcome } from '@idlemesh/protocol';
+import type { AgentMessage, LeasedTask, ModelSizeClass, ServerMessage, SplitEngine, SplitOffer, StagePlan, TaskOutcome } from '@idlemesh/protocol';
 import type { GgufFile, PipelineSession, Stage, StageTransport, SpmTokenizer } from '@idlemesh/llm';
 
 type Llm = typeof import('@idlemesh/llm');
@@ -47,6 +47,8 @@ export interface SplitModelOptions {
   model: string;
   /** Memory lent to the stage this agent holds, bytes. */
   memoryBytes: number;
+  /** `pipeline` (this file, the default) or `llamacpp-rpc` (split/mesh.ts). */
+  engine?: SplitEngine;
 }
 
 interface Deps {

@@ -17,8 +17,16 @@
  *   else is answered IM_SPLIT_NOT_MEMBER. Frames are at most
  *   MAX_STAGE_FRAME_BYTES (the protocol schema refuses larger messages).
  *
- * Only the `pipeline` engine is wired; offers of other engines are left for
- * their own service (the plan and the relay do not depend on the engine).
+ * - Tunnels (engine llamacpp-rpc): a member opens a byte stream to another
+ *   member of its group (`tunnel-open`); the coordinator relays its
+ *   `tunnel-data` both ways and its `tunnel-close`, and refuses anyone else
+ *   with IM_SPLIT_NOT_MEMBER. The bytes are the agents' end-to-end tunnel
+ *   (ciphertext here); a stream ends when either side or a member leaves.
+ *   Members of an llamacpp-rpc group are told the group's stages
+ *   (`split-members`): their tunnel allow-list, and where the head finds each.
+ *
+ * Both engines are wired; a group holds agents of one engine and one model
+ * file (the plan and the relay do not depend on the engine).
  */
 import { randomBytes } from 'node:crypto';
 import { ImError, errorFrom } from '@idlemesh/protocol';
@@ -28,7 +36,9 @@ import { planSplitGroup, replaceStage, splitEffort, type SplitCandidate } from '
 
 /** A frame not answered within this is taken as a lost stage. */
 const RELAY_TIMEOUT_MS = 60_000;
-const WIRED_ENGINES: readonly SplitEngine[] = ['pipeline'];
+const WIRED_ENGINES: readonly SplitEngine[] = ['pipeline', 'llamacpp-rpc'];
+/** Relayed tunnel streams one node may have open at once. */
+const MAX_TUNNELS_PER_NODE = 64;
 
 export interface SplitGroup {
   id: string;
@@ -62,7 +72,18 @@ export interface SplitRun {
   bid: number;
 }
 
+/** One end of a relayed tunnel stream: the node and its stream id; `peer` is the other end. */
+interface TunnelEnd {
+  group: string;
+  node: string;
+  stream: string;
+  peer: { node: string; stream: string };
+}
+
 type FrameMsg = Extract<AgentMessage, { type: 'stage-frame' }>;
+type TunnelOpenMsg = Extract<AgentMessage, { type: 'tunnel-open' }>;
+type TunnelDataMsg = Extract<AgentMessage, { type: 'tunnel-data' }>;
+type TunnelCloseMsg = Extract<AgentMessage, { type: 'tunnel-close' }>;
 type ReplyMsg = Extract<AgentMessage, { type: 'stage-reply' }>;
 
 export class SplitGroups {
@@ -72,6 +93,10 @@ export class SplitGroups {
   private readonly relays = new Map<number, Relay>();
   private readonly runs = new Set<SplitRun>();
   private nextRelay = 1;
+  /** Relayed tunnel streams by `${node}/${stream}` (both ends are keys). */
+  private readonly tunnels = new Map<string, TunnelEnd>();
+  /** The stages each member of an llamacpp-rpc group was last told. */
+  private readonly membersSent = new Map<string, string>();
 
   constructor(private readonly core: Core) {}
 
@@ -147,6 +172,68 @@ export class SplitGroups {
     this.core.sessions.get(r.from)?.send(reply);
   }
 
+  // ---- relaying tunnels (engine llamacpp-rpc) ---------------------------------
+
+  /** A member opens a stream to another member of its group; anyone else is refused. */
+  onTunnelOpen(from: AgentSession, msg: TunnelOpenMsg): void {
+    const refuse = (code: 'IM_SPLIT_NOT_MEMBER' | 'IM_SPLIT_STAGE_GONE' | 'IM_TUNNEL_CLOSED', message: string): void =>
+      from.send({ type: 'tunnel-close', stream: msg.stream, error: errorFrom(code, message) });
+    const g = this.byId(msg.group);
+    const member = (n: string): boolean => !!g && g.engine === 'llamacpp-rpc' && g.stages.some((s) => s.nodeId === n);
+    if (!member(from.nodeId) || !member(msg.to) || msg.to === from.nodeId) return refuse('IM_SPLIT_NOT_MEMBER', `tunnels go only between members of split group ${msg.group}`);
+    const target = this.core.sessions.get(msg.to);
+    if (!target) return refuse('IM_SPLIT_STAGE_GONE', `the member ${msg.to.slice(0, 12)} is not connected`);
+    const key = `${from.nodeId}/${msg.stream}`;
+    if (this.tunnels.has(key)) return refuse('IM_TUNNEL_CLOSED', `stream ${msg.stream} is already open`);
+    const open = (n: string): number => [...this.tunnels.values()].filter((t) => t.node === n).length;
+    if (open(from.nodeId) >= MAX_TUNNELS_PER_NODE || open(msg.to) >= MAX_TUNNELS_PER_NODE) return refuse('IM_TUNNEL_CLOSED', `at most ${MAX_TUNNELS_PER_NODE} relayed streams per node`);
+    const stream = `r${this.nextRelay++}`;
+    this.tunnels.set(key, { group: msg.group, node: from.nodeId, stream: msg.stream, peer: { node: msg.to, stream } });
+    this.tunnels.set(`${msg.to}/${stream}`, { group: msg.group, node: msg.to, stream, peer: { node: from.nodeId, stream: msg.stream } });
+    target.send({ type: 'tunnel-open', group: msg.group, from: from.nodeId, stream });
+  }
+
+  /** Bytes on an open stream, passed to the other end as they are (the schema bounds their size). */
+  onTunnelData(from: AgentSession, msg: TunnelDataMsg): void {
+    const t = this.tunnels.get(`${from.nodeId}/${msg.stream}`);
+    if (!t) return; // closed meanwhile: the close is on its way to the sender
+    const peer = this.core.sessions.get(t.peer.node);
+    if (!peer) return this.closeTunnel(t, { code: 'IM_SPLIT_STAGE_GONE', message: 'the other end disconnected' });
+    peer.send({ type: 'tunnel-data', stream: t.peer.stream, data: msg.data });
+  }
+
+  onTunnelClose(from: AgentSession, msg: TunnelCloseMsg): void {
+    const t = this.tunnels.get(`${from.nodeId}/${msg.stream}`);
+    if (t) this.closeTunnel(t, msg.error, true);
+  }
+
+  /** Ends a stream at both ends (`byOwner`: the owner of `t` closed it, so only the peer is told). */
+  private closeTunnel(t: TunnelEnd, error?: { code: string; message: string }, byOwner = false): void {
+    this.tunnels.delete(`${t.node}/${t.stream}`);
+    this.tunnels.delete(`${t.peer.node}/${t.peer.stream}`);
+    const tell = (node: string, stream: string): void => {
+      const out: ServerMessage = { type: 'tunnel-close', stream };
+      if (error) out.error = { code: error.code.slice(0, 64), message: error.message.slice(0, 2000), retryable: true };
+      this.core.sessions.get(node)?.send(out);
+    };
+    tell(t.peer.node, t.peer.stream);
+    if (!byOwner) tell(t.node, t.stream);
+  }
+
+  /** Streams whose ends are no longer both members of their group are closed. */
+  private pruneTunnels(): void {
+    for (const t of [...this.tunnels.values()]) {
+      if (!this.tunnels.has(`${t.node}/${t.stream}`)) continue;
+      const g = this.byId(t.group);
+      const member = (n: string): boolean => !!g && g.stages.some((s) => s.nodeId === n) && this.core.sessions.has(n);
+      if (!member(t.node) || !member(t.peer.node)) this.closeTunnel(t, { code: 'IM_SPLIT_STAGE_GONE', message: 'the split group changed: a member left' });
+    }
+  }
+
+  private byId(id: string): SplitGroup | undefined {
+    return [...this.groups.values()].find((x) => x.id === id);
+  }
+
   /**
    * A node disconnected: its stages go to spares first, then the frames
    * waiting on it are answered, so the head's retry finds the replacement.
@@ -172,6 +259,7 @@ export class SplitGroups {
       }
     }
     this.assigned.delete(nodeId);
+    this.membersSent.delete(nodeId);
     this.refresh();
     for (const [id, r] of this.relays) {
       if (r.target === nodeId) this.answerLost(id, `the agent holding stage ${r.stage} disconnected`);
@@ -246,6 +334,19 @@ export class SplitGroups {
       this.core.sessions.get(nodeId)?.send({ type: 'split-assign', assignment: null });
       this.assigned.set(nodeId, '');
     }
+    // llamacpp-rpc members learn the group's stages (after their assignment, so a new member knows its group).
+    for (const g of this.groups.values()) {
+      if (g.engine !== 'llamacpp-rpc') continue;
+      const key = `${g.id}/${g.stages.map((x) => `${x.nodeId}:${x.from}-${x.to}`).join(",")}`;
+      for (const s of g.stages) {
+        if (this.membersSent.get(s.nodeId) === key) continue;
+        const session = this.core.sessions.get(s.nodeId);
+        if (!session) continue;
+        session.send({ type: 'split-members', group: g.id, stages: g.stages.map((x) => ({ ...x })) });
+        this.membersSent.set(s.nodeId, key);
+      }
+    }
+    this.pruneTunnels();
   }
 
   private candidates(g: SplitGroup): SplitCandidate[] {

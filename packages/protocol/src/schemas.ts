@@ -283,6 +283,32 @@ export const GroupId = z.string().regex(/^grp_[0-9a-z]{8,40}$/, 'a split group i
 export const StagePlan = z.strictObject({ nodeId: NodeId, from: z.number().int().min(0), to: z.number().int().min(1) });
 export type StagePlan = z.infer<typeof StagePlan>;
 
+// Engine llamacpp-rpc: byte streams between two members of a group, relayed by the coordinator. The
+// bytes are the split tunnel's ciphertext (end to end between the agents' node keys): the coordinator
+// checks membership and sizes, and cannot read or forge them.
+/** The largest chunk of one relayed tunnel stream per message (larger writes are cut). */
+export const MAX_TUNNEL_CHUNK_BYTES = 1024 * 1024;
+const TunnelData = Base64.max(Math.ceil(MAX_TUNNEL_CHUNK_BYTES / 3) * 4);
+/** A relayed stream's id, chosen by the opener (agent side) or the coordinator (stage side); unique per connection. */
+export const TunnelStreamId = z.string().regex(/^[a-z0-9]{1,32}$/, 'a stream id such as o12');
+const TunnelError = z.strictObject({ code: z.string().max(64), message: z.string().max(2000) });
+/** Tunnel messages an agent sends (the opener: the head; either side: data and close). */
+export const TunnelAgentMessages = [
+  z.strictObject({ type: z.literal('tunnel-open'), group: GroupId, to: NodeId, stream: TunnelStreamId })
+    .describe('open a byte stream to another member of the group (a split stage); refused with tunnel-close IM_SPLIT_NOT_MEMBER unless both are members'),
+  z.strictObject({ type: z.literal('tunnel-data'), stream: TunnelStreamId, data: TunnelData }).describe('bytes on an open relayed stream'),
+  z.strictObject({ type: z.literal('tunnel-close'), stream: TunnelStreamId, error: TunnelError.optional() }).describe('this side ended the stream'),
+] as const;
+/** Tunnel messages the coordinator sends, and the group's current stages (who may tunnel to whom). */
+export const TunnelServerMessages = [
+  z.strictObject({ type: z.literal('tunnel-open'), group: GroupId, from: NodeId, stream: TunnelStreamId })
+    .describe('a member opened a stream to this agent: run the tunnel handshake on it (allow-list: the group\'s members)'),
+  z.strictObject({ type: z.literal('tunnel-data'), stream: TunnelStreamId, data: TunnelData }),
+  z.strictObject({ type: z.literal('tunnel-close'), stream: TunnelStreamId, error: WireErrorSchema.optional() }),
+  z.strictObject({ type: z.literal('split-members'), group: GroupId, stages: z.array(StagePlan).max(1024) })
+    .describe('the stages of the split group this agent belongs to, sent when they change: the tunnel allow-list, and where the head finds each stage'),
+] as const;
+
 export const Capabilities = z.strictObject({
   runtimes: z.array(Runtime).min(1),
   cores: z.number().int().min(1).max(4096),
@@ -316,6 +342,8 @@ export const NodeView = z.strictObject({
   lastSeen: Millis,
   org: z.string().optional().describe("the organisation whose private pool the node is in"),
   domain: z.string().optional().describe('the capacity domain it enrolled with'),
+  availability: z.number().min(0).max(1).optional().describe("share of the latest issuance epoch's 24-hour window the node was available"),
+  reliability: z.number().min(0).max(1).optional().describe("accepted ÷ (accepted + failed + 1) over that window: what the issuance weighs"),
 });
 export type NodeView = z.infer<typeof NodeView>;
 export const NodeList = z.strictObject({ nodes: z.array(NodeView) });
@@ -342,8 +370,6 @@ export const LeasedTask = z.strictObject({
   runtime: Runtime,
   module: Hash.describe('instrumented module hash; fetch GET /v1/modules/:hash/instrumented'),
   input: Base64,
-  availability: z.number().min(0).max(1).optional().describe("share of the latest issuance epoch's 24-hour window the node was available"),
-  reliability: z.number().min(0).max(1).optional().describe("accepted ÷ (accepted + failed + 1) over that window: what the issuance weighs"),
   limits: JobLimits,
   leaseExpiresAt: Millis,
 });
@@ -380,6 +406,7 @@ export const ServerMessage = z.discriminatedUnion('type', [
     type: z.literal('stage-reply'), group: GroupId, stage: z.number().int().min(0), seq: z.number().int().min(0),
     ok: z.boolean(), node: NodeId.optional().describe('the member that answered'), data: StageFrameData.optional(), error: WireErrorSchema.optional(),
   }).describe("a stage's answer to the head's stage-frame with this seq"),
+  ...TunnelServerMessages,
 ]);
 export type ServerMessage = z.infer<typeof ServerMessage>;
 
@@ -459,6 +486,7 @@ export const AgentMessage = z.discriminatedUnion('type', [
     type: z.literal('stage-reply'), relay: z.number().int().min(0), ok: z.boolean(), data: StageFrameData.optional(),
     error: z.strictObject({ code: z.string().max(64), message: z.string().max(2000) }).optional(),
   }).describe('a stage answers the stage-frame with this relay'),
+  ...TunnelAgentMessages,
 ]);
 export type AgentMessage = z.infer<typeof AgentMessage>;
 export type SignedType = 'auth' | 'results';

@@ -208,6 +208,12 @@ export class SplitHead {
     return (r as { tokens: number[] }).tokens;
   }
 
+  /** A chat rendered as a prompt by the GGUF's chat template (llama-server's own, as its /v1/chat/completions would). */
+  async applyTemplate(messages: Array<{ role: string; content: string }>): Promise<string> {
+    const r = await this.call('/apply-template', { messages });
+    return (r as { prompt: string }).prompt;
+  }
+
   async detokenize(tokens: number[]): Promise<string> {
     const r = await this.call('/detokenize', { tokens });
     return (r as { content: string }).content;

@@ -11,6 +11,8 @@
  * - head.ts: the head: llama-server over the stages' tunnel endpoints,
  *   streaming completions, restarted with a replacement stage when one dies
  *   and the request replayed by token ids.
+ * - mesh.ts: the agent's side of a group in the mesh: the stage, the head
+ *   serving the group's requests, tunnels relayed through the coordinator.
  */
 export * from './build.js';
 export * from './tunnel.js';
@@ -18,3 +20,4 @@ export * from './ports.js';
 export * from './stage.js';
 export * from './head.js';
 export * from './local-group.js';
+export * from './mesh.js';

@@ -16,6 +16,7 @@ interface AgentFlags {
   gpu?: string;
   splitModel?: string;
   splitMemory?: string;
+  splitEngine?: 'pipeline' | 'llamacpp-rpc';
   dataDir?: string;
   keyFile?: string;
   maxTasks?: number;
@@ -53,8 +54,9 @@ export function registerAgent(program: Command): void {
     .option('--model <path.gguf>', 'serve this GGUF model through the coordinator\'s OpenAI-compatible API (node-llama-cpp); repeatable', (v: string, prev: string[] = []) => [...prev, v])
     .option('--backend <openai=URL>', 'serve the models of an OpenAI-compatible server (Ollama, llama.cpp server, vLLM), e.g. openai=http://127.0.0.1:11434/v1; repeatable', (v: string, prev: string[] = []) => [...prev, v])
     .option('--gpu <auto|off>', 'with --model: offload to a GPU when one is found (auto, the default) or CPU only (off)')
-    .option('--split-model <path.gguf>', 'hold some layers of this GGUF in a split group, so machines together serve a model none holds alone (engine pipeline; with --split-memory)')
+    .option('--split-model <path.gguf>', 'hold some layers of this GGUF in a split group, so machines together serve a model none holds alone (with --split-memory)')
     .option('--split-memory <size>', 'memory lent to the split stage, e.g. 512MB or 6GB (with --split-model)')
+    .addOption(new Option('--split-engine <engine>', 'how the split group runs: pipeline (our TypeScript engine, the default) or llamacpp-rpc (real llama.cpp over RPC servers, built once per machine)').choices(['pipeline', 'llamacpp-rpc']))
     .option('--config <file.json>', 'a JSON file of agent options; flags and environment override it')
     .addOption(new Option('--log-level <level>', 'log verbosity').choices(AGENT_LOG_LEVELS))
     .option('--json', 'log as JSON lines')
@@ -109,11 +111,14 @@ async function modelBackends(flags: AgentFlags): Promise<import('@idlemesh/llm')
 }
 
 /** --split-model and --split-memory: both or neither. */
-function splitModel(flags: AgentFlags): { model: string; memoryBytes: number } | undefined {
-  if (flags.splitModel === undefined && flags.splitMemory === undefined) return undefined;
+function splitModel(flags: AgentFlags): { model: string; memoryBytes: number; engine?: 'pipeline' | 'llamacpp-rpc' } | undefined {
+  if (flags.splitModel === undefined && flags.splitMemory === undefined) {
+    if (flags.splitEngine !== undefined) throw new ImError('IM_CLI_USAGE', '--split-engine needs --split-model <path.gguf> and --split-memory <size>');
+    return undefined;
+  }
   if (flags.splitModel === undefined) throw new ImError('IM_CLI_USAGE', '--split-memory needs --split-model <path.gguf>: the model whose layers this agent holds');
   if (flags.splitMemory === undefined) throw new ImError('IM_CLI_USAGE', '--split-model needs --split-memory <size>, e.g. 6GB: how much memory the stage may use');
-  return { model: flags.splitModel, memoryBytes: parseByteSize(flags.splitMemory, '--split-memory') };
+  return { model: flags.splitModel, memoryBytes: parseByteSize(flags.splitMemory, '--split-memory'), ...(flags.splitEngine ? { engine: flags.splitEngine } : {}) };
 }
 
 const UNITS: Record<string, number> = { '': 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };

@@ -151,6 +151,15 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
       case 'stage-reply':
         core.inference.split.onReply(session, msg);
         return;
+      case 'tunnel-open':
+        core.inference.split.onTunnelOpen(session, msg);
+        return;
+      case 'tunnel-data':
+        core.inference.split.onTunnelData(session, msg);
+        return;
+      case 'tunnel-close':
+        core.inference.split.onTunnelClose(session, msg);
+        return;
       case 'results':
         try {
           await results(msg);
