@@ -63,13 +63,19 @@ export interface HourDoc {
   frozenAt: number;
 }
 
-export interface ProbeResultDoc {
+/** A probe group's measurement (probes.ts): a wasm round (tasks of known fuel), or an inference round (`kind: 'inference'`, effort per node). */
+export type ProbeResultDoc = {
   id: string;
   hour: number;
   sentAt: number;
+} & ({
+  kind?: undefined;
   fuelPerTask: number;
   nodes: Record<string, { tasks: number; done: number; bad: boolean; elapsedMs: number; units: number }>;
-}
+} | {
+  kind: 'inference';
+  nodes: Record<string, { fuel: number; done: boolean; elapsedMs: number; units: number }>;
+});
 
 export interface EpochRecord {
   document: EpochDocumentJson;
@@ -320,7 +326,7 @@ export class IssuanceService {
     const doc: HourDoc = {
       hour: h, root: hourRowsRootHex(table), bonds: Object.fromEntries([...bonds].map(([k, v]) => [k, v.toString()])), operators: Object.fromEntries(operators),
       rows: rows.map(hourRowJson), reliability: meter.map((m) => ({ node: m.nodeId, accepted: m.accepted, failed: m.failed })), frozenAt: now,
-      probes: (await this.core.store.records('probe-result', { states: [`h:${h}`], limit: 10_000 })).map((r) => ({ ...(r.doc as Omit<ProbeResultDoc, 'id'>), id: r.id })),
+      probes: (await this.core.store.records('probe-result', { states: [`h:${h}`], limit: 10_000 })).map((r) => ({ ...(r.doc as object), id: r.id }) as ProbeResultDoc),
     };
     try {
       await this.core.store.commitRecords({ expect: [{ kind: 'issuance-hour', id: String(h), states: ['absent'] }], records: [{ kind: 'issuance-hour', id: String(h), state: 'frozen', doc }] }, now);

@@ -28,13 +28,20 @@
  *   Probe results are ordinary results: they count as node outcomes, and the
  *   probe job is spot-checked by the referee (`PROBE_CHECK_RATE`), so a node
  *   that answers without computing is convicted and slashed like any cheat.
+ * - **Inference.** In the same tick, every node serving a model also gets
+ *   one short timed completion of its first model (random prompt,
+ *   `INFERENCE_PROBE_TOKENS` at temperature 0): its capacity is the effort
+ *   rate it delivered (completion tokens × the size weight × FUEL_PER_TOKEN
+ *   per second, the units inference is billed in), measured and split per
+ *   group the same way, so a GPU box is credited for what it serves. The
+ *   hour keeps the larger of a node's wasm and inference measurements.
  * - **Who pays.** Nobody is billed: the probe job has no buyer and no bid.
  *   The network carries the cost; the node's compensation is the capacity
  *   it is credited with.
  */
 import { randomBytes, randomInt } from 'node:crypto';
-import { base64ToBytes, bytesToBase64, newJobId, taskId } from '@idlemesh/protocol';
-import type { LeasedTask } from '@idlemesh/protocol';
+import { FUEL_PER_TOKEN, SIZE_CLASS_WEIGHT, base64ToBytes, bytesToBase64, newJobId, taskId } from '@idlemesh/protocol';
+import type { LeasedTask, ModelOffer } from '@idlemesh/protocol';
 import { ipPrefix } from './identity/prefix.js';
 import type { AgentSession, Core } from './core.js';
 import type { Outcome, OutcomeStatus } from './store/index.js';
@@ -98,6 +105,57 @@ export const PROBE_CHECK_RATE = 0.1;
 const MIN_CONNECTED_MS = 60_000;
 /** Capacity unit: a million fuel per second measured. */
 export const FUEL_PER_CAP_UNIT = 1_000_000;
+/** Completion tokens an inference probe asks for. */
+export const INFERENCE_PROBE_TOKENS = 32;
+const PROBE_WORDS = ['idle', 'mesh', 'machine', 'compute', 'model', 'token', 'layer', 'queue', 'verify', 'receipt', 'ledger', 'epoch', 'agent', 'node', 'bond', 'sandbox'];
+
+/** A random prompt of a dozen words: nothing a node can have cached. */
+export function inferenceProbePrompt(): string {
+  return Array.from({ length: 12 }, () => PROBE_WORDS[randomInt(PROBE_WORDS.length)]).join(' ');
+}
+
+/**
+ * The effort (fuel) an inference probe's answer proves: its completion
+ * tokens, at most what was asked for, × the size weight × FUEL_PER_TOKEN;
+ * 0 when the answer is not a completion. Pure; exported for tests.
+ */
+export function inferenceProbeFuel(output: Uint8Array | undefined, sizeClass: ModelOffer['sizeClass']): number {
+  try {
+    const r = JSON.parse(Buffer.from(output ?? new Uint8Array()).toString('utf8')) as { usage?: { completion_tokens?: unknown }; choices?: unknown };
+    const n = r.usage?.completion_tokens;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || !Array.isArray(r.choices)) return 0;
+    return Math.min(n, INFERENCE_PROBE_TOKENS) * SIZE_CLASS_WEIGHT[sizeClass] * FUEL_PER_TOKEN;
+  } catch {
+    return 0;
+  }
+}
+
+/** A group's inference measurement: all its effort over the time to its last answer, shared by each node's own rate. Pure. */
+export function splitInferenceCapacity(nodes: ReadonlyArray<{ nodeId: string; fuel: number; elapsedMs: number }>): Map<string, number> {
+  const out = new Map<string, number>();
+  const live = nodes.filter((n) => n.fuel > 0);
+  for (const n of nodes) out.set(n.nodeId, 0);
+  if (live.length === 0) return out;
+  const total = live.reduce((s, n) => s + n.fuel, 0);
+  const groupFuelPerSec = (total * 1000) / Math.max(...live.map((n) => Math.max(1, n.elapsedMs)));
+  const rates = live.map((n) => n.fuel / Math.max(1, n.elapsedMs));
+  const sum = rates.reduce((s, r) => s + r, 0);
+  live.forEach((n, i) => out.set(n.nodeId, Math.floor((groupFuelPerSec * rates[i]!) / sum / FUEL_PER_CAP_UNIT)));
+  return out;
+}
+
+interface InferenceSent {
+  group: string;
+  nodeId: string;
+  attempt: number;
+  sizeClass: ModelOffer['sizeClass'];
+}
+
+interface InferenceGroup {
+  sentAt: number;
+  nodes: Map<string, { fuel: number; lastAt: number; done: boolean }>;
+  open: number;
+}
 
 interface Sent {
   group: string;
@@ -176,6 +234,8 @@ export class ProbeService {
   private readonly fired = new Set<string>();
   private readonly sent = new Map<string, Sent>();
   private readonly groups = new Map<string, GroupProbe>();
+  private readonly inferenceSent = new Map<string, InferenceSent>();
+  private readonly inferenceGroups = new Map<string, InferenceGroup>();
   private readonly timers = new Set<NodeJS.Timeout>();
   /** When each connected node was first seen by a sweep: a node is probed once it has stayed a while. */
   private readonly firstSeen = new Map<string, number>();
@@ -247,6 +307,8 @@ export class ProbeService {
     // measurement): measured with the nodes that answered, after two intervals.
     for (const [key, g] of this.groups) if (now - g.sentAt > 2 * this.intervalMs + this.core.opts.leaseMs) this.finish(key, g);
     for (const [id, s] of this.sent) if (!this.groups.has(s.group)) this.sent.delete(id);
+    for (const [key, g] of this.inferenceGroups) if (now - g.sentAt > 2 * this.intervalMs + this.core.opts.leaseMs) this.finishInference(key, g);
+    for (const [id, s] of this.inferenceSent) if (!this.inferenceGroups.has(s.group)) this.inferenceSent.delete(id);
   }
 
   /** One round here: every active node of this coordinator, leased in one tick. */
@@ -259,8 +321,10 @@ export class ProbeService {
     // A node that just connected is left alone for a while (a minute, or one interval if shorter): a probe is
     // not the first thing it sees, and a short-lived connection costs the network nothing.
     const settled = core.now() - Math.min(MIN_CONNECTED_MS, this.intervalMs);
-    const sessions = [...core.sessions.values()].filter((s) => s.remote !== undefined && s.state === 'active' && s.credit > 0
-      && s.capabilities.runtimes.includes('wasm') && (this.firstSeen.get(s.nodeId) ?? Infinity) <= settled);
+    const ready = (s: AgentSession): boolean => s.remote !== undefined && s.state === 'active' && (this.firstSeen.get(s.nodeId) ?? Infinity) <= settled;
+    const serving = [...core.sessions.values()].filter((s) => ready(s) && (s.capabilities.models?.length ?? 0) > 0);
+    if (serving.length > 0) await this.sendInference(round, serving).catch((err: unknown) => core.log.warn({ err, round }, 'inference probes failed'));
+    const sessions = [...core.sessions.values()].filter((s) => ready(s) && s.credit > 0 && s.capabilities.runtimes.includes('wasm'));
     if (sessions.length === 0) return;
     // The slots are taken now, before any await, so the dispatcher does not lease them meanwhile.
     const plan = sessions.map((s) => ({ s, k: Math.max(1, Math.min(s.credit, s.capabilities.maxTasks)) }));
@@ -318,11 +382,74 @@ export class ProbeService {
     core.log.info({ round, nodes: byNode.size, groups: groups.length, tasks: claimed.length }, 'capacity probe sent');
   }
 
+  /** One short timed completion per model-serving node, all in one tick, grouped like the wasm round. */
+  private async sendInference(round: string, sessions: readonly AgentSession[]): Promise<void> {
+    const core = this.core;
+    const now = core.now();
+    const leases: Array<{ s: AgentSession; lease: LeasedTask; offer: ModelOffer }> = [];
+    for (const s of sessions) {
+      const offer = s.capabilities.models![0]!;
+      const jobId = newJobId(now);
+      const input = new TextEncoder().encode(JSON.stringify({ kind: 'completion', request: { model: offer.id, prompt: inferenceProbePrompt(), max_tokens: INFERENCE_PROBE_TOKENS, temperature: 0 } }));
+      await core.store.createJob({
+        id: jobId, caller: PROBE_CALLER, requestHash: '', name: `inference probe ${round}`, module: offer.hash, instrumentedModule: offer.hash, runtime: 'llm',
+        limits: { fuel: Number.MAX_SAFE_INTEGER, memoryMb: 1, timeoutMs: 120_000, outputBytes: 1024 * 1024 }, bid: 0, maxAttempts: 1, retryBackoffMs: 0, priority: 1,
+        requirements: {}, createdAt: now, verification: { mode: 'trusted' },
+      }, [input]);
+      const [t] = await core.store.claimTasks([{ jobId, nodeId: s.nodeId, count: 1, ask: 0 }], now, core.opts.leaseMs);
+      if (!t) continue;
+      leases.push({ s, offer, lease: {
+        taskId: taskId(t.jobId, t.index), jobId: t.jobId, index: t.index, attempt: t.attempt, runtime: 'llm', module: t.instrumentedModule,
+        input: bytesToBase64(t.input), limits: t.limits, leaseExpiresAt: t.leaseExpiresAt,
+      } });
+    }
+    const groups = probeGroups(await Promise.all(leases.map(async ({ s }) => ({ nodeId: s.nodeId, operator: await this.operatorOf(s.nodeId), prefix: sessionPrefix(s) }))));
+    const groupOf = new Map(groups.flatMap((g, i) => g.map((n) => [n, `${round}|inference|${i}`] as const)));
+    // As for wasm: every lease leaves in one synchronous loop, so the nodes of a group answer at the same time.
+    const sentAt = core.now();
+    for (const { s, lease, offer } of leases) {
+      const key = groupOf.get(s.nodeId);
+      if (key === undefined || core.sessions.get(s.nodeId) !== s) continue;
+      let g = this.inferenceGroups.get(key);
+      if (!g) this.inferenceGroups.set(key, (g = { sentAt, nodes: new Map(), open: 0 }));
+      g.nodes.set(s.nodeId, { fuel: 0, lastAt: sentAt, done: false });
+      g.open++;
+      this.inferenceSent.set(lease.taskId, { group: key, nodeId: s.nodeId, attempt: lease.attempt, sizeClass: offer.sizeClass });
+      s.send({ type: 'lease', tasks: [lease] });
+    }
+    core.log.info({ round, nodes: leases.length, groups: groups.length }, 'inference probe sent');
+  }
+
+  private finishInference(key: string, g: InferenceGroup): void {
+    this.inferenceGroups.delete(key);
+    const units = splitInferenceCapacity([...g.nodes].map(([nodeId, r]) => ({ nodeId, fuel: r.done ? r.fuel : 0, elapsedMs: r.lastAt - g.sentAt })));
+    const hour = Math.floor(this.core.now() / this.hourMs);
+    const doc = {
+      kind: 'inference', hour, sentAt: g.sentAt,
+      nodes: Object.fromEntries([...g.nodes].map(([nodeId, r]) => [nodeId, { fuel: r.fuel, done: r.done, elapsedMs: r.lastAt - g.sentAt, units: units.get(nodeId) ?? 0 }])),
+    };
+    void this.core.store.commitRecords({ records: [{ kind: 'probe-result', id: `${key}:${this.core.opts.coordinatorId}`, state: `h:${hour}`, doc }] }, this.core.now())
+      .then(() => { for (const [nodeId, u] of units) if (u > 0) this.measured(nodeId, u, hour); })
+      .catch((err: unknown) => this.core.log.warn({ err }, 'inference probe record failed; the round measures nothing'));
+  }
+
   /** Results a node sent (after the store took them): probe tasks complete its measurement. */
   onResults(nodeId: string, outcomes: readonly Outcome[], statuses: readonly OutcomeStatus[]): void {
     const at = this.core.now();
     outcomes.forEach((o, i) => {
       const id = taskId(o.jobId, o.index);
+      const inf = this.inferenceSent.get(id);
+      if (inf && inf.nodeId === nodeId && inf.attempt === o.attempt) {
+        this.inferenceSent.delete(id);
+        const g = this.inferenceGroups.get(inf.group);
+        const r = g?.nodes.get(nodeId);
+        if (!g || !r) return;
+        r.done = true;
+        r.lastAt = at;
+        r.fuel = statuses[i] === 'accepted' && o.ok ? inferenceProbeFuel(o.output, inf.sizeClass) : 0;
+        if (--g.open === 0) this.finishInference(inf.group, g);
+        return;
+      }
       const s = this.sent.get(id);
       if (!s || s.nodeId !== nodeId || s.attempt !== o.attempt) return;
       this.sent.delete(id);

@@ -271,7 +271,8 @@ describe('issuance with two organisations, a posing pair and a cheater', () => {
       // The posing pair (and everyone else on this machine's prefix) is probed as one group, and the group's
       // nodes together are credited no more than the group's own throughput: all its fuel over its last result.
       const group = [a1, b1, p1, p2, pricey].map((n) => n.id);
-      const rounds = [...hours.values()].filter((d) => d.hour > hourOf(allFrom)).flatMap((d) => d.probes ?? []).filter((p) => group.some((n) => p.nodes[n] !== undefined));
+      const rounds = [...hours.values()].filter((d) => d.hour > hourOf(allFrom)).flatMap((d) => d.probes ?? [])
+        .flatMap((p) => (p.kind === undefined && group.some((n) => p.nodes[n] !== undefined) ? [p] : []));
       assert.ok(rounds.length > 0, 'the five were probed');
       const sums: number[] = [];
       for (const p of rounds) {
