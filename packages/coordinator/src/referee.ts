@@ -19,7 +19,7 @@
 import { randomInt } from 'node:crypto';
 import { FUEL_PER_EU, ImError, sha256HexSync } from '@idlemesh/protocol';
 import type { ReceiptDocument, Verification } from '@idlemesh/protocol';
-import { RUNTIME_VERSION, Sandbox } from '@idlemesh/runtime';
+import { CODE_LANGUAGE_OF, CodeSandbox, RUNTIME_VERSION, Sandbox, runCodeTask } from '@idlemesh/runtime';
 import { adjudicate } from './verify/index.js';
 import type { RefereeRun, Result } from './verify/index.js';
 import type { Logger } from './core.js';
@@ -59,6 +59,8 @@ export class Referee {
   /** Told once per new conviction (the verifier reverses optimistic earnings). */
   onConvicted: ((nodeId: string) => Promise<void>) | undefined;
   private sandbox: Sandbox | undefined;
+  /** Python and JS interpreters, started on the first code task to judge (a cold Pyodide takes seconds). */
+  private code: CodeSandbox | undefined;
   private readonly queue: Check[] = [];
   private running: Promise<void> | undefined;
   private closed = false;
@@ -113,6 +115,7 @@ export class Referee {
     this.queue.length = 0;
     await this.idle();
     await this.sandbox?.close();
+    await this.code?.close();
   }
 
   /** Fraud proven against a node, newest first. */
@@ -144,13 +147,21 @@ export class Referee {
   /**
    * Re-executes a task on the coordinator's own sandbox: what the referee
    * measured (and the output), or undefined when it cannot say — no module
-   * here (python and js tasks), or a limit of this machine (time, memory)
-   * the node need not have hit.
+   * here, or a limit of this machine (time, memory) the node need not have
+   * hit. Python and JS tasks run in the same metered interpreters the agents
+   * use (runCodeTask), so their output bytes and fuel compare exactly.
    */
   async rerun(jobId: string, index: number): Promise<{ measured: RefereeRun; output?: Uint8Array } | undefined> {
     const job = await this.store.getJob(jobId);
     const input = await this.store.taskInput(jobId, index);
     if (!job || !input) return undefined;
+    const language = CODE_LANGUAGE_OF.get(job.instrumentedModule);
+    if (language !== undefined) {
+      const code = (this.code ??= new CodeSandbox({ pythonPool: 1, jsPool: 1 }));
+      const r = await runCodeTask(code, language, { input, limits: job.limits });
+      // A code task's own faults are verdicts inside a successful result; a failed run is the sandbox's, not proof.
+      return r.ok ? { measured: { outcome: 'ok', outputHash: sha256HexSync(r.output), fuel: r.fuel }, output: r.output } : undefined;
+    }
     const module = await this.store.getModule(job.instrumentedModule);
     if (!module) return undefined;
     const sandbox = (this.sandbox ??= new Sandbox({ workers: 1 }));

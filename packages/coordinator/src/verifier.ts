@@ -12,8 +12,8 @@
  *   goes to the referee, who re-executes and judges every signed receipt
  *   (verify/referee.ts): each contradicted one is proven fraud and slashed,
  *   however many signed it — a colluding majority included — and the task
- *   takes the referee's result. Too few results, and no referee (python/js,
- *   or it could not run the task here) → more replicas up to
+ *   takes the referee's result. Too few results, and no referee (it could
+ *   not run the task here) → more replicas up to
  *   maxTotalResults, then IM_UNVERIFIABLE.
  * - The buyer is charged, at the decision, for every valid execution (and
  *   every reproduced task fault), never for a contradicted one; earnings

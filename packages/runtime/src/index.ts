@@ -19,5 +19,5 @@ export { calibrate } from './calibrate/index.js';
 export type { CalibrateOptions } from './calibrate/index.js';
 export { RESERVED_MODULE, TASK_MODULE, WASI_MODULE, TASK_IMPORTS, WASI_IMPORTS, BYTES_PER_FUEL } from './abi.js';
 export type { ModuleAbi } from './abi.js';
-export { CodeSandbox, runCode, resolveCodeSandboxOptions, JS_FUEL_PER_INTERRUPT, FIXED_EPOCH_MS, CLOCK_STEP_MS } from './code/index.js';
-export type { RunCodeOptions, CodeError, CodeLanguage, CodeLimits, CodeResult, CodeSandboxOptions, CodeTask, CodeVerdict } from './code/index.js';
+export { CodeSandbox, runCode, resolveCodeSandboxOptions, CODE_LANGUAGE_OF, runCodeTask, JS_FUEL_PER_INTERRUPT, FIXED_EPOCH_MS, CLOCK_STEP_MS } from './code/index.js';
+export type { CodeTaskResult, RunCodeOptions, CodeError, CodeLanguage, CodeLimits, CodeResult, CodeSandboxOptions, CodeTask, CodeVerdict } from './code/index.js';

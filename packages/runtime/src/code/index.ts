@@ -4,6 +4,8 @@
  * for Python, QuickJS for JS). See docs/code-eval.md.
  */
 export { CodeSandbox, runCode, resolveCodeSandboxOptions } from './sandbox.js';
+export { CODE_LANGUAGE_OF, runCodeTask } from './code-task.js';
+export type { CodeTaskResult } from './code-task.js';
 export type { RunCodeOptions } from './sandbox.js';
 export { JS_FUEL_PER_INTERRUPT } from './js/meter.js';
 export { FIXED_EPOCH_MS, CLOCK_STEP_MS } from './determinism.js';
