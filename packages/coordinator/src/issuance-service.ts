@@ -32,6 +32,7 @@ import {
 import type { EpochDocumentJson, HourRow, HourTable, IssuanceParams } from './issuance/index.js';
 import { ACCOUNTS, accountInput } from './settlement/index.js';
 import { PROBE_CALLER, ProbeService } from './probes.js';
+import { CHECK_CALLER } from './inference-check.js';
 import type { Core } from './core.js';
 import type { JobRecord, MeterRow } from './store/index.js';
 
@@ -271,8 +272,10 @@ export class IssuanceService {
 
   /**
    * Whether a final payment is for work the issuance rewards: a public job
-   * (not labelled private), verified (replicated, adaptive, or spot-checked
-   * at a positive rate — not `trusted`), whose buyer is another organisation than the node's
+   * (not labelled private), verified (replicated, adaptive, optimistic, or
+   * spot-checked at a positive rate — not `trusted`; LLM answers while the
+   * sampled honesty checks are on, split stages included with their
+   * multiplier), whose buyer is another organisation than the node's
    * operator. An organisation paying its own machines (its private pool, or
    * its own public-pool nodes) earns no issuance for it.
    */
@@ -284,9 +287,11 @@ export class IssuanceService {
       if (this.jobs.size >= 10_000) this.jobs.clear();
       this.jobs.set(jobId, job);
     }
-    if (!job || job.caller === PROBE_CALLER || job.label === 'private') return false;
+    if (!job || job.caller === PROBE_CALLER || job.caller === CHECK_CALLER || job.label === 'private') return false;
     const v = job.verification;
-    if (v === undefined || v.mode === 'trusted' || (v.mode === 'spot-check' && v.rate <= 0)) return false;
+    // LLM answers are not re-run but checked by sampling (inference-check.ts): verified work when the checks are on.
+    const sampled = job.runtime === 'llm' && this.core.opts.inferenceCheckRate > 0;
+    if (!sampled && (v === undefined || v.mode === 'trusted' || (v.mode === 'spot-check' && v.rate <= 0))) return false;
     const buyerOrg = job.caller.startsWith('org:') ? job.caller : `buyer:${job.caller}`;
     return buyerOrg !== (await this.operatorOf(nodeId));
   }
