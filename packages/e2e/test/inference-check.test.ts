@@ -38,11 +38,11 @@ describe('inference honesty checks', () => {
     const gguf = writeRandomLlama({ blocks: 4, hidden: 128, heads: 4, kvHeads: 2, ff: 256, vocab: 512, ctx: 256, seed: 21, type: 'f32' });
     writeFileSync(file, gguf);
     const hash = createHash('sha256').update(gguf).digest('hex');
-    coord = await startCoordinatorProc({ dataDir: `${dir.path}/coord`, args: ['--inference-check-rate', '1'] });
+    coord = await startCoordinatorProc({ dataDir: `${dir.path}/coord`, args: ['--inference-check-rate', '1', '--issuance-hour-ms', '2000'] });
     openai = new OpenAI({ baseURL: `${coord.url}/v1`, apiKey: 'any', maxRetries: 0, timeout: 60_000 });
     // The liar asks least, so routing tries it first.
     liar = await new FakeModelAgent({ url: coord.url, model: MODEL, hash, ask: 0, words: ['Hello', ' from', ' another', ' model', ' entirely', '.'] }).start();
-    for (const name of ['a', 'b']) agents.push(startAgentProc({ coordinator: coord.url, dataDir: `${dir.path}/agent-${name}`, args: ['--model', file, '--gpu', 'off', '--ask', '1'] }));
+    for (const name of ['a', 'b']) agents.push(startAgentProc({ coordinator: coord.url, dataDir: `${dir.path}/agent-${name}`, args: ['--model', file, '--gpu', 'off', '--ask', '1000000'] }));
     await waitUntil(async () => ((await openai.models.list()).data.find((m) => m.id === MODEL) as { hosts?: number } | undefined)?.hosts === 3, 120_000)
       .catch(async () => assert.fail(`the three hosts never showed: ${JSON.stringify((await openai.models.list()).data)}\n${agents.map((a) => a.text).join('\n')}`));
     await coord.client.devFund({ account: `buyer:key:${createHash('sha256').update('any').digest('hex').slice(0, 32)}`, sats: 100_000 });
@@ -78,5 +78,19 @@ describe('inference honesty checks', () => {
     const c = await checks(coord.url);
     assert.equal(c.dishonest, 1, 'no honest answer failed');
     assert.equal(liar.leases.filter((l) => JSON.parse(Buffer.from(l.input, 'base64').toString()).kind === 'score').length, 0, 'a node caught lying is not asked to check others');
+
+    // Paid answers, checked by sampling, are verified work: a third party's payment reaches the issuance's paidMsat.
+    await waitUntil(async () => {
+      const res = await fetch(`${coord.url}/v1/issuance/hours/latest`);
+      if (res.status !== 200) return false;
+      const last = (await res.json()) as { hour: number };
+      for (let h = last.hour; h > last.hour - 6; h--) {
+        const r = await fetch(`${coord.url}/v1/issuance/hours/${h}`);
+        if (r.status !== 200) continue;
+        const doc = (await r.json()) as { rows: Array<{ node: string; paidMsat: string }> };
+        if (doc.rows.some((x) => x.node !== liar.nodeId && BigInt(x.paidMsat) > 0n)) return true;
+      }
+      return false;
+    }, 30_000, () => 'no paid answer reached an hour\'s paidMsat');
   });
 });
