@@ -7,11 +7,11 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import WebSocket from 'ws';
-import { PROTOCOL_VERSION, generateNodeKey, signMessage, signResults } from '@idlemesh/protocol';
-import type { Capabilities, ServerMessage } from '@idlemesh/protocol';
+import { generateNodeKey, signResults } from '@idlemesh/protocol';
+import type { Capabilities } from '@idlemesh/protocol';
 import { b64, example, fromB64, startCoordinatorProc, tempDir } from './helpers.js';
 import type { CoordinatorProc } from './helpers.js';
+import { connectRawAgent } from './raw-agent.js';
 
 const CAPS: Capabilities = {
   runtimes: ['wasm'], cores: 1, memoryMb: 256, arch: 'x64', os: 'linux', gpus: [], maxTasks: 1, benchmark: { fuelPerSec: 1 }, agentVersion: 'holding-test',
@@ -30,20 +30,7 @@ describe('leases sent before the agent says what it holds', () => {
 
   it('keeps a lease granted between the welcome and the holding list, and takes its result', async () => {
     const key = await generateNodeKey();
-    const ws = new WebSocket(`${coord.url.replace(/^http/, 'ws')}/v1/agent`);
-    const inbox: ServerMessage[] = [];
-    ws.on('message', (d) => inbox.push(JSON.parse(d.toString()) as ServerMessage));
-    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
-    const next = async <T extends ServerMessage['type']>(type: T): Promise<Extract<ServerMessage, { type: T }>> => {
-      for (const start = Date.now(); Date.now() - start < 10_000; await new Promise((r) => setTimeout(r, 10))) {
-        const i = inbox.findIndex((m) => m.type === type);
-        if (i >= 0) return inbox.splice(i, 1)[0] as Extract<ServerMessage, { type: T }>;
-      }
-      throw new Error(`no ${type}: ${JSON.stringify(inbox)}`);
-    };
-    const hello = await next('hello');
-    ws.send(JSON.stringify(await signMessage(key, 'auth', { v: PROTOCOL_VERSION, challenge: hello.challenge, capabilities: CAPS }, Date.now())));
-    await next('welcome');
+    const { ws, take: next } = await connectRawAgent(coord.url, key, CAPS);
     // The agent grants a slot; a job comes in and is leased before the agent's holding list arrives.
     ws.send(JSON.stringify({ type: 'credit', n: 1 }));
     const mod = await coord.client.uploadModule(example('noop/noop.wasm'));

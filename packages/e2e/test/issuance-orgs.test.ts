@@ -26,12 +26,13 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import WebSocket from 'ws';
-import { PROTOCOL_VERSION, signMessage, signResults } from '@idlemesh/protocol';
+import { signResults } from '@idlemesh/protocol';
 import type { Capabilities, LeasedTask, ServerMessage, TaskOutcome } from '@idlemesh/protocol';
 import { loadOrCreateKey } from '@idlemesh/agent';
 import { issuance } from '@idlemesh/coordinator';
 import type { EpochRecord, HourDoc } from '@idlemesh/coordinator';
 import { b64, example, runCli, sleep, startAgentProc, startCoordinatorProc, tempDir, waitUntil } from './helpers.js';
+import { connectRawAgent } from './raw-agent.js';
 
 const HOUR = 6000;
 const ASK = 1_000_000;
@@ -137,19 +138,9 @@ describe('issuance with two organisations, a posing pair and a cheater', () => {
       const cheater = cheaterKey.publicKeyHex;
       await bond({ id: cheater, keyFile: `${dir.path}/cheater.key` }, 600);
       operatorOf.set(cheater, `node:${cheater}`);
-      const inbox: ServerMessage[] = [];
-      ws = new WebSocket(`${coord.url.replace(/^http/, 'ws')}/v1/agent`);
-      ws.on('message', (d) => inbox.push(JSON.parse(d.toString()) as ServerMessage));
-      await new Promise((resolve, reject) => { ws!.once('open', resolve); ws!.once('error', reject); });
-      const take = async <T extends ServerMessage['type']>(type: T): Promise<Extract<ServerMessage, { type: T }>> => {
-        let found: ServerMessage | undefined;
-        await waitUntil(() => (found = inbox.find((m) => m.type === type)) !== undefined, 10_000, () => `no ${type}: ${JSON.stringify(inbox)}`);
-        inbox.splice(inbox.indexOf(found!), 1);
-        return found as Extract<ServerMessage, { type: T }>;
-      };
-      const hello = await take('hello');
-      ws.send(JSON.stringify(await signMessage(cheaterKey, 'auth', { v: PROTOCOL_VERSION, challenge: hello.challenge, capabilities: CHEATER_CAPS }, Date.now())));
-      await take('welcome');
+      const raw = await connectRawAgent(coord.url, cheaterKey, CHEATER_CAPS);
+      ws = raw.ws;
+      const { inbox } = raw;
       ws.send(JSON.stringify({ type: 'heartbeat', state: 'active', running: 0 }));
       const j0 = await submit(beta, 3, { label: 'public', verified: true });
       ws.send(JSON.stringify({ type: 'credit', n: 3 }));

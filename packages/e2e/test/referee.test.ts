@@ -10,10 +10,11 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import WebSocket from 'ws';
-import { signMessage, signResults, verifyReceiptDocument, PROTOCOL_VERSION } from '@idlemesh/protocol';
+import { signResults, verifyReceiptDocument } from '@idlemesh/protocol';
 import type { Capabilities, LeasedTask, ServerMessage, TaskOutcome } from '@idlemesh/protocol';
 import { loadOrCreateKey } from '@idlemesh/agent';
 import { b64, example, fromB64, metric, runCli, startAgentProc, startCoordinatorProc, tempDir, waitForNodes, waitUntil } from './helpers.js';
+import { connectRawAgent } from './raw-agent.js';
 
 const CAPS: Capabilities = {
   runtimes: ['wasm'], cores: 1, memoryMb: 256, arch: 'x64', os: 'linux', gpus: [], maxTasks: 4,
@@ -41,19 +42,9 @@ describe('referee', () => {
       await coord.client.devFund({ account: 'buyer:anonymous', sats: 1_000_000 });
 
       // The cheater connects with the raw protocol and asks for work.
-      const inbox: ServerMessage[] = [];
-      ws = new WebSocket(`${coord.url.replace(/^http/, 'ws')}/v1/agent`);
-      ws.on('message', (d) => inbox.push(JSON.parse(d.toString()) as ServerMessage));
-      await new Promise((resolve, reject) => { ws!.once('open', resolve); ws!.once('error', reject); });
-      const take = async <T extends ServerMessage['type']>(type: T): Promise<Extract<ServerMessage, { type: T }>> => {
-        let found: ServerMessage | undefined;
-        await waitUntil(() => (found = inbox.find((m) => m.type === type)) !== undefined, 10_000, () => `no ${type}: ${JSON.stringify(inbox)}`);
-        inbox.splice(inbox.indexOf(found!), 1);
-        return found as Extract<ServerMessage, { type: T }>;
-      };
-      const hello = await take('hello');
-      ws.send(JSON.stringify(await signMessage(key, 'auth', { v: PROTOCOL_VERSION, challenge: hello.challenge, capabilities: CAPS }, Date.now())));
-      await take('welcome');
+      const raw = await connectRawAgent(coord.url, key, CAPS);
+      ws = raw.ws;
+      const { inbox, take } = raw;
       ws.send(JSON.stringify({ type: 'heartbeat', state: 'active', running: 0 }));
 
       const mod = await coord.client.uploadModule(example('sha256/sha256.wasm'));

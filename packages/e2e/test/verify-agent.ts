@@ -9,11 +9,11 @@
  */
 import { createHash } from 'node:crypto';
 import WebSocket from 'ws';
-import { PROTOCOL_VERSION, signMessage, signResults } from '@idlemesh/protocol';
+import { signResults } from '@idlemesh/protocol';
 import type { Capabilities, LeasedTask, ModuleAbi, ServerMessage, TaskOutcome } from '@idlemesh/protocol';
 import { RUNTIME_VERSION, Sandbox } from '@idlemesh/runtime';
 import { loadOrCreateKey } from '@idlemesh/agent';
-import { waitUntil } from './helpers.js';
+import { connectRawAgent } from './raw-agent.js';
 
 /** msat per EU: high enough that one sha256 task (~15,000 fuel) is worth whole msat, so every execution shows in the settlement. */
 export const ASK = 5_000_000;
@@ -67,23 +67,12 @@ export class ScriptedAgent {
 
   static async start(opts: ScriptedAgentOptions): Promise<ScriptedAgent> {
     const { key } = await loadOrCreateKey(opts.keyFile);
-    const ws = new WebSocket(`${opts.url.replace(/^http/, 'ws')}/v1/agent`, { headers: { 'X-Forwarded-For': opts.ip } });
-    const inbox: ServerMessage[] = [];
-    const early = (d: WebSocket.RawData): void => void inbox.push(JSON.parse(d.toString()) as ServerMessage);
-    ws.on('message', early);
-    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
-    const take = async <T extends ServerMessage['type']>(type: T): Promise<Extract<ServerMessage, { type: T }>> => {
-      let found: ServerMessage | undefined;
-      await waitUntil(() => (found = inbox.find((m) => m.type === type)) !== undefined, 10_000, () => `no ${type}: ${JSON.stringify(inbox)}`);
-      inbox.splice(inbox.indexOf(found!), 1);
-      return found as Extract<ServerMessage, { type: T }>;
-    };
-    const hello = await take('hello');
-    ws.send(JSON.stringify(await signMessage(key, 'auth', { v: PROTOCOL_VERSION, challenge: hello.challenge, capabilities: CAPS }, Date.now())));
-    await take('welcome');
-    ws.off('message', early);
+    const raw = await connectRawAgent(opts.url, key, CAPS, { 'X-Forwarded-For': opts.ip });
+    const ws = raw.ws;
     const agent = new ScriptedAgent(opts, key.publicKeyHex, ws, key);
+    const early = raw.detach();
     ws.on('message', (d) => agent.onMessage(JSON.parse(d.toString()) as ServerMessage));
+    for (const m of early) agent.onMessage(m);
     ws.send(JSON.stringify({ type: 'heartbeat', state: 'active', running: 0 }));
     ws.send(JSON.stringify({ type: 'credit', n: opts.credit ?? 4 }));
     return agent;

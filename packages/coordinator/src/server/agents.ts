@@ -194,6 +194,7 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
     const now = core.now();
     // The challenge is unique per connection: it names this session of the node.
     await core.store.upsertNode(msg.nodeId, caps, now, challenge);
+    await core.store.extendLeases(msg.nodeId, now, core.opts.leaseMs);
     const previous = core.sessions.get(msg.nodeId);
     const welcomedAt = Date.now();
     const sendTracked = (m: ServerMessage): void => {
@@ -205,12 +206,13 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
       send(m);
     };
     session = { nodeId: msg.nodeId, capabilities: caps, credit: 0, state: 'active', remote, send: sendTracked, closed: false };
+    // The welcome goes out in the same turn the session becomes visible: nothing (a lease, a split
+    // assignment) can reach the agent before it, which it would not take.
     core.sessions.set(msg.nodeId, session);
+    send({ type: 'welcome', nodeId: msg.nodeId, leaseMs: core.opts.leaseMs, heartbeatMs: core.opts.heartbeatMs, serverTime: now });
     // A reconnect replaces the old socket; the node's leases stay valid.
     if (previous) core.log.info({ node: short(msg.nodeId) }, 'agent reconnected, replacing old connection');
     core.metrics.agentsConnected.set(core.sessions.size);
-    await core.store.extendLeases(msg.nodeId, now, core.opts.leaseMs);
-    send({ type: 'welcome', nodeId: msg.nodeId, leaseMs: core.opts.leaseMs, heartbeatMs: core.opts.heartbeatMs, serverTime: now });
     core.log.info({ node: short(msg.nodeId), remote, cores: caps.cores, maxTasks: caps.maxTasks, name: caps.name }, 'agent connected');
   }
 
