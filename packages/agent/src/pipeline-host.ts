@@ -27,6 +27,7 @@ import { basename } from 'node:path';
 import { FUEL_PER_TOKEN, ImError, SIZE_CLASS_WEIGHT, base64ToBytes, sha256HexSync } from '@idlemesh/protocol';
 import type { AgentMessage, LeasedTask, ModelSizeClass, ServerMessage, SplitEngine, SplitOffer, StagePlan, TaskOutcome } from '@idlemesh/protocol';
 import type { GgufFile, PipelineSession, Stage, StageTransport, SpmTokenizer } from '@idlemesh/llm';
+import { LeaseLane } from './lease-lane.js';
 
 type Llm = typeof import('@idlemesh/llm');
 type Assignment = NonNullable<Extract<ServerMessage, { type: 'split-assign' }>['assignment']>;
@@ -72,8 +73,7 @@ export class PipelineHost {
   private readonly caches = new Map<string, { stage: Stage; used: number }>();
   private readonly waiting = new Map<number, { resolve(b: Uint8Array): void; reject(e: unknown): void; timer: NodeJS.Timeout }>();
   private seq = 1;
-  private readonly running = new Map<string, AbortController>();
-  private lane: Promise<void> = Promise.resolve();
+  private readonly lane = new LeaseLane((t, signal) => this.serve(t, signal));
 
   private constructor(
     private readonly llm: Llm,
@@ -199,25 +199,17 @@ export class PipelineHost {
 
   /** Takes a split request's lease; requests run one at a time (the head's CPU is the bottleneck anyway). */
   add(t: LeasedTask): void {
-    const key = `${t.taskId}#${t.attempt}`;
-    if (this.running.has(key)) return;
-    const ac = new AbortController();
-    this.running.set(key, ac);
-    this.lane = this.lane.then(() => this.serve(t, ac.signal)).catch(() => undefined).finally(() => this.running.delete(key));
+    this.lane.add(t);
   }
 
   heldRefs(): Array<{ taskId: string; attempt: number }> {
-    return [...this.running.keys()].map((k) => ({ taskId: k.split('#')[0]!, attempt: Number(k.split('#')[1]) }));
+    return this.lane.heldRefs();
   }
 
   revoke(taskIds: readonly string[]): void {
-    for (const [key, ac] of this.running) {
-      if (taskIds.includes(key.split('#')[0]!)) {
-        ac.abort(new Error('revoked'));
-        this.running.delete(key);
-      }
-    }
+    this.lane.revoke(taskIds);
   }
+
 
   /** A stage's answer to one of our frames. */
   onReply(m: ReplyMsg): void {
@@ -239,7 +231,7 @@ export class PipelineHost {
   }
 
   async close(): Promise<void> {
-    for (const ac of this.running.values()) ac.abort(new Error('agent stopping'));
+    this.lane.abortAll('agent stopping');
     this.onDisconnect();
     this.caches.clear();
     await this.file.close();

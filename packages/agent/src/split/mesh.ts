@@ -32,6 +32,7 @@ import { buildLlamaRpc, type LlamaRpcBinaries } from './build.js';
 import { SplitHead, type HeadEvent } from './head.js';
 import { localEndpoint, type LocalEndpoint } from './ports.js';
 import { startStage, type SplitStage } from './stage.js';
+import { LeaseLane } from '../lease-lane.js';
 
 type Assignment = NonNullable<Extract<ServerMessage, { type: 'split-assign' }>['assignment']>;
 type MembersMsg = Extract<ServerMessage, { type: 'split-members' }>;
@@ -148,8 +149,7 @@ export class RpcMeshHost {
   private readonly streams = new Map<string, RelayedStream>();
   private nextStream = 1;
   private headState: HeadState | undefined;
-  private readonly running = new Map<string, AbortController>();
-  private lane: Promise<void> = Promise.resolve();
+  private readonly lane = new LeaseLane((t, signal) => this.serve(t, signal));
 
   private constructor(
     private readonly opts: RpcMeshOptions,
@@ -326,25 +326,17 @@ export class RpcMeshHost {
 
   /** Takes a split request's lease; requests run one at a time (llama-server runs -np 1). */
   add(t: LeasedTask): void {
-    const key = `${t.taskId}#${t.attempt}`;
-    if (this.running.has(key)) return;
-    const ac = new AbortController();
-    this.running.set(key, ac);
-    this.lane = this.lane.then(() => this.serve(t, ac.signal)).catch(() => undefined).finally(() => this.running.delete(key));
+    this.lane.add(t);
   }
 
   heldRefs(): Array<{ taskId: string; attempt: number }> {
-    return [...this.running.keys()].map((k) => ({ taskId: k.split('#')[0]!, attempt: Number(k.split('#')[1]) }));
+    return this.lane.heldRefs();
   }
 
   revoke(taskIds: readonly string[]): void {
-    for (const [key, ac] of this.running) {
-      if (taskIds.includes(key.split('#')[0]!)) {
-        ac.abort(new Error('revoked'));
-        this.running.delete(key);
-      }
-    }
+    this.lane.revoke(taskIds);
   }
+
 
   /** The coordinator connection dropped: every relayed stream is gone with it. */
   onDisconnect(): void {
@@ -352,7 +344,7 @@ export class RpcMeshHost {
   }
 
   async close(): Promise<void> {
-    for (const ac of this.running.values()) ac.abort(new Error('agent stopping'));
+    this.lane.abortAll('agent stopping');
     await this.stopHead();
     this.dropStreams('agent stopping');
     await this.stopStage();
