@@ -13,6 +13,7 @@
 import { z } from 'zod';
 import { ImError, ModelSizeClass, type ErrorCode } from '@idlemesh/protocol';
 import { MODEL_ID_PATTERN, parametersFromName, sha256Hex, sizeClassOf, type Chunk, type LlmBackend, type ModelInfo, type ScoreRequest, type ScoreResult } from './backend.js';
+import { httpFetch } from './http.js';
 import { ChatCompletionChunk, OpenAiErrorBody, TextCompletion, unsupported, type ChatCompletionRequest, type CompletionRequest, type OpenAiErrorDetails } from './openai.js';
 
 const ModelEntry = z.strictObject({
@@ -188,7 +189,7 @@ export class OpenAiCompatibleBackend implements LlmBackend {
     if (this.opts.apiKey !== undefined) headers.Authorization = `Bearer ${this.opts.apiKey}`;
     let res: Response;
     try {
-      res = await fetch(url, { ...init, headers });
+      res = await httpFetch(url, { method: init.method ?? 'GET', headers, ...(typeof init.body === 'string' ? { body: init.body } : {}), signal: init.signal ?? null });
     } catch (err) {
       if (init.signal?.aborted) throw init.signal.reason;
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
