@@ -21,13 +21,12 @@
  * @idlemesh/llm (the engine) is loaded only when this is used, so an agent
  * without --split-model never loads it.
  */
-import { createReadStream } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { FUEL_PER_TOKEN, ImError, SIZE_CLASS_WEIGHT, base64ToBytes, sha256HexSync } from '@idlemesh/protocol';
-import type { AgentMessage, LeasedTask, ModelSizeClass, ServerMessage, SplitEngine, SplitOffer, StagePlan, TaskOutcome } from '@idlemesh/protocol';
+import type { AgentMessage, LeasedTask, ModelSizeClass, ServerMessage, SplitEngine, SplitOffer } from '@idlemesh/protocol';
 import type { GgufFile, PipelineSession, Stage, StageTransport, SpmTokenizer } from '@idlemesh/llm';
-import { LeaseLane } from './lease-lane.js';
+import { LeaseLane, type SplitHostDeps, type SplitInput } from './split-host.js';
 
 type Llm = typeof import('@idlemesh/llm');
 type Assignment = NonNullable<Extract<ServerMessage, { type: 'split-assign' }>['assignment']>;
@@ -52,18 +51,7 @@ export interface SplitModelOptions {
   engine?: SplitEngine;
 }
 
-interface Deps {
-  send(msg: AgentMessage): boolean;
-  sendChunk(t: LeasedTask, seq: number, data: string): boolean;
-  onOutcome(o: TaskOutcome): void;
-  log: { info(msg: string, extra?: object): void; warn(msg: string, extra?: object): void };
-}
-
-interface SplitInput {
-  kind: 'chat' | 'completion';
-  request: Record<string, unknown>;
-  split: { group: string; engine: string; model: string; hash: string; blocks: number; stages: StagePlan[] };
-}
+type Deps = SplitHostDeps;
 
 export class PipelineHost {
   private deps: Deps | undefined;
@@ -86,6 +74,7 @@ export class PipelineHost {
   static async open(opts: SplitModelOptions): Promise<PipelineHost> {
     const llm = await import('@idlemesh/llm');
     const file = await llm.openGgufFile(opts.model);
+    const st = await stat(opts.model);
     try {
       const c = llm.llamaConfigOf(file.header);
       const contextSize = Math.min(c.contextLength, llm.DEFAULT_STAGE_CONTEXT);
@@ -100,7 +89,7 @@ export class PipelineHost {
       const edgeBytes = (elements('token_embd.weight') + elements('output.weight') + elements('output_norm.weight')) * 4 + contextSize * c.ropeDims * 4;
       const parameters = file.header.tensors.reduce((a, t) => a + t.dims.reduce((x, y) => x * y, 1), 0);
       const offer: SplitOffer = {
-        engine: 'pipeline', model: basename(opts.model).replace(/\.gguf$/i, ''), hash: await sha256File(opts.model), blocks: c.blocks,
+        engine: 'pipeline', model: basename(opts.model).replace(/\.gguf$/i, ''), hash: await llm.fileSha256(opts.model, st.size, st.mtimeMs), blocks: c.blocks,
         layerBytes, edgeBytes, memoryBytes: opts.memoryBytes, contextSize, sizeClass: llm.sizeClassOf(parameters) as ModelSizeClass,
       };
       return new PipelineHost(llm, file, tokenizer, offer);
@@ -309,10 +298,3 @@ export class PipelineHost {
   }
 }
 
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  await new Promise<void>((resolve, reject) => {
-    createReadStream(path).on('data', (d) => hash.update(d)).on('error', reject).on('end', () => resolve());
-  });
-  return hash.digest('hex');
-}

@@ -41,6 +41,7 @@ import { ProgressHub } from './progress.js';
 import { eligible, schedule } from './scheduler/index.js';
 import type { SchedAgent } from './scheduler/index.js';
 import type { ClaimedTask, JobRecord, Placement, RunnableJob, Store, StoreEvent, StoredModule, TaskRef, TaskRow } from './store/index.js';
+import { JobFactsCache } from './job-facts.js';
 
 export interface Logger {
   info(obj: object | string, msg?: string): void;
@@ -78,6 +79,8 @@ export class Core {
   readonly governance: Governance;
   readonly receipts: ReceiptSigner;
   readonly referee: Referee;
+  /** What never changes about a job, read once: shared by the referee, the verifier and the issuance. */
+  readonly jobFacts: JobFactsCache;
   readonly verifier: Verifier;
   readonly inference: Inference;
   readonly issuance: IssuanceService;
@@ -121,9 +124,10 @@ export class Core {
     this.money = new Money(store, opts, log, now, metrics);
     this.identity = new Identity(store, log, now);
     this.receipts = new ReceiptSigner(store, now);
+    this.jobFacts = new JobFactsCache(store);
     this.inference = new Inference(this);
     this.issuance = new IssuanceService(this, opts.issuanceHourMs, opts.probeIntervalMs);
-    this.referee = new Referee(store, this.money, metrics, log, now, verificationOf(opts.verify));
+    this.referee = new Referee(store, this.money, metrics, log, now, verificationOf(opts.verify), this.jobFacts);
     this.verifier = new Verifier(this);
     this.referee.onConvicted = (nodeId) => this.verifier.reverse(nodeId);
     this.governance = new Governance(store, log, now, BigInt(opts.publicMinBondMsat), opts.enrolPerOperatorPerHour);

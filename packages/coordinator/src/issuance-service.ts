@@ -34,7 +34,7 @@ import { ACCOUNTS, accountInput } from './settlement/index.js';
 import { PROBE_CALLER, ProbeService } from './probes.js';
 import { CHECK_CALLER } from './inference-check.js';
 import type { Core } from './core.js';
-import type { JobRecord, MeterRow } from './store/index.js';
+import type { MeterRow } from './store/index.js';
 
 export const ISSUANCE_PARAMS: IssuanceParams = Object.freeze({
   alpha: [7n, 10n] as const,
@@ -96,7 +96,6 @@ export class IssuanceService {
   private readonly lastTick = new Map<string, number>();
   private readonly inFlight = new Map<string, number>();
   private spot: { at: number; msatPerEu: Map<string, number> } | undefined;
-  private readonly jobs = new Map<string, JobRecord | null>();
   readonly probes: ProbeService;
 
   constructor(private readonly core: Core, readonly hourMs: number, probeIntervalMs = 1_200_000) {
@@ -281,12 +280,7 @@ export class IssuanceService {
    */
   private async countsAsThirdPartyPublic(jobId: string | undefined, nodeId: string): Promise<boolean> {
     if (jobId === undefined) return false;
-    let job = this.jobs.get(jobId);
-    if (job === undefined) {
-      job = (await this.core.store.getJob(jobId)) ?? null;
-      if (this.jobs.size >= 10_000) this.jobs.clear();
-      this.jobs.set(jobId, job);
-    }
+    const job = await this.core.jobFacts.get(jobId);
     if (!job || job.caller === PROBE_CALLER || job.caller === CHECK_CALLER || job.label === 'private') return false;
     const v = job.verification;
     // LLM answers are not re-run but checked by sampling (inference-check.ts): verified work when the checks are on.

@@ -27,6 +27,7 @@ import type { Metrics } from './metrics.js';
 import type { Money } from './money.js';
 import type { AuditSink } from './identity/sink.js';
 import type { Outcome, OutcomeStatus, Store } from './store/index.js';
+import { JobFactsCache } from './job-facts.js';
 
 /** Share of a cheater's remaining bond taken per proven fraud (issue: default 50 %). */
 export const FRAUD_SLASH_BPS = 5_000;
@@ -64,8 +65,6 @@ export class Referee {
   private readonly queue: Check[] = [];
   private running: Promise<void> | undefined;
   private closed = false;
-  /** Jobs' verification settings (they never change): most results skip the store. */
-  private readonly settings = new Map<string, Verification | null>();
 
   constructor(
     private readonly store: Store,
@@ -74,6 +73,8 @@ export class Referee {
     private readonly log: Logger,
     private readonly now: () => number,
     private readonly fallback: Verification,
+    /** Jobs' fixed facts, shared with the verifier and the issuance: most results skip the store. */
+    private readonly jobs: JobFactsCache = new JobFactsCache(store),
   ) {}
 
   /** After a results batch is committed: draws the results to re-execute. */
@@ -125,12 +126,8 @@ export class Referee {
   }
 
   private async setting(jobId: string): Promise<Verification | null> {
-    if (this.settings.has(jobId)) return this.settings.get(jobId) ?? null;
-    const job = await this.store.getJob(jobId);
-    const v = job ? (job.verification ?? this.fallback) : null;
-    if (this.settings.size >= 100_000) this.settings.clear();
-    this.settings.set(jobId, v);
-    return v;
+    const job = await this.jobs.get(jobId);
+    return job ? (job.verification ?? this.fallback) : null;
   }
 
   private async drain(): Promise<void> {

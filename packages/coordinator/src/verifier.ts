@@ -75,8 +75,6 @@ export function maxExecutions(v: Verification | undefined): number {
 }
 
 export class Verifier {
-  /** Jobs' verification settings (they never change). */
-  private readonly settings = new Map<string, { v: Verification | null; runtime: string }>();
   /** Tasks being decided in this process; a second call while one runs asks for another look after it. */
   private readonly busy = new Map<string, boolean>();
   private readonly running = new Set<Promise<void>>();
@@ -168,14 +166,8 @@ export class Verifier {
   }
 
   private async setting(jobId: string): Promise<{ v: Verification | null; runtime: string } | undefined> {
-    const cached = this.settings.get(jobId);
-    if (cached) return cached;
-    const job = await this.core.store.getJob(jobId);
-    if (!job) return undefined;
-    const s = { v: job.verification ?? null, runtime: job.runtime };
-    if (this.settings.size >= 100_000) this.settings.clear();
-    this.settings.set(jobId, s);
-    return s;
+    const job = await this.core.jobFacts.get(jobId);
+    return job && { v: job.verification ?? null, runtime: job.runtime };
   }
 
   /** One task: decided once every execution sent is back (so a colluding pair that answers first cannot outvote the third). */

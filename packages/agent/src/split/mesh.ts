@@ -21,18 +21,17 @@
  *   waits for the coordinator to announce the spare that took that stage
  *   index, tunnels to it, and the request is replayed by token ids (head.ts).
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { Duplex } from 'node:stream';
 import { FUEL_PER_TOKEN, ImError, MAX_TUNNEL_CHUNK_BYTES, SIZE_CLASS_WEIGHT, base64ToBytes, sha256HexSync } from '@idlemesh/protocol';
-import type { AgentMessage, LeasedTask, ModelSizeClass, NodeKeyPair, ServerMessage, SplitOffer, StagePlan, TaskOutcome } from '@idlemesh/protocol';
+import type { AgentMessage, LeasedTask, ModelSizeClass, NodeKeyPair, ServerMessage, SplitOffer, StagePlan } from '@idlemesh/protocol';
 import type { ChatCompletionRequest, Chunk, CompletionRequest, LlmBackend, ModelInfo, ScoreResult } from '@idlemesh/llm';
 import { buildLlamaRpc, type LlamaRpcBinaries } from './build.js';
 import { SplitHead, type HeadEvent } from './head.js';
 import { localEndpoint, type LocalEndpoint } from './ports.js';
 import { startStage, type SplitStage } from './stage.js';
-import { LeaseLane } from '../lease-lane.js';
+import { LeaseLane, type SplitHostDeps, type SplitInput } from '../split-host.js';
 
 type Assignment = NonNullable<Extract<ServerMessage, { type: 'split-assign' }>['assignment']>;
 type MembersMsg = Extract<ServerMessage, { type: 'split-members' }>;
@@ -56,18 +55,7 @@ export interface RpcMeshOptions {
   binaries?: LlamaRpcBinaries;
 }
 
-interface Deps {
-  send(msg: AgentMessage): boolean;
-  sendChunk(t: LeasedTask, seq: number, data: string): boolean;
-  onOutcome(o: TaskOutcome): void;
-  log: { info(msg: string, extra?: object): void; warn(msg: string, extra?: object): void };
-}
-
-interface SplitInput {
-  kind: 'chat' | 'completion';
-  request: Record<string, unknown>;
-  split: { group: string; engine: string; model: string; hash: string; blocks: number; stages: StagePlan[] };
-}
+type Deps = SplitHostDeps;
 
 /**
  * A byte stream over relayed tunnel messages: what is written goes out as
@@ -167,6 +155,7 @@ export class RpcMeshHost {
   static async open(opts: RpcMeshOptions, identity: NodeKeyPair): Promise<RpcMeshHost> {
     const llm = await import('@idlemesh/llm');
     const file = await llm.openGgufFile(opts.model);
+    const st = await stat(opts.model);
     let offer: SplitOffer;
     try {
       const c = llm.llamaConfigOf(file.header);
@@ -177,7 +166,7 @@ export class RpcMeshHost {
       const edgeBytes = size((n) => n === 'token_embd.weight' || n === 'output.weight' || n === 'output_norm.weight');
       const parameters = file.header.tensors.reduce((a, t) => a + t.dims.reduce((x, y) => x * y, 1), 0);
       offer = {
-        engine: 'llamacpp-rpc', model: basename(opts.model).replace(/\.gguf$/i, ''), hash: await sha256File(opts.model), blocks: c.blocks,
+        engine: 'llamacpp-rpc', model: basename(opts.model).replace(/\.gguf$/i, ''), hash: await llm.fileSha256(opts.model, st.size, st.mtimeMs), blocks: c.blocks,
         layerBytes, edgeBytes, memoryBytes: opts.memoryBytes, contextSize, sizeClass: llm.sizeClassOf(parameters) as ModelSizeClass,
       };
     } finally {
@@ -506,10 +495,3 @@ class RpcHeadBackend implements LlmBackend {
   }
 }
 
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  await new Promise<void>((resolve, reject) => {
-    createReadStream(path).on('data', (d) => hash.update(d)).on('error', reject).on('end', () => resolve());
-  });
-  return hash.digest('hex');
-}

@@ -1,10 +1,30 @@
 /**
- * Leases served one at a time, in arrival order, each abortable: the split
- * heads (pipeline-host.ts, split/mesh.ts) run one request at a time, and the
- * coordinator may revoke a request (its client went away) or the agent stop.
+ * What the two split-inference hosts share (pipeline-host.ts for engine
+ * `pipeline`, split/mesh.ts for `llamacpp-rpc`): how the agent wires them,
+ * the input of a split request, and the lane their heads serve leases in.
  */
-import type { LeasedTask } from '@idlemesh/protocol';
+import type { AgentMessage, LeasedTask, StagePlan, TaskOutcome } from '@idlemesh/protocol';
 
+/** What a split host needs from the agent. */
+export interface SplitHostDeps {
+  send(msg: AgentMessage): boolean;
+  sendChunk(t: LeasedTask, seq: number, data: string): boolean;
+  onOutcome(o: TaskOutcome): void;
+  log: { info(msg: string, extra?: object): void; warn(msg: string, extra?: object): void };
+}
+
+/** A split request's task input: the OpenAI request and the group's plan (inference.ts `runSplit`). */
+export interface SplitInput {
+  kind: 'chat' | 'completion';
+  request: Record<string, unknown>;
+  split: { group: string; engine: string; model: string; hash: string; blocks: number; stages: StagePlan[] };
+}
+
+/**
+ * Leases served one at a time, in arrival order, each abortable: a split head
+ * runs one request at a time, and the coordinator may revoke a request (its
+ * client went away) or the agent stop.
+ */
 export class LeaseLane {
   private readonly running = new Map<string, AbortController>();
   private lane: Promise<void> = Promise.resolve();
