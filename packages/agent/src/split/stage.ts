@@ -173,6 +173,9 @@ export async function startStage(opts: StageOptions): Promise<SplitStage> {
       if (gone && attempt < 2 && /bind|address already in use/i.test(tail())) continue; // lost the port race
       throw new ImError('IM_SPLIT_STAGE_FAILED', `ggml-rpc-server did not start on 127.0.0.1:${rpcPort}:\n${tail()}`);
     }
+    // The server logs the probe's connection after answering it: counted before the stage is handed out, so
+    // `acceptedConnections` only grows with connections made from now on.
+    for (const until = Date.now() + 2000; accepted < 1 && Date.now() < until;) await new Promise((r) => setTimeout(r, 10));
     const exposed = exposeLocalPort({ identity: opts.identity, allow: opts.allow, targetPort: rpcPort, ...(opts.onEvent ? { onEvent: opts.onEvent } : {}) });
     const tunnelPort = opts.listen ? (await exposed.listenTcp(opts.listen.port ?? 0, opts.listen.host ?? '127.0.0.1')).port : undefined;
     return {
