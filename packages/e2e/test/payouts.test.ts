@@ -119,8 +119,10 @@ describe('payouts end to end', () => {
       const imported = await coord.client.importSignedPsbt(batch.id, sign(batch.psbt));
       assert.equal(imported.state, 'broadcast');
       assert.equal(esplora.chain.broadcasts.length, 1);
-      // Imported again (a retry): nothing new is sent.
+      // Imported again (a retry): nothing new is sent, nor by the sweep running every 100 ms beside it.
       await coord.client.importSignedPsbt(batch.id, sign(batch.psbt));
+      await sleep(300);
+      assert.equal(esplora.chain.broadcasts.length, 1, 'the import and the sweep did not both send it');
       // A crash before confirmation: after restart it completes once.
       await coord.kill9();
       coord = await startCoordinatorProc({ dataDir: `${dir.path}/coord`, port, args });

@@ -98,6 +98,8 @@ export class Payouts {
   audit: AuditSink | undefined;
   private key: NodeKeyPair | undefined;
 
+  private readonly broadcasting = new Map<string, Promise<void>>();
+
   constructor(private readonly d: PayoutsDeps) {}
 
   /**
@@ -274,6 +276,17 @@ export class Payouts {
   }
 
   private async broadcast(b: Batch, chain: ChainBackend): Promise<void> {
+    // importSigned and the sweep both broadcast a signed batch; one at a time here. (Another coordinator may still send
+    // the same transaction: harmless, it has one txid.)
+    const running = this.broadcasting.get(b.id);
+    if (running) return running;
+    const p = this.broadcastOnce(b, chain).finally(() => this.broadcasting.delete(b.id));
+    this.broadcasting.set(b.id, p);
+    return p;
+  }
+
+  private async broadcastOnce(b: Batch, chain: ChainBackend): Promise<void> {
+    if ((await this.batch(b.id)).state !== 'signed') return; // the sweep read it before another broadcast finished
     try {
       await chain.broadcast(b.txHex!);
     } catch (err) {
