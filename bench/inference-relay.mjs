@@ -4,9 +4,10 @@
 // asked directly, request by request, alternating.
 //
 // Backends:
-//   fast   an OpenAI-shaped load generator in this process (NOT a model): it
-//          streams --chunks chunks as fast as the socket takes them, so what
-//          is measured is the relay, not inference (≥ 500 chunks/s required)
+//   fast   an OpenAI-shaped load generator (NOT a model) in its own process,
+//          as a real backend is (llama-server, vLLM, Ollama): it streams
+//          --chunks chunks at --rate, so what is measured is the relay, not
+//          inference (≥ 500 chunks/s required)
 //   gguf   `idlemesh serve-model` on a generated 8-block random-weight GGUF
 //          (node-llama-cpp, CPU): a real backend, slower than the relay
 //
@@ -17,6 +18,8 @@
 //                          local model; 0 = as fast as the socket takes them,
 //                          which measures the relay's own ceiling)
 //   --tokens N             max_tokens per gguf request (default 64)
+//   --fast-in-process      run the load generator inside the client's process
+//                          (the direct path then crosses no process at all)
 // Prints one JSON line per backend and a summary line; targets: TTFT ≤ +5 ms,
 // mesh tokens/s ≥ 0.97 × direct.
 import { spawn } from 'node:child_process';
@@ -24,6 +27,7 @@ import { createServer } from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import { ROOT, arg, freePort, machine, mesh, percentile } from './lib.mjs';
 
@@ -35,6 +39,17 @@ const bIdx = process.argv.indexOf('--backends');
 const BACKENDS = bIdx >= 0 ? process.argv[bIdx + 1].split(',') : ['fast', 'gguf'];
 const log = (...a) => console.error(`[inference-relay ${new Date().toISOString().slice(11, 19)}]`, ...a);
 const r2 = (x) => Math.round(x * 100) / 100;
+
+/** The load generator in a child process (this file with --serve-fast): what a direct client talks to is another process. */
+async function fastBackendProcess() {
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--serve-fast', '--chunks', String(CHUNKS), '--rate', String(RATE)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const url = await new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; const m = /^listening (\S+)$/m.exec(out); if (m) resolve(m[1]); });
+    child.on('exit', (code) => reject(new Error(`load generator exited ${code}`)));
+  });
+  return { url, model: 'fast-echo', maxTokens: CHUNKS, stop: async () => { child.kill('SIGTERM'); await new Promise((r) => (child.exitCode !== null ? r() : child.on('exit', r))); } };
+}
 
 /** The load generator: an OpenAI-shaped streaming server with one model, `fast-echo`. */
 async function fastBackend() {
@@ -126,9 +141,17 @@ function summarize(samples) {
   return { ttftP50: r2(percentile(ttft, 50)), ttftP99: r2(percentile(ttft, 99)), chunksPerSec: Math.round((chunks / total) * 1000), chunksPerRequest: Math.round(chunks / samples.length), msPerRequest: r2(total / samples.length) };
 }
 
+if (process.argv.includes('--serve-fast')) {
+  const b = await fastBackend();
+  process.stdout.write(`listening ${b.url}\n`);
+  process.on('SIGTERM', () => void b.stop().then(() => process.exit(0)));
+  await new Promise(() => undefined);
+}
+
+const IN_PROCESS = process.argv.includes('--fast-in-process');
 const rows = [];
 for (const name of BACKENDS) {
-  const backend = name === 'fast' ? await fastBackend() : await ggufBackend();
+  const backend = name === 'fast' ? await (IN_PROCESS ? fastBackend() : fastBackendProcess()) : await ggufBackend();
   const m = await mesh({ agents: 1, agentArgs: ['--backend', `openai=${backend.url}`] });
   try {
     const direct = new OpenAI({ baseURL: backend.url, apiKey: 'bench', maxRetries: 0, timeout: 120_000 });
@@ -149,7 +172,7 @@ for (const name of BACKENDS) {
     const sd = summarize(d);
     const st = summarize(t);
     const row = {
-      bench: 'inference-relay', backend: name, label: name === 'fast' ? `OpenAI-shaped load generator (not a model), ${RATE > 0 ? `${RATE} chunks/s` : 'unpaced'}` : 'idlemesh serve-model, 8-block random GGUF, CPU',
+      bench: 'inference-relay', backend: name, label: name === 'fast' ? `OpenAI-shaped load generator (not a model), ${RATE > 0 ? `${RATE} chunks/s` : 'unpaced'}, ${IN_PROCESS ? 'in the client\'s process' : 'own process'}` : 'idlemesh serve-model, 8-block random GGUF, CPU',
       reps: REPS, direct: sd, mesh: st,
       ttftAddedMs: r2(st.ttftP50 - sd.ttftP50),
       relayMsPerChunk: r2((st.msPerRequest - sd.msPerRequest) / Math.max(1, st.chunksPerRequest)),

@@ -61,6 +61,7 @@ export class Connection {
   private pingTimer: NodeJS.Timeout | undefined;
   private alive = true;
   private closedWaiters: (() => void)[] = [];
+  private corked = false;
 
   /** Which of the URLs the current (or next) connection uses. */
   index = 0;
@@ -84,8 +85,25 @@ export class Connection {
   /** Sends if ready; false otherwise (the caller keeps what must survive). */
   send(msg: AgentMessage): boolean {
     if (!this.ready || this.ws === undefined) return false;
+    this.batchWrites(this.ws);
     this.ws.send(JSON.stringify(msg));
     return true;
+  }
+
+  /**
+   * Messages sent in one turn of the event loop leave in one write: the
+   * chunks of one backend read (a role chunk and the first token, say)
+   * reach the coordinator together instead of each waking it on its own.
+   */
+  private batchWrites(ws: WebSocket): void {
+    const socket = (ws as unknown as { _socket?: { cork(): void; uncork(): void; destroyed: boolean } })._socket;
+    if (this.corked || !socket || socket.destroyed) return;
+    this.corked = true;
+    socket.cork();
+    setImmediate(() => {
+      this.corked = false;
+      socket.uncork();
+    });
   }
 
   /** Next reconnect waits the longest backoff (after a non-retryable refusal). */

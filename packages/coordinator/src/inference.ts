@@ -55,8 +55,12 @@ interface Pending {
   attempt: number;
   chunks: number;
   onChunk: ((data: string) => void) | undefined;
-  settle: (r: { ok: true; output: string; fuel: number } | { ok: false; error: ImError; retry: boolean }) => void;
+  settle: (r: RunOutcome) => void;
+  /** Leased ahead of its commit (see leaseAhead): chunks wait here until the job, its hold and the claim are stored. */
+  held?: string[];
 }
+
+type RunOutcome = { ok: true; output: string; fuel: number } | { ok: false; error: ImError; retry: boolean };
 
 /** An OpenAI-shaped failure: the HTTP layer renders it as {error:{message,type,param,code}}. */
 export class OpenAiError extends Error {
@@ -68,6 +72,8 @@ export class OpenAiError extends Error {
 export class Inference {
   private readonly pending = new Map<string, Pending>();
   private readonly inFlight = new Map<string, number>();
+  /** Leases sent ahead of their commit (leaseAhead): resolves true once stored, false if storing failed. */
+  private readonly persisting = new Map<string, Promise<boolean>>();
   /** Samples greedy answers for a teacher-forced check by a second node (reputation only). */
   readonly checker: InferenceChecker;
   /** Split groups: models served by several agents, each holding some layers (split-service.ts). */
@@ -133,10 +139,16 @@ export class Inference {
       const ctx = offer.contextSize;
       // The most this request can cost: the context's worth of tokens (prompt + completion) at the node's ask.
       const fuelLimit = Math.min(ctx, maxTokens + ctx) * weight * FUEL_PER_TOKEN;
-      jobId ??= await this.createJob(req, offer, session, fuelLimit);
-      const lease = await this.lease(jobId, session);
-      if (!lease) continue; // the agent left between the choice and the claim
-      const outcome = await this.await(lease, session, req);
+      let outcome: RunOutcome;
+      if (jobId === undefined) {
+        const ahead = await this.leaseAhead(req, offer, session, fuelLimit);
+        jobId = ahead.jobId;
+        outcome = await ahead.outcome;
+      } else {
+        const lease = await this.lease(jobId, session);
+        if (!lease) continue; // the agent left between the choice and the claim
+        outcome = await this.await(lease, session, req);
+      }
       if (outcome.ok) {
         this.checker.consider({ nodeId: session.nodeId, offer, kind: req.kind, body: req.body, output: outcome.output, jobId });
         return { jobId, nodeId: session.nodeId, output: outcome.output, fuel: outcome.fuel };
@@ -205,7 +217,8 @@ export class Inference {
     const p = this.pending.get(t.taskId);
     if (!p || p.nodeId !== nodeId || p.attempt !== t.attempt) return;
     p.chunks++;
-    p.onChunk?.(t.data);
+    if (p.held) p.held.push(t.data);
+    else p.onChunk?.(t.data);
   }
 
   /** After a results batch is committed: finishes the requests whose result it carried. */
@@ -256,18 +269,19 @@ export class Inference {
   }
 
   /** split: a split request's bid, hold and plan (the plan goes into the task input, so the head's receipt binds it). */
-  private async createJob(req: InferenceRequest, offer: Pick<ModelOffer, 'id' | 'hash'>, session: AgentSession, fuelLimit: number, split?: { bid: number; holdFuel: number; split: object; name: string }): Promise<string> {
+  private async createJob(req: InferenceRequest, offer: Pick<ModelOffer, 'id' | 'hash'>, session: AgentSession, fuelLimit: number,
+    split?: { bid: number; holdFuel: number; split: object; name: string }, ahead?: { id: string; now: number; input: Uint8Array }): Promise<string> {
     const core = this.core;
-    const now = core.now();
-    const id = newJobId(now);
+    const now = ahead?.now ?? core.now();
+    const id = ahead?.id ?? newJobId(now);
     const bid = split?.bid ?? session.capabilities.ask ?? 0;
     const buyer = ACCOUNTS.buyer(req.caller);
     const hold = core.money.hold({ jobId: id, buyer, tasks: 1, fuelLimit: split?.holdFuel ?? fuelLimit, bid, maxExecutionsPerTask: 1 });
-    const input = new TextEncoder().encode(JSON.stringify({ kind: req.kind, request: req.body, ...(split ? { split: split.split } : {}) }));
+    const input = ahead?.input ?? requestInput(req, split?.split);
     try {
       await core.store.createJob({
         id, caller: req.caller, requestHash: '', name: split?.name ?? `${req.kind} ${offer.id}`, module: offer.hash, instrumentedModule: offer.hash, runtime: 'llm',
-        limits: { fuel: fuelLimit, memoryMb: 1, timeoutMs: TIMEOUT_MS, outputBytes: 4 * 1024 * 1024 },
+        limits: limitsFor(fuelLimit),
         bid, maxAttempts: 3, retryBackoffMs: 0, priority: 1, requirements: {}, createdAt: now,
         verification: { mode: 'trusted' },
         ...(hold ? { buyer, holdMsat: hold.amount, fees: core.money.fees } : {}),
@@ -278,6 +292,60 @@ export class Inference {
     }
     core.metrics.jobsSubmitted.inc();
     return id;
+  }
+
+  /**
+   * A request's first try: the lease goes to the agent first and the job,
+   * its hold and the claim are stored while the agent already asks its
+   * backend, instead of before (about a millisecond off the time to first
+   * token). Until they are stored, the request's chunks are held back and its
+   * result waits (persisting()); if storing fails (no balance, say), the
+   * lease is revoked and the agent's work is thrown away unseen.
+   */
+  private async leaseAhead(req: InferenceRequest, offer: ModelOffer, session: AgentSession, fuelLimit: number): Promise<{ jobId: string; outcome: Promise<RunOutcome> }> {
+    const core = this.core;
+    const now = core.now();
+    const id = newJobId(now);
+    const input = requestInput(req);
+    const lease: LeasedTask = {
+      taskId: taskId(id, 0), jobId: id, index: 0, attempt: 1, runtime: 'llm', module: offer.hash,
+      input: Buffer.from(input).toString('base64'), limits: limitsFor(fuelLimit), leaseExpiresAt: now + core.opts.leaseMs,
+    };
+    const outcome = this.await(lease, session, req, false);
+    const p = this.pending.get(lease.taskId);
+    if (p) p.held = [];
+    let storedOk!: (ok: boolean) => void;
+    this.persisting.set(lease.taskId, new Promise<boolean>((resolve) => (storedOk = resolve)));
+    // Sent before the store is touched: with SQLite the commits below run synchronously.
+    session.send({ type: 'lease', tasks: [lease] });
+    try {
+      await this.createJob(req, offer, session, fuelLimit, undefined, { id, now, input });
+      const [t] = await core.store.claimTasks([{ jobId: id, nodeId: session.nodeId, count: 1, ask: session.capabilities.ask ?? 0 }], now, core.opts.leaseMs);
+      if (!t || t.attempt !== lease.attempt || t.leaseExpiresAt !== lease.leaseExpiresAt) throw new OpenAiError(500, 'server_error', null, 'the inference task could not be leased');
+      storedOk(true);
+    } catch (err) {
+      storedOk(false);
+      session.send({ type: 'revoke', taskIds: [lease.taskId], reason: 'the request could not be stored' });
+      p?.settle({ ok: false, error: new ImError('IM_CANCELLED', 'not stored'), retry: false });
+      await outcome;
+      throw err;
+    } finally {
+      this.persisting.delete(lease.taskId);
+    }
+    core.notifyJobs([id]);
+    if (p?.held) {
+      const held = p.held;
+      delete p.held;
+      for (const c of held) p.onChunk?.(c);
+    }
+    return { jobId: id, outcome };
+  }
+
+  /** Results of tasks leased ahead of their commit wait for it (with PostgreSQL, a fast agent can answer first). */
+  persisted(taskIds: readonly string[]): Promise<unknown> | undefined {
+    if (this.persisting.size === 0) return undefined;
+    const waits = taskIds.map((t) => this.persisting.get(t)).filter((w) => w !== undefined);
+    return waits.length > 0 ? Promise.all(waits) : undefined;
   }
 
   private async lease(jobId: string, session: AgentSession): Promise<LeasedTask | undefined> {
@@ -296,10 +364,11 @@ export class Inference {
     return leased;
   }
 
-  private async await(lease: LeasedTask, session: AgentSession, req: InferenceRequest): Promise<{ ok: true; output: string; fuel: number } | { ok: false; error: ImError; retry: boolean }> {
+  /** Waits for a leased request's outcome; the wait is registered before the first await, so a caller may send the lease after calling. */
+  private async await(lease: LeasedTask, session: AgentSession, req: InferenceRequest, stored = true): Promise<RunOutcome> {
     const core = this.core;
     this.inFlight.set(session.nodeId, (this.inFlight.get(session.nodeId) ?? 0) + 1);
-    const result = await new Promise<{ ok: true; output: string; fuel: number } | { ok: false; error: ImError; retry: boolean }>((resolve) => {
+    const result = await new Promise<RunOutcome>((resolve) => {
       let done = false;
       const timer = setTimeout(() => settle({ ok: false, error: new ImError('IM_TIMEOUT', `no answer within ${TIMEOUT_MS / 1000} s`), retry: false }), TIMEOUT_MS);
       const onAbort = (): void => settle({ ok: false, error: new ImError('IM_CANCELLED', 'the client went away'), retry: false });
@@ -316,6 +385,8 @@ export class Inference {
       if (req.signal.aborted) onAbort();
     });
     this.inFlight.set(session.nodeId, Math.max(0, (this.inFlight.get(session.nodeId) ?? 1) - 1));
+    // A lease sent ahead: what to hand back or cancel exists only once it is stored.
+    if (!stored && !(await (this.persisting.get(lease.taskId) ?? true))) return result;
     if (!result.ok) {
       if (result.retry) {
         // Hand the task back so the next agent can be leased it.
@@ -328,6 +399,14 @@ export class Inference {
     }
     return result;
   }
+}
+
+function requestInput(req: InferenceRequest, split?: object): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify({ kind: req.kind, request: req.body, ...(split ? { split } : {}) }));
+}
+
+function limitsFor(fuelLimit: number): LeasedTask['limits'] {
+  return { fuel: fuelLimit, memoryMb: 1, timeoutMs: TIMEOUT_MS, outputBytes: 4 * 1024 * 1024 };
 }
 
 function positiveInt(v: unknown): number | undefined {

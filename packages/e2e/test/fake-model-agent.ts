@@ -23,6 +23,8 @@ export interface FakeModelOptions {
 
 export class FakeModelAgent {
   readonly leases: LeasedTask[] = [];
+  /** Task ids the coordinator took back (a lease sent ahead whose job could not be stored, say). */
+  readonly revoked: string[] = [];
   private ws: WebSocket | undefined;
   private key: NodeKeyPair | undefined;
 
@@ -54,6 +56,8 @@ export class FakeModelAgent {
           resolve();
         } else if (m.type === 'lease') {
           for (const t of m.tasks) void this.serve(t);
+        } else if (m.type === 'revoke') {
+          this.revoked.push(...m.taskIds);
         }
       });
     });

@@ -116,6 +116,10 @@ describe('OpenAI-compatible API', () => {
       assert.equal(e.code, 'insufficient_quota');
       return true;
     });
+    // The lease went out ahead of the hold (for latency): it is taken back, and no job or charge is left of it.
+    await waitUntil(() => paid.revoked.length === 1);
+    assert.equal(paid.revoked[0], paid.leases[0]?.taskId);
+    assert.equal((await coord.client.listJobs({ limit: 100 })).filter((j) => j.id === paid.leases[0]?.jobId).length, 0);
     // On an open local mesh a Bearer token still names the buyer: key:<sha256 prefix>.
     const buyer = `buyer:key:${createHash('sha256').update(API_KEY).digest('hex').slice(0, 32)}`;
     await coord.client.devFund({ account: buyer, sats: 100_000 });

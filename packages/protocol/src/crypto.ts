@@ -94,6 +94,8 @@ export async function verify(publicKeyHex: string, signatureHex: string, data: U
 }
 
 export async function sha256Hex(data: Uint8Array): Promise<string> {
+  // Node's own hash, synchronously: WebCrypto's digest is a thread-pool hop, on the path of every keyed request.
+  if (nodeCrypto) return nodeCrypto.createHash('sha256').update(data).digest('hex');
   return toHex(new Uint8Array(await subtle.digest('SHA-256', data)));
 }
 

@@ -265,6 +265,9 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
       }
       return o;
     });
+    // An inference lease sent ahead of its commit: its result waits for the commit.
+    const stored = core.inference.persisted(msg.results.map((r) => r.taskId));
+    if (stored) await stored;
     core.inference.splitCharges(session.nodeId, outcomes);
     // Results of replicated jobs may be held for verification (the ack does not say: the agent cannot tell).
     await core.verifier.plan(session.nodeId, outcomes);
