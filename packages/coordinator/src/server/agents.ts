@@ -19,6 +19,12 @@ import type { Outcome } from '../store/index.js';
 const AUTH_TIMEOUT_MS = 10_000;
 /** How long after the welcome the agent's `holding` list is expected. */
 const HOLDING_WAIT_MS = 60_000;
+/**
+ * Acks wait this long for a lease to ride along with (the agent needs them
+ * only to forget results the store already holds): one wake-up of the agent
+ * per job instead of two when work flows.
+ */
+const ACK_DELAY_MS = 20;
 
 /**
  * One agent's WebSocket: challenge → signed auth → leases, results,
@@ -43,6 +49,35 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
 
   const send = (msg: ServerMessage): void => {
     if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(msg));
+  };
+  let acks: ServerMessage[] = [];
+  let ackTimer: NodeJS.Timeout | undefined;
+  const flushAcks = (): void => {
+    if (ackTimer !== undefined) clearTimeout(ackTimer);
+    ackTimer = undefined;
+    const out = acks;
+    acks = [];
+    for (const a of out) send(a);
+  };
+  const queueAck = (ack: ServerMessage): void => {
+    acks.push(ack);
+    ackTimer ??= setTimeout(flushAcks, ACK_DELAY_MS);
+  };
+  /** Pending acks and `msg` in one write. */
+  const sendWithAcks = (msg: ServerMessage): void => {
+    const raw = (socket as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+    if (acks.length === 0 || !raw) {
+      flushAcks();
+      send(msg);
+      return;
+    }
+    raw.cork();
+    try {
+      flushAcks();
+      send(msg);
+    } finally {
+      raw.uncork();
+    }
   };
   const refuse = (err: ImError, ref?: string): void => {
     core.metrics.protocolErrors.inc({ code: err.code });
@@ -70,6 +105,7 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
 
   socket.on('close', () => {
     clearTimeout(authTimer);
+    if (ackTimer !== undefined) clearTimeout(ackTimer);
     chain = chain.then(() => onClose()).catch((err: unknown) => core.log.error({ err }, 'agent close failed'));
   });
   socket.on('error', (err) => core.log.warn({ err: err.message, remote }, 'agent socket error'));
@@ -203,7 +239,7 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
         if (Date.now() - welcomedAt > HOLDING_WAIT_MS) sentBeforeHolding = undefined;
         else for (const t of m.tasks) sentBeforeHolding.add(`${t.taskId}#${t.attempt}`);
       }
-      send(m);
+      sendWithAcks(m);
     };
     session = { nodeId: msg.nodeId, capabilities: caps, credit: 0, state: 'active', remote, send: sendTracked, closed: false };
     // The welcome goes out in the same turn the session becomes visible: nothing (a lease, a split
@@ -285,10 +321,10 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
           : { taskId: o.taskId, attempt: o.attempt, status };
       }),
     };
-    // Buyers waiting on these jobs hear first; the agent's ack follows in the
-    // next turn (its results are committed either way).
+    // Buyers waiting on these jobs hear first; the agent's ack follows with
+    // its next lease, or shortly (its results are committed either way).
     core.notifyJobs(r.jobs);
-    setImmediate(() => send(ack));
+    queueAck(ack);
     core.inference.onResults(session.nodeId, outcomes, r.statuses);
     core.issuance.probes.onResults(session.nodeId, outcomes, r.statuses);
     core.issuance.outcomes(session.nodeId, outcomes.filter((_, i) => r.statuses[i] === 'accepted').map((o) => ({ ok: o.ok, retryable: o.error?.retryable === true })), core.now());
