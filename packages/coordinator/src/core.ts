@@ -664,7 +664,10 @@ export class Core {
       // Every coordinator meters its own agents.
       await this.issuance.tick(now).catch((err: unknown) => this.log.warn({ err }, 'issuance metering failed'));
       // Periodic work runs on one coordinator of those sharing the store: the lock holder.
+      // Each step gives the event loop a turn first: with SQLite the steps run synchronously,
+      // and requests and results waiting behind one long sweep is what the latency tail is made of.
       if (await this.store.holdsLock('sweep')) {
+        await breath();
         const r = await this.store.expireLeases(now, errorFrom('IM_LEASE_EXPIRED'));
         if (r.requeued + r.failed > 0) {
           this.metrics.leasesExpired.inc(r.requeued + r.failed);
@@ -674,9 +677,13 @@ export class Core {
         }
         // Nodes whose coordinator died with their socket never said goodbye.
         await this.store.markStaleNodes(now - Math.max(3 * this.opts.heartbeatMs, this.opts.leaseMs));
+        await breath();
         await this.verifier.sweep().catch((err: unknown) => this.log.error({ err }, 'verification sweep failed'));
+        await breath();
         await this.money.sweep();
+        await breath();
         await this.issuance.leaderWork(now).catch((err: unknown) => this.log.error({ err }, 'issuance failed; retried next sweep'));
+        await breath();
         await this.auditSweep();
         if (now - this.lastChainPoll >= this.opts.chainPollMs) {
           this.lastChainPoll = now;
@@ -695,6 +702,11 @@ export class Core {
       this.sweeping = false;
     }
   }
+}
+
+/** One turn of the event loop: what arrived meanwhile (requests, results) is handled before long periodic work goes on. */
+export function breath(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** Nonces seen within the clock-skew window, in memory; old ones fall out as new ones arrive. */

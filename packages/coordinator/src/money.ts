@@ -73,6 +73,8 @@ export class Money {
       } catch (err) {
         this.log.error({ err, job: id }, 'settlement failed; the job stays unsettled and is tried again');
       }
+      // A turn of the event loop between settlements: a hundred in a row would hold up every request behind them.
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
     const expired = await this.store.ledgerExpire(this.now());
     if (expired > 0) this.log.info({ expired }, 'pending transfers expired');

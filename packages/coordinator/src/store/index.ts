@@ -20,7 +20,7 @@ export async function openStore(spec: string, dataDir: string, opts: { synchrono
   if (spec === 'sqlite' || spec.startsWith('sqlite:')) {
     const path = spec === 'sqlite' ? join(dataDir, 'idlemesh.db') : spec.slice('sqlite:'.length);
     if (spec === 'sqlite') mkdirSync(dataDir, { recursive: true });
-    store = new SqliteStore(path, opts);
+    store = new SqliteStore(path, { ...opts, backgroundCheckpoints: true });
   } else if (spec.startsWith('postgres://') || spec.startsWith('postgresql://')) {
     store = new PostgresStore(spec);
   } else {

@@ -1,3 +1,4 @@
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { Capabilities, JobState, TaskState, WireError } from '@idlemesh/protocol';
 import { ImError } from '@idlemesh/protocol';
@@ -62,6 +63,9 @@ export const RESULT_COLUMNS = `job_id, idx, CASE WHEN state = 'verifying' THEN '
   CASE WHEN state = 'verifying' THEN NULL ELSE node_id END AS node_id, CASE WHEN state = 'verifying' THEN NULL ELSE output END AS output,
   CASE WHEN state = 'verifying' THEN NULL ELSE fuel END AS fuel, CASE WHEN state = 'verifying' THEN NULL ELSE error END AS error, finished_at`;
 
+/** How often the background checkpointer copies the WAL into the database file. */
+const CHECKPOINT_EVERY_MS = 250;
+
 const RETRYABLE_TASK_ERRORS = new Set(['IM_TIMEOUT', 'IM_AGENT_ERROR', 'IM_LEASE_EXPIRED']);
 
 /** Whether a failed attempt may be tried again (on another lease) rather than failing the task. */
@@ -82,7 +86,14 @@ export class SqliteStore implements Store {
   private ledgerRows: SqliteLedger | undefined;
   private replicaRows: SqliteReplicas | undefined;
 
-  constructor(path: string, opts: { synchronous?: 'NORMAL' | 'FULL' } = {}) {
+  private checkpointer: Worker | undefined;
+
+  /**
+   * `backgroundCheckpoints`: the WAL is checkpointed by a worker thread on
+   * its own connection (sqlite-checkpointer.ts) instead of inside whichever
+   * commit crosses SQLite's threshold; the coordinator opens its store so.
+   */
+  constructor(path: string, opts: { synchronous?: 'NORMAL' | 'FULL'; backgroundCheckpoints?: boolean } = {}) {
     const sync = opts.synchronous ?? 'NORMAL';
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
@@ -90,6 +101,22 @@ export class SqliteStore implements Store {
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('foreign_keys = ON');
     this.durability = `sqlite WAL synchronous=${sync}`;
+    if (opts.backgroundCheckpoints && path !== ':memory:' && path !== '') this.startCheckpointer(path);
+  }
+
+  private startCheckpointer(path: string): void {
+    const worker = new Worker(new URL('./sqlite-checkpointer.js', import.meta.url), { workerData: { path, everyMs: CHECKPOINT_EVERY_MS } });
+    worker.unref();
+    // A backstop, should the worker fall behind or die: commits checkpoint again past ten times the usual size.
+    this.db.pragma(`wal_autocheckpoint = ${10 * 1000}`);
+    const fallBack = (): void => {
+      if (this.checkpointer !== worker) return;
+      this.checkpointer = undefined;
+      if (this.db.open) this.db.pragma('wal_autocheckpoint = 1000');
+    };
+    worker.on('error', fallBack);
+    worker.on('exit', fallBack);
+    this.checkpointer = worker;
   }
 
   private get s(): ReturnType<SqliteStore['prepare']> {
@@ -118,6 +145,15 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    const worker = this.checkpointer;
+    this.checkpointer = undefined;
+    if (worker) {
+      const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+      worker.postMessage('stop');
+      const timer = setTimeout(() => void worker.terminate(), 2000);
+      await exited;
+      clearTimeout(timer);
+    }
     if (this.db.open) this.db.close();
   }
 
