@@ -13,7 +13,8 @@
 import { z } from 'zod';
 import { ImError, ModelSizeClass, type ErrorCode } from '@idlemesh/protocol';
 import { MODEL_ID_PATTERN, parametersFromName, sha256Hex, sizeClassOf, type Chunk, type LlmBackend, type ModelInfo, type ScoreRequest, type ScoreResult } from './backend.js';
-import { httpFetch } from './http.js';
+import { httpFetch, httpStream } from './http.js';
+import type { HttpInit, StreamedResponse } from './http.js';
 import { ChatCompletionChunk, OpenAiErrorBody, TextCompletion, unsupported, type ChatCompletionRequest, type CompletionRequest, type OpenAiErrorDetails } from './openai.js';
 
 const ModelEntry = z.strictObject({
@@ -183,13 +184,17 @@ export class OpenAiCompatibleBackend implements LlmBackend {
   }
 
   private async fetch(path: string, init: RequestInit): Promise<Response> {
+    return this.request(path, init, httpFetch);
+  }
+
+  private async request<R extends { ok: boolean; status: number; text(): Promise<string>; headers: Headers }>(path: string, init: RequestInit, send: (url: string, init: HttpInit) => Promise<R>): Promise<R> {
     const url = `${this.baseUrl}${path}`;
     const headers: Record<string, string> = { Accept: 'application/json, text/event-stream' };
     if (init.body !== undefined) headers['Content-Type'] = 'application/json';
     if (this.opts.apiKey !== undefined) headers.Authorization = `Bearer ${this.opts.apiKey}`;
-    let res: Response;
+    let res: R;
     try {
-      res = await httpFetch(url, { method: init.method ?? 'GET', headers, ...(typeof init.body === 'string' ? { body: init.body } : {}), signal: init.signal ?? null });
+      res = await send(url, { method: init.method ?? 'GET', headers, ...(typeof init.body === 'string' ? { body: init.body } : {}), signal: init.signal ?? null });
     } catch (err) {
       if (init.signal?.aborted) throw init.signal.reason;
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
@@ -201,8 +206,7 @@ export class OpenAiCompatibleBackend implements LlmBackend {
 
   /** POSTs a streaming request and yields each SSE data payload, parsed, until [DONE]. */
   private async *stream(path: string, body: unknown, signal: AbortSignal | undefined): AsyncGenerator<unknown> {
-    const res = await this.fetch(path, { method: 'POST', body: JSON.stringify(body), ...(signal ? { signal } : {}) });
-    if (!res.body) throw new ImError('IM_UNAVAILABLE', `${this.baseUrl}${path} answered with no body`);
+    const res: StreamedResponse = await this.request(path, { method: 'POST', body: JSON.stringify(body), ...(signal ? { signal } : {}) }, httpStream);
     try {
       for await (const data of sseEvents(res.body)) {
         if (data === '[DONE]') return;
@@ -221,20 +225,21 @@ export class OpenAiCompatibleBackend implements LlmBackend {
       throw err;
     } finally {
       // Stops the upstream generation when our caller stops early.
-      await res.body.cancel().catch(() => undefined);
+      res.cancel();
     }
   }
 }
 
 /** The `data:` payloads of a server-sent-event stream (multi-line data joined by \n; comments and other fields skipped). */
-export async function* sseEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+export async function* sseEvents(body: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>): AsyncGenerator<string> {
   const decoder = new TextDecoder();
   let buf = '';
   let data: string[] = [];
-  const reader = body.getReader();
+  const reader = 'getReader' in body ? body.getReader() : undefined;
+  const it = reader ? undefined : (body as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
   try {
     for (;;) {
-      const { value, done } = await reader.read();
+      const { value, done } = reader ? await reader.read() : await it!.next();
       buf += done ? decoder.decode() : decoder.decode(value, { stream: true });
       let nl: number;
       while ((nl = buf.search(/\r\n|\r|\n/)) >= 0) {
@@ -251,7 +256,8 @@ export async function* sseEvents(body: ReadableStream<Uint8Array>): AsyncGenerat
     }
     if (data.length > 0) yield data.join('\n');
   } finally {
-    reader.releaseLock();
+    reader?.releaseLock();
+    await it?.return?.();
   }
 }
 
@@ -265,7 +271,7 @@ async function readJson(res: Response): Promise<unknown> {
 
 const CODE_BY_STATUS: Record<number, ErrorCode> = { 400: 'IM_VALIDATION', 401: 'IM_UNAUTHORIZED', 403: 'IM_FORBIDDEN', 404: 'IM_NOT_FOUND', 413: 'IM_BODY_TOO_LARGE', 422: 'IM_VALIDATION', 429: 'IM_RATE_LIMITED', 503: 'IM_UNAVAILABLE' };
 
-async function upstreamError(url: string, res: Response): Promise<ImError> {
+async function upstreamError(url: string, res: { status: number; text(): Promise<string>; headers: Headers }): Promise<ImError> {
   const text = await res.text().catch(() => '');
   let body: unknown;
   try {
