@@ -12,6 +12,7 @@ import {
   taskId,
 } from '@idlemesh/protocol';
 import { createHash } from 'node:crypto';
+import { setImmediate as breath } from 'node:timers/promises';
 import { merkleLeafHash, merkleRoot, openNote, parseCheckpoint, utf8 } from '@idlemesh/protocol';
 import type { Transfer } from './ledger/index.js';
 import type { Capabilities, JobLimits, JobView, LeasedTask, ModuleInfo, ServerMessage, TaskResultView } from '@idlemesh/protocol';
@@ -702,11 +703,6 @@ export class Core {
       this.sweeping = false;
     }
   }
-}
-
-/** One turn of the event loop: what arrived meanwhile (requests, results) is handled before long periodic work goes on. */
-export function breath(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** Nonces seen within the clock-skew window, in memory; old ones fall out as new ones arrive. */

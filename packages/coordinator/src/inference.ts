@@ -299,7 +299,7 @@ export class Inference {
    * its hold and the claim are stored while the agent already asks its
    * backend, instead of before (about a millisecond off the time to first
    * token). Until they are stored, the request's chunks are held back and its
-   * result waits (persisting()); if storing fails (no balance, say), the
+   * result waits (persisted()); if storing fails (no balance, say), the
    * lease is revoked and the agent's work is thrown away unseen.
    */
   private async leaseAhead(req: InferenceRequest, offer: ModelOffer, session: AgentSession, fuelLimit: number): Promise<{ jobId: string; outcome: Promise<RunOutcome> }> {
@@ -311,7 +311,7 @@ export class Inference {
       taskId: taskId(id, 0), jobId: id, index: 0, attempt: 1, runtime: 'llm', module: offer.hash,
       input: Buffer.from(input).toString('base64'), limits: limitsFor(fuelLimit), leaseExpiresAt: now + core.opts.leaseMs,
     };
-    const outcome = this.await(lease, session, req, false);
+    const outcome = this.await(lease, session, req);
     const p = this.pending.get(lease.taskId);
     if (p) p.held = [];
     let storedOk!: (ok: boolean) => void;
@@ -365,7 +365,7 @@ export class Inference {
   }
 
   /** Waits for a leased request's outcome; the wait is registered before the first await, so a caller may send the lease after calling. */
-  private async await(lease: LeasedTask, session: AgentSession, req: InferenceRequest, stored = true): Promise<RunOutcome> {
+  private async await(lease: LeasedTask, session: AgentSession, req: InferenceRequest): Promise<RunOutcome> {
     const core = this.core;
     this.inFlight.set(session.nodeId, (this.inFlight.get(session.nodeId) ?? 0) + 1);
     const result = await new Promise<RunOutcome>((resolve) => {
@@ -386,7 +386,8 @@ export class Inference {
     });
     this.inFlight.set(session.nodeId, Math.max(0, (this.inFlight.get(session.nodeId) ?? 1) - 1));
     // A lease sent ahead: what to hand back or cancel exists only once it is stored.
-    if (!stored && !(await (this.persisting.get(lease.taskId) ?? true))) return result;
+    const storing = this.persisting.get(lease.taskId);
+    if (storing && !(await storing)) return result;
     if (!result.ok) {
       if (result.retry) {
         // Hand the task back so the next agent can be leased it.

@@ -4,6 +4,7 @@
  * dev faucet. Rules are in ledger/, pricing/ and settlement/ (pure); this
  * wires them to the store. Periodic work runs on the sweep leader only.
  */
+import { setImmediate as breath } from 'node:timers/promises';
 import { FUEL_PER_EU, ImError, MAX_CLOCK_SKEW_MS, verifyRequest } from '@idlemesh/protocol';
 import type { AccountView, BondView, LedgerCheckView, MarketView, SignedRequest, StakeOp, StakeView, TransferView } from '@idlemesh/protocol';
 import { bond as bondEvents, getBond, release as releaseEvents, slash as slashEvents, unbond as unbondEvents } from './ledger/index.js';
@@ -74,7 +75,7 @@ export class Money {
         this.log.error({ err, job: id }, 'settlement failed; the job stays unsettled and is tried again');
       }
       // A turn of the event loop between settlements: a hundred in a row would hold up every request behind them.
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      await breath();
     }
     const expired = await this.store.ledgerExpire(this.now());
     if (expired > 0) this.log.info({ expired }, 'pending transfers expired');

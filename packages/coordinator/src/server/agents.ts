@@ -65,18 +65,13 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
   };
   /** Pending acks and `msg` in one write. */
   const sendWithAcks = (msg: ServerMessage): void => {
-    const raw = (socket as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
-    if (acks.length === 0 || !raw) {
-      flushAcks();
-      send(msg);
-      return;
-    }
-    raw.cork();
+    const raw = acks.length > 0 ? (socket as unknown as { _socket?: { cork(): void; uncork(): void } })._socket : undefined;
+    raw?.cork();
     try {
       flushAcks();
       send(msg);
     } finally {
-      raw.uncork();
+      raw?.uncork();
     }
   };
   const refuse = (err: ImError, ref?: string): void => {
