@@ -152,7 +152,9 @@ function idlemeshContender(kind) {
     throw new Error(`coordinator did not become healthy: ${tail().slice(-400)}`);
   }
   function startAgent(i, c) {
-    const p = spawnCli(['agent', '--coordinator', c.url, '--data-dir', join(dir, `agent${i}`), '--max-tasks', String(CONCURRENCY)]);
+    // BENCH_AGENT_ARGS="--inline-ms 0" passes flags to every idlemesh agent.
+    const extra = (process.env.BENCH_AGENT_ARGS ?? '').split(' ').filter(Boolean);
+    const p = spawnCli(['agent', '--coordinator', c.url, '--data-dir', join(dir, `agent${i}`), '--max-tasks', String(CONCURRENCY), ...extra]);
     stderrTail(p);
     agents.push(p);
     return p;

@@ -50,6 +50,12 @@ export interface StartAgentOptions extends AgentOptions {
   sandbox?: TaskSandbox;
   /** Skip calibration and advertise this score. */
   fuelPerSec?: number;
+  /**
+   * A task arriving while every slot is idle first runs on the agent's own
+   * thread for up to this long, as fuel at the calibrated rate (Sandbox.setInlineFuel);
+   * 0: always in a worker. Default 0.5 ms.
+   */
+  inlineTaskMs?: number;
   /** How often owner limits are re-evaluated (ms). */
   limitsIntervalMs?: number;
   /** How long finished results wait to be batched (ms). */
@@ -63,6 +69,8 @@ export interface StartAgentOptions extends AgentOptions {
   split?: SplitModelOptions;
 }
 
+/** How long a task may try on the agent's thread before a worker takes it (see inlineTaskMs). */
+const INLINE_TASK_MS = 0.5;
 /** A credit smaller than prefetch/4 waits this long for more to join it. */
 const CREDIT_FLUSH_MS = 5;
 /** stop() waits this long for the coordinator to ack the last results. */
@@ -93,6 +101,7 @@ export async function startAgent(opts: StartAgentOptions): Promise<Agent> {
       log.warn(`calibration failed; advertising 0 fuel/s: ${(err as Error).message}`);
     }
   }
+  sandbox.setInlineFuel?.(fuelPerSec * (opts.inlineTaskMs ?? INLINE_TASK_MS) / 1000);
   const capabilities = buildCapabilities({ maxTasks: opts.maxTasks, maxMemoryMb: opts.maxMemoryMb, fuelPerSec, gpus: await detectGpus(), name: opts.name, ask: opts.ask, region: opts.region });
   if (opts.codeRuntimes === true && opts.sandbox === undefined) capabilities.runtimes = ['wasm', 'python', 'js'];
   if (pipeline) {

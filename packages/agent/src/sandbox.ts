@@ -12,6 +12,8 @@ export interface TaskSandbox {
   addModule(hash: string, instrumentedBytes: Uint8Array, abi: ModuleAbi): Promise<void>;
   run(task: { moduleHash: string; input: Uint8Array; limits: JobLimits }, signal?: AbortSignal): Promise<RunResult>;
   close(): Promise<void>;
+  /** Fuel a task may try on the calling thread when the workers are idle (the real Sandbox; others may ignore it). */
+  setInlineFuel?(fuel: number): void;
 }
 
 export type Calibrate = (opts?: { durationMs?: number }) => Promise<{ fuelPerSec: number }>;
@@ -32,6 +34,7 @@ export function withCodeRuntimes(inner: TaskSandbox, opts: { pythonPool?: number
   const code = new CodeSandbox({ pythonPool: opts.pythonPool ?? 1, jsPool: opts.jsPool ?? 1 });
   return {
     hasModule: (hash) => CODE_LANGUAGE_OF.has(hash) || inner.hasModule(hash),
+    setInlineFuel: (fuel) => inner.setInlineFuel?.(fuel),
     addModule: (hash, bytes, abi) => inner.addModule(hash, bytes, abi),
     async run(task, signal) {
       const language = CODE_LANGUAGE_OF.get(task.moduleHash);

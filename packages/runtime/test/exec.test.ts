@@ -125,3 +125,25 @@ void test('instrumentModule output runs even when the original exports its memor
   const r = runTask(new WebAssembly.Module(inst.bytes as Uint8Array<ArrayBuffer>), inst.abi, new Uint8Array(0), limits());
   assert.ok(r.ok);
 });
+
+void test('a task never sees the memory of the task before it (memories are reused zeroed, or not at all once grown)', async () => {
+  // Outputs 16 bytes at 1024 as it found them, then leaves its input there (and, with grow, grows first).
+  const leak = (grow: boolean): string => `(module ${TASK_IMPORTS_WAT} (memory 1)
+    (func (export "run") (result i32)
+      ${grow ? '(drop (memory.grow (i32.const 1)))' : ''}
+      (call $output_write (i32.const 1024) (i32.const 16))
+      (call $input_read (i32.const 1024))
+      (i32.const 0)))`;
+  for (const grow of [false, true]) {
+    const m = await instrumented(leak(grow));
+    for (let i = 0; i < 5; i++) {
+      const r = runTask(m.module, m.abi, bytes(`secret of task ${i}`), limits());
+      assert.ok(r.ok, JSON.stringify(r));
+      assert.deepEqual([...r.output], new Array(16).fill(0), `task ${i} (grow ${grow}) saw ${text(r.output)}`);
+    }
+  }
+  // A data segment is written again into a reused memory.
+  const data = await instrumented(`(module ${TASK_IMPORTS_WAT} (memory 1) (data (i32.const 8) "from data")
+    (func (export "run") (result i32) (call $output_write (i32.const 8) (i32.const 9)) (i32.store8 (i32.const 8) (i32.const 88)) (i32.const 0)))`);
+  for (let i = 0; i < 3; i++) assert.equal(text((runTask(data.module, data.abi, new Uint8Array(0), limits()) as { output: Uint8Array }).output), 'from data');
+});

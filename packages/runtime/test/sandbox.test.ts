@@ -108,3 +108,43 @@ void test('calibrate reports a positive fuel rate', async () => {
   const { fuelPerSec } = await calibrate({ durationMs: 100 });
   assert.ok(Number.isFinite(fuelPerSec) && fuelPerSec > 0, String(fuelPerSec));
 });
+
+void test('inline: a tiny task on idle workers runs on the calling thread, with the result and fuel a worker gives; longer tasks and traps go to a worker', async () => {
+  const echo = await instrumented(ECHO_WAT);
+  const spin = await instrumented(SPIN_WAT);
+  const input = bytes('\u00c8two hundred loops');
+  const inWorker = new Sandbox({ workers: 1 });
+  const inline = new Sandbox({ workers: 1, inlineFuel: 10_000 });
+  try {
+    for (const sb of [inWorker, inline]) {
+      await sb.addModule(echo.hash, echo.bytes, echo.abi);
+      await sb.addModule(spin.hash, spin.bytes, spin.abi);
+    }
+    const reference = await inWorker.run({ moduleHash: echo.hash, input, limits: limits() });
+    assert.ok(reference.ok);
+    assert.equal(inWorker.inlineRuns, 0);
+    const r = await inline.run({ moduleHash: echo.hash, input, limits: limits() });
+    assert.deepEqual(r, reference);
+    assert.equal(inline.inlineRuns, 1);
+    // More fuel than inline allows: the same answer, from the worker.
+    inline.setInlineFuel(reference.fuel - 1);
+    assert.deepEqual(await inline.run({ moduleHash: echo.hash, input, limits: limits() }), reference);
+    assert.equal(inline.inlineRuns, 1);
+    // ...and that module is not tried inline for a while.
+    inline.setInlineFuel(10_000);
+    assert.deepEqual(await inline.run({ moduleHash: echo.hash, input, limits: limits() }), reference);
+    assert.equal(inline.inlineRuns, 1);
+    // Fuel exhausted under the task's own limit is the task's answer, inline.
+    const out = await inline.run({ moduleHash: spin.hash, input: new Uint8Array(0), limits: limits({ fuel: 500 }) });
+    assert.equal(out.ok, false);
+    if (!out.ok) assert.equal(out.error.code, 'IM_FUEL_EXHAUSTED');
+    assert.equal(out.fuel, 500);
+    assert.equal(inline.inlineRuns, 2);
+    // A spin past the inline fuel runs to its own limit in the worker.
+    const long = await inline.run({ moduleHash: spin.hash, input: new Uint8Array(0), limits: limits({ fuel: 5_000_000 }) });
+    assert.equal(long.fuel, 5_000_000);
+    assert.equal(inline.inlineRuns, 2);
+  } finally {
+    await Promise.all([inWorker.close(), inline.close()]);
+  }
+});

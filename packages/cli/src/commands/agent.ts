@@ -28,6 +28,7 @@ interface AgentFlags {
   name?: string;
   ask?: number;
   witnessMs?: number;
+  inlineMs?: number;
   region?: string;
   config?: string;
   logLevel?: (typeof AGENT_LOG_LEVELS)[number];
@@ -49,6 +50,7 @@ export function registerAgent(program: Command): void {
     .option('--name <name>', 'a name for this node, shown in `idlemesh nodes`')
     .option('--region <name>', 'where this machine is (organisation policies may allow only some regions)')
     .option('--witness-ms <ms>', "how often this node checks and cosigns the coordinator's audit log (default 60000; 0 = never)", intArg(0, 24 * 3_600_000))
+    .option('--inline-ms <ms>', "a task arriving while every slot is idle first runs on the agent's own thread for up to this long, saving a worker round trip (default 0.5; 0 = always in a worker)", floatArg(0, 100))
     .option('--ask <msat-per-EU>', 'price this node asks per EU (1 EU = 1e9 fuel); only jobs bidding at least this run here (default 0: free)', intArg(0))
     .option('--code-runtimes', 'also run python and js code-evaluation tasks (Pyodide and QuickJS, metered; the first start builds a cache of ~40 MB)')
     .option('--model <path.gguf>', 'serve this GGUF model through the coordinator\'s OpenAI-compatible API (node-llama-cpp); repeatable', (v: string, prev: string[] = []) => [...prev, v])
@@ -83,7 +85,7 @@ export function registerAgent(program: Command): void {
       const opts = resolveAgentOptions(input, file === undefined ? {} : { file });
       const backends = await modelBackends(flags);
       const split = splitModel(flags);
-      const agent = await startAgent({ ...opts, backends, ...(flags.codeRuntimes ? { codeRuntimes: true } : {}), ...(split ? { split } : {}) });
+      const agent = await startAgent({ ...opts, backends, ...(flags.codeRuntimes ? { codeRuntimes: true } : {}), ...(flags.inlineMs !== undefined ? { inlineTaskMs: flags.inlineMs } : {}), ...(split ? { split } : {}) });
       if (flags.json) await outJson({ type: 'started', nodeId: agent.nodeId, coordinator: opts.coordinator });
       else note(`idlemesh agent ${agent.nodeId.slice(0, 12)} serving ${opts.coordinator} (up to ${opts.maxTasks} tasks at once)`);
       onShutdown(async () => {

@@ -20,6 +20,41 @@ const WASI = wasiImports(state);
 
 const metas = new WeakMap<WebAssembly.Module, ModuleMeta>();
 
+/**
+ * Memories of earlier tasks, zeroed, by initial/maximum pages. A fresh
+ * WebAssembly.Memory per task made V8 run a full collection about every
+ * 100 ms under load (each reserves a large guarded region), a 1-3 ms pause
+ * in a tiny task's latency. Only small memories that their task did not grow
+ * come back here, after every byte is zeroed, so a task still finds exactly
+ * what a fresh memory holds.
+ */
+const POOL_MAX_PAGES = 16;
+const POOL_PER_SHAPE = 4;
+const POOL_SHAPES = 64;
+const pool = new Map<string, WebAssembly.Memory[]>();
+
+function takeMemory(initial: number, maximum: number): WebAssembly.Memory {
+  if (initial <= POOL_MAX_PAGES) {
+    const free = pool.get(`${initial}/${maximum}`)?.pop();
+    if (free !== undefined) return free;
+  }
+  return new WebAssembly.Memory({ initial, maximum });
+}
+
+function giveBack(memory: WebAssembly.Memory, initial: number, maximum: number): void {
+  if (initial > POOL_MAX_PAGES || memory.buffer.byteLength !== initial * 65536) return;
+  const shape = `${initial}/${maximum}`;
+  let free = pool.get(shape);
+  if (free === undefined) {
+    if (pool.size >= POOL_SHAPES) pool.clear();
+    free = [];
+    pool.set(shape, free);
+  }
+  if (free.length >= POOL_PER_SHAPE) return;
+  new Uint8Array(memory.buffer).fill(0);
+  free.push(memory);
+}
+
 function metaOf(module: WebAssembly.Module): ModuleMeta {
   let meta = metas.get(module);
   if (meta === undefined) {
@@ -45,16 +80,24 @@ export function runTask(module: WebAssembly.Module, abi: ModuleAbi, input: Uint8
   }
   const capPages = limits.memoryMb * PAGES_PER_MB;
   let memory: WebAssembly.Memory | null = null;
+  const initial = meta.memory?.initialPages ?? 0;
+  const maximum = Math.min(capPages, meta.memory?.maxPages ?? 0);
   if (meta.memory !== null) {
-    if (meta.memory.initialPages > capPages) {
-      return fail('IM_MEMORY_EXCEEDED', `The module starts with ${meta.memory.initialPages / PAGES_PER_MB} MiB of memory; the job allows ${limits.memoryMb} MiB.`, 0);
+    if (initial > capPages) {
+      return fail('IM_MEMORY_EXCEEDED', `The module starts with ${initial / PAGES_PER_MB} MiB of memory; the job allows ${limits.memoryMb} MiB.`, 0);
     }
     try {
-      memory = new WebAssembly.Memory({ initial: meta.memory.initialPages, maximum: Math.min(capPages, meta.memory.maxPages) });
+      memory = takeMemory(initial, maximum);
     } catch (err) {
       return fail('IM_AGENT_ERROR', `could not allocate the task memory: ${(err as Error).message}`, 0);
     }
   }
+  const result = runIn(module, abi, meta, memory, input, limits, capPages);
+  if (memory !== null) giveBack(memory, initial, maximum);
+  return result;
+}
+
+function runIn(module: WebAssembly.Module, abi: ModuleAbi, meta: ModuleMeta, memory: WebAssembly.Memory | null, input: Uint8Array, limits: JobLimits, capPages: number): RunResult {
   const limit = BigInt(limits.fuel);
   const fuel = new WebAssembly.Global({ value: 'i64', mutable: true }, limit);
   const s = new RunState(input, limits.outputBytes, fuel, memory);
