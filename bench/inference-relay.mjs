@@ -20,12 +20,17 @@
 //   --tokens N             max_tokens per gguf request (default 64)
 //   --fast-in-process      run the load generator inside the client's process
 //                          (the direct path then crosses no process at all)
+//   --backend-cpu N        pin the backend to CPU N and everything else (client,
+//                          coordinator, agent) to the other CPUs, as if the model
+//                          ran on its own machine: on a 2-core box a CPU-bound
+//                          model otherwise loses cycles to the relay, and the
+//                          throughput ratio measures that contention
 // Prints one JSON line per backend and a summary line; targets: TTFT ≤ +5 ms,
 // mesh tokens/s ≥ 0.97 × direct.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
@@ -35,6 +40,14 @@ const REPS = arg('reps', 30);
 const CHUNKS = arg('chunks', 500);
 const RATE = arg('rate', 1000);
 const TOKENS = arg('tokens', 64);
+const BACKEND_CPU = arg('backend-cpu', -1);
+/** The backend's command line, behind `taskset` when it has a CPU of its own. */
+const pinned = (argv) => (BACKEND_CPU >= 0 ? ['taskset', ['-c', String(BACKEND_CPU), ...argv]] : [argv[0], argv.slice(1)]);
+if (BACKEND_CPU >= 0 && !process.argv.includes('--serve-fast')) {
+  const rest = Array.from({ length: availableParallelism() }, (_, i) => i).filter((i) => i !== BACKEND_CPU);
+  if (rest.length === 0) throw new Error('--backend-cpu needs at least 2 CPUs');
+  execFileSync('taskset', ['-a', '-pc', rest.join(','), String(process.pid)], { stdio: 'ignore' });
+}
 const bIdx = process.argv.indexOf('--backends');
 const BACKENDS = bIdx >= 0 ? process.argv[bIdx + 1].split(',') : ['fast', 'gguf'];
 const log = (...a) => console.error(`[inference-relay ${new Date().toISOString().slice(11, 19)}]`, ...a);
@@ -42,7 +55,7 @@ const r2 = (x) => Math.round(x * 100) / 100;
 
 /** The load generator in a child process (this file with --serve-fast): what a direct client talks to is another process. */
 async function fastBackendProcess() {
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--serve-fast', '--chunks', String(CHUNKS), '--rate', String(RATE)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(...pinned([process.execPath, fileURLToPath(import.meta.url), '--serve-fast', '--chunks', String(CHUNKS), '--rate', String(RATE)]), { stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise((resolve, reject) => {
     let out = '';
     child.stdout.on('data', (d) => { out += d; const m = /^listening (\S+)$/m.exec(out); if (m) resolve(m[1]); });
@@ -107,7 +120,7 @@ async function ggufBackend() {
   const file = join(dir, 'bench-8block.gguf');
   writeFileSync(file, writeRandomLlama({ blocks: 8, hidden: 256, heads: 8, kvHeads: 4, ff: 512, vocab: 512, ctx: 512, seed: 1, type: 'f16' }));
   const port = await freePort();
-  const child = spawn(process.execPath, [join(ROOT, 'packages/cli/bin/idlemesh.js'), 'serve-model', file, '--port', String(port), '--gpu', 'off', '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(...pinned([process.execPath, join(ROOT, 'packages/cli/bin/idlemesh.js'), 'serve-model', file, '--port', String(port), '--gpu', 'off', '--json']), { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise((resolve, reject) => {
     let out = '';
     child.stdout.on('data', (d) => { out += d; if (out.includes('"ready"')) resolve(); });
@@ -119,26 +132,31 @@ async function ggufBackend() {
   };
 }
 
-/** One streamed request: time to the first content chunk, total time, content chunks. */
+/** One streamed request: time to the first content chunk, to the last, total time, content chunks. */
 async function once(client, model, maxTokens) {
   const t0 = performance.now();
   let first = NaN;
+  let last = NaN;
   let chunks = 0;
   const stream = await client.chat.completions.create({ model, messages: [{ role: 'user', content: 'Count to a thousand' }], max_tokens: maxTokens, temperature: 0, stream: true, stream_options: { include_usage: true } });
   for await (const c of stream) {
     if (c.choices[0]?.delta?.content) {
-      if (chunks === 0) first = performance.now() - t0;
+      last = performance.now() - t0;
+      if (chunks === 0) first = last;
       chunks++;
     }
   }
-  return { ttft: first, total: performance.now() - t0, chunks };
+  return { ttft: first, decode: last - first, total: performance.now() - t0, chunks };
 }
 
 function summarize(samples) {
   const ttft = samples.map((s) => s.ttft).sort((a, b) => a - b);
   const total = samples.reduce((a, s) => a + s.total, 0);
   const chunks = samples.reduce((a, s) => a + s.chunks, 0);
-  return { ttftP50: r2(percentile(ttft, 50)), ttftP99: r2(percentile(ttft, 99)), chunksPerSec: Math.round((chunks / total) * 1000), chunksPerRequest: Math.round(chunks / samples.length), msPerRequest: r2(total / samples.length) };
+  // After the first chunk: the decode rate, without the time to first token (reported apart).
+  const decode = samples.reduce((a, s) => a + s.decode, 0);
+  const later = chunks - samples.length;
+  return { ttftP50: r2(percentile(ttft, 50)), ttftP99: r2(percentile(ttft, 99)), chunksPerSec: Math.round((chunks / total) * 1000), decodeChunksPerSec: Math.round((later / decode) * 1000), chunksPerRequest: Math.round(chunks / samples.length), msPerRequest: r2(total / samples.length) };
 }
 
 if (process.argv.includes('--serve-fast')) {
@@ -173,10 +191,11 @@ for (const name of BACKENDS) {
     const st = summarize(t);
     const row = {
       bench: 'inference-relay', backend: name, label: name === 'fast' ? `OpenAI-shaped load generator (not a model), ${RATE > 0 ? `${RATE} chunks/s` : 'unpaced'}, ${IN_PROCESS ? 'in the client\'s process' : 'own process'}` : 'idlemesh serve-model, 8-block random GGUF, CPU',
-      reps: REPS, direct: sd, mesh: st,
+      reps: REPS, backendCpu: BACKEND_CPU >= 0 ? BACKEND_CPU : null, direct: sd, mesh: st,
       ttftAddedMs: r2(st.ttftP50 - sd.ttftP50),
       relayMsPerChunk: r2((st.msPerRequest - sd.msPerRequest) / Math.max(1, st.chunksPerRequest)),
       throughputRatio: r2(st.chunksPerSec / sd.chunksPerSec),
+      decodeRatio: r2(st.decodeChunksPerSec / sd.decodeChunksPerSec),
       machine: machine(),
     };
     rows.push(row);
@@ -186,4 +205,4 @@ for (const name of BACKENDS) {
     await backend.stop();
   }
 }
-console.log(JSON.stringify({ bench: 'inference-relay-summary', targets: { ttftAddedMs: 5, throughputRatio: 0.97 }, rows: rows.map((r) => ({ backend: r.backend, ttftAddedMs: r.ttftAddedMs, relayMsPerChunk: r.relayMsPerChunk, throughputRatio: r.throughputRatio, directChunksPerSec: r.direct.chunksPerSec })) }));
+console.log(JSON.stringify({ bench: 'inference-relay-summary', targets: { ttftAddedMs: 5, throughputRatio: 0.97 }, rows: rows.map((r) => ({ backend: r.backend, ttftAddedMs: r.ttftAddedMs, relayMsPerChunk: r.relayMsPerChunk, throughputRatio: r.throughputRatio, decodeRatio: r.decodeRatio, directChunksPerSec: r.direct.chunksPerSec })) }));
