@@ -29,8 +29,8 @@ const metas = new WeakMap<WebAssembly.Module, ModuleMeta>();
  * what a fresh memory holds.
  */
 const POOL_MAX_PAGES = 16;
-const POOL_PER_SHAPE = 4;
-const POOL_SHAPES = 64;
+/** A thread runs one task at a time: one memory per shape is all it reuses. At most 16 MiB kept per thread. */
+const POOL_SHAPES = 16;
 const pool = new Map<string, WebAssembly.Memory[]>();
 
 function takeMemory(initial: number, maximum: number): WebAssembly.Memory {
@@ -50,7 +50,7 @@ function giveBack(memory: WebAssembly.Memory, initial: number, maximum: number):
     free = [];
     pool.set(shape, free);
   }
-  if (free.length >= POOL_PER_SHAPE) return;
+  if (free.length > 0) return;
   new Uint8Array(memory.buffer).fill(0);
   free.push(memory);
 }
