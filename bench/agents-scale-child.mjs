@@ -2,7 +2,7 @@
 // coordinator, speaking the real protocol (hello → signed auth → welcome, then
 // heartbeats every heartbeatMs). Connects `wave` at a time. Reports over IPC.
 import WebSocket from 'ws';
-import { generateNodeKey, signMessage } from '../packages/protocol/dist/src/index.js';
+import { PROTOCOL_VERSION, generateNodeKey, signMessage } from '../packages/protocol/dist/src/index.js';
 
 const [wsUrl, countArg, waveArg, nameArg] = process.argv.slice(2);
 const count = Number(countArg);
@@ -26,7 +26,7 @@ function connect(i) {
     ws.on('message', async (data) => {
       const msg = JSON.parse(data.toString());
       if (msg.type === 'hello') {
-        const auth = await signMessage(await key, 'auth', { v: 1, challenge: msg.challenge, capabilities: caps(i) }, Date.now());
+        const auth = await signMessage(await key, 'auth', { v: PROTOCOL_VERSION, challenge: msg.challenge, capabilities: caps(i) }, Date.now());
         ws.send(JSON.stringify(auth));
       } else if (msg.type === 'welcome') {
         stats.welcomed++;

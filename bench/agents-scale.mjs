@@ -99,6 +99,7 @@ try {
     processes: nChildren,
     welcomed,
     errors: sum('errors'),
+    lastError: [...stats.values()].map((m) => m.lastError).find(Boolean) ?? null,
     closed: sum('closed'),
     connectSec: +connectSec.toFixed(1),
     nodes: { listed: nodes.length, online, onlineBeforeWindow: nodesBefore.filter((n) => n.state === 'online').length, listMs: Math.round(nodesMs) },
@@ -113,8 +114,11 @@ try {
       store: info.store,
     },
     target: { rssMiB: 1536 },
+    // Every agent welcomed and online, under the memory target: a run where agents failed to connect measures nothing.
+    targetsMet: welcomed === AGENTS && online === AGENTS && mib(hwm) <= 1536,
     machine: { ...machine(), loadavg1: +loadavg()[0].toFixed(2) },
   }));
+  if (welcomed !== AGENTS) process.exitCode = 1;
 } finally {
   for (const ch of children) if (ch.connected) ch.send('close');
   await Promise.race([Promise.all(children.map((ch) => new Promise((r) => (ch.exitCode !== null ? r() : ch.once('exit', r))))), sleep(5000)]);
