@@ -109,6 +109,9 @@ void test('calibrate reports a positive fuel rate', async () => {
   assert.ok(Number.isFinite(fuelPerSec) && fuelPerSec > 0, String(fuelPerSec));
 });
 
+/** The sandbox runs one task inline per event-loop turn. */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 void test('inline: a tiny task on idle workers runs on the calling thread, with the result and fuel a worker gives; longer tasks and traps go to a worker', async () => {
   const echo = await instrumented(ECHO_WAT);
   const spin = await instrumented(SPIN_WAT);
@@ -123,28 +126,45 @@ void test('inline: a tiny task on idle workers runs on the calling thread, with 
     const reference = await inWorker.run({ moduleHash: echo.hash, input, limits: limits() });
     assert.ok(reference.ok);
     assert.equal(inWorker.inlineRuns, 0);
-    const r = await inline.run({ moduleHash: echo.hash, input, limits: limits() });
+    const r = await nextTurn().then(() => inline.run({ moduleHash: echo.hash, input, limits: limits() }));
     assert.deepEqual(r, reference);
     assert.equal(inline.inlineRuns, 1);
     // More fuel than inline allows: the same answer, from the worker.
     inline.setInlineFuel(reference.fuel - 1);
-    assert.deepEqual(await inline.run({ moduleHash: echo.hash, input, limits: limits() }), reference);
+    assert.deepEqual(await nextTurn().then(() => inline.run({ moduleHash: echo.hash, input, limits: limits() })), reference);
     assert.equal(inline.inlineRuns, 1);
     // ...and that module is not tried inline for a while.
     inline.setInlineFuel(10_000);
-    assert.deepEqual(await inline.run({ moduleHash: echo.hash, input, limits: limits() }), reference);
+    assert.deepEqual(await nextTurn().then(() => inline.run({ moduleHash: echo.hash, input, limits: limits() })), reference);
     assert.equal(inline.inlineRuns, 1);
     // Fuel exhausted under the task's own limit is the task's answer, inline.
-    const out = await inline.run({ moduleHash: spin.hash, input: new Uint8Array(0), limits: limits({ fuel: 500 }) });
+    const out = await nextTurn().then(() => inline.run({ moduleHash: spin.hash, input: new Uint8Array(0), limits: limits({ fuel: 500 }) }));
     assert.equal(out.ok, false);
     if (!out.ok) assert.equal(out.error.code, 'IM_FUEL_EXHAUSTED');
     assert.equal(out.fuel, 500);
     assert.equal(inline.inlineRuns, 2);
     // A spin past the inline fuel runs to its own limit in the worker.
-    const long = await inline.run({ moduleHash: spin.hash, input: new Uint8Array(0), limits: limits({ fuel: 5_000_000 }) });
+    const long = await nextTurn().then(() => inline.run({ moduleHash: spin.hash, input: new Uint8Array(0), limits: limits({ fuel: 5_000_000 }) }));
     assert.equal(long.fuel, 5_000_000);
     assert.equal(inline.inlineRuns, 2);
   } finally {
     await Promise.all([inWorker.close(), inline.close()]);
+  }
+});
+
+void test('inline: one task per event-loop turn; the rest of a burst runs in the workers, in parallel', async () => {
+  const echo = await instrumented(ECHO_WAT);
+  const sb = new Sandbox({ workers: 2, inlineFuel: 10_000 });
+  try {
+    await sb.addModule(echo.hash, echo.bytes, echo.abi);
+    const burst = await Promise.all(Array.from({ length: 8 }, (_, i) => sb.run({ moduleHash: echo.hash, input: bytes(`\u0002burst ${i}`), limits: limits() })));
+    burst.forEach((r, i) => assert.equal(r.ok && text(r.output), `\u0002burst ${i}`));
+    assert.equal(sb.inlineRuns, 1);
+    // A later turn, workers idle again: inline again.
+    await nextTurn();
+    assert.ok((await sb.run({ moduleHash: echo.hash, input: bytes('\u0002later'), limits: limits() })).ok);
+    assert.equal(sb.inlineRuns, 2);
+  } finally {
+    await sb.close();
   }
 });

@@ -77,6 +77,8 @@ export class Sandbox {
   inlineRuns = 0;
   /** Per module: runs left before it is tried inline again. */
   private readonly inlineSkips = new Map<string, number>();
+  /** A task ran inline in this event-loop turn: the rest of a burst goes to the workers, in parallel. */
+  private inlineTurn = false;
 
   constructor(opts: SandboxOptions) {
     const n = Math.max(1, Math.floor(opts.workers));
@@ -88,7 +90,8 @@ export class Sandbox {
    * A task arriving while every worker is idle first runs on the calling
    * thread with at most this much fuel (about half a millisecond of work is
    * right): that saves the two thread wake-ups of a worker round trip, which
-   * is most of a tiny task's latency. Fuel bounds the run (bulk memory is
+   * is most of a tiny task's latency. One task per event-loop turn: the rest
+   * of a burst goes to the workers, so they still run it in parallel. Fuel bounds the run (bulk memory is
    * metered by size), so the thread is never held longer. What it returns
    * stands only if a worker would return the same: a success, a non-zero
    * exit, output over the limit, or fuel exhausted when the task's own limit
@@ -125,7 +128,11 @@ export class Sandbox {
     if (!this.modules.has(task.moduleHash)) return Promise.reject(new ImError('IM_MODULE_NOT_FOUND', `No module ${task.moduleHash} in this sandbox; call addModule first.`));
     if (signal?.aborted === true) return Promise.resolve(ABORTED);
     if (this.broken !== null) return Promise.resolve(failure('IM_AGENT_ERROR', this.broken));
-    if (this.inlineFuel > 0 && this.queue.length === 0 && this.idle.length === this.slots.size) {
+    if (this.inlineFuel > 0 && !this.inlineTurn && this.queue.length === 0 && this.idle.length === this.slots.size) {
+      this.inlineTurn = true;
+      setImmediate(() => {
+        this.inlineTurn = false;
+      });
       const result = this.runInline(task);
       if (result !== null) return Promise.resolve(result);
     }
