@@ -152,18 +152,37 @@ void test('inline: a tiny task on idle workers runs on the calling thread, with 
   }
 });
 
-void test('inline: one task per event-loop turn; the rest of a burst runs in the workers, in parallel', async () => {
+void test('inline: a burst runs inline until its turn\'s fuel is spent, the rest in the workers; the next turn has fuel again', async () => {
   const echo = await instrumented(ECHO_WAT);
-  const sb = new Sandbox({ workers: 2, inlineFuel: 10_000 });
+  const loops = (i: number): Uint8Array => bytes(`\u00c8burst ${i}`);
+  const tiny = (i: number): Uint8Array => bytes(`\u0002tiny ${i}`);
+  const probe = new Sandbox({ workers: 1 });
+  let F = 0;
+  try {
+    await probe.addModule(echo.hash, echo.bytes, echo.abi);
+    F = (await probe.run({ moduleHash: echo.hash, input: loops(0), limits: limits() })).fuel;
+  } finally {
+    await probe.close();
+  }
+  const sb = new Sandbox({ workers: 2, inlineFuel: Math.floor(2.5 * F) });
   try {
     await sb.addModule(echo.hash, echo.bytes, echo.abi);
-    const burst = await Promise.all(Array.from({ length: 8 }, (_, i) => sb.run({ moduleHash: echo.hash, input: bytes(`\u0002burst ${i}`), limits: limits() })));
-    burst.forEach((r, i) => assert.equal(r.ok && text(r.output), `\u0002burst ${i}`));
-    assert.equal(sb.inlineRuns, 1);
-    // A later turn, workers idle again: inline again.
-    await nextTurn();
-    assert.ok((await sb.run({ moduleHash: echo.hash, input: bytes('\u0002later'), limits: limits() })).ok);
+    // Each task takes F: two fit in the turn's 2.5 F, a third is tried with what is left and goes on in a worker.
+    const burst = await Promise.all(Array.from({ length: 8 }, (_, i) => sb.run({ moduleHash: echo.hash, input: loops(i), limits: limits() })));
+    burst.forEach((r, i) => {
+      assert.equal(r.ok && text(r.output), `\u00c8burst ${i}`);
+      assert.equal(r.fuel, F);
+    });
     assert.equal(sb.inlineRuns, 2);
+    // Running short of the turn's fuel does not count against the module: the next turn runs it inline again.
+    await nextTurn();
+    assert.ok((await sb.run({ moduleHash: echo.hash, input: loops(9), limits: limits() })).ok);
+    assert.equal(sb.inlineRuns, 3);
+    // Tiny tasks: a whole burst inline.
+    await nextTurn();
+    const small = await Promise.all(Array.from({ length: 8 }, (_, i) => sb.run({ moduleHash: echo.hash, input: tiny(i), limits: limits() })));
+    small.forEach((r, i) => assert.equal(r.ok && text(r.output), `\u0002tiny ${i}`));
+    assert.equal(sb.inlineRuns, 11);
   } finally {
     await sb.close();
   }

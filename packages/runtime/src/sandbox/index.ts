@@ -53,6 +53,8 @@ interface Slot {
 const BATCH_TARGET_MS = 4;
 /** Runs of a module not tried inline after one of them outran the inline fuel. */
 const INLINE_SKIP = 64;
+/** At most this many tasks inline per event-loop turn: each counts at least this share of the turn's fuel. */
+const INLINE_PER_TURN = 64;
 /** Workers that die this many times in a row, with no result in between, mean a broken install. */
 const MAX_CONSECUTIVE_CRASHES = 5;
 const WORKER_URL = new URL('./worker.js', import.meta.url);
@@ -77,7 +79,8 @@ export class Sandbox {
   inlineRuns = 0;
   /** Per module: runs left before it is tried inline again. */
   private readonly inlineSkips = new Map<string, number>();
-  /** A task ran inline in this event-loop turn: the rest of a burst goes to the workers, in parallel. */
+  /** Fuel still allowed inline in this event-loop turn (inlineTurn: the turn's budget is set). */
+  private inlineLeft = 0;
   private inlineTurn = false;
 
   constructor(opts: SandboxOptions) {
@@ -90,8 +93,9 @@ export class Sandbox {
    * A task arriving while every worker is idle first runs on the calling
    * thread with at most this much fuel (about half a millisecond of work is
    * right): that saves the two thread wake-ups of a worker round trip, which
-   * is most of a tiny task's latency. One task per event-loop turn: the rest
-   * of a burst goes to the workers, so they still run it in parallel. Fuel bounds the run (bulk memory is
+   * is most of a tiny task's latency. The budget is per event-loop turn: a
+   * burst of tiny tasks runs inline until it is spent (each task counting at
+   * least 1/64 of it), and the rest goes to the workers, in parallel. Fuel bounds the run (bulk memory is
    * metered by size), so the thread is never held longer. What it returns
    * stands only if a worker would return the same: a success, a non-zero
    * exit, output over the limit, or fuel exhausted when the task's own limit
@@ -128,11 +132,7 @@ export class Sandbox {
     if (!this.modules.has(task.moduleHash)) return Promise.reject(new ImError('IM_MODULE_NOT_FOUND', `No module ${task.moduleHash} in this sandbox; call addModule first.`));
     if (signal?.aborted === true) return Promise.resolve(ABORTED);
     if (this.broken !== null) return Promise.resolve(failure('IM_AGENT_ERROR', this.broken));
-    if (this.inlineFuel > 0 && !this.inlineTurn && this.queue.length === 0 && this.idle.length === this.slots.size) {
-      this.inlineTurn = true;
-      setImmediate(() => {
-        this.inlineTurn = false;
-      });
+    if (this.inlineFuel > 0 && this.queue.length === 0 && this.idle.length === this.slots.size) {
       const result = this.runInline(task);
       if (result !== null) return Promise.resolve(result);
     }
@@ -148,6 +148,15 @@ export class Sandbox {
   }
 
   private runInline(task: SandboxTask): RunResult | null {
+    if (!this.inlineTurn) {
+      this.inlineTurn = true;
+      this.inlineLeft = this.inlineFuel;
+      setImmediate(() => {
+        this.inlineTurn = false;
+      });
+    }
+    const least = Math.ceil(this.inlineFuel / INLINE_PER_TURN);
+    if (this.inlineLeft < least) return null;
     const { moduleHash, limits } = task;
     const skip = this.inlineSkips.get(moduleHash) ?? 0;
     if (skip > 0) {
@@ -156,14 +165,17 @@ export class Sandbox {
     }
     const m = this.modules.get(moduleHash);
     if (m === undefined) return null;
-    const fuel = Math.min(limits.fuel, this.inlineFuel);
+    const budget = this.inlineLeft;
+    const fuel = Math.min(limits.fuel, budget);
     const result = runTask(m.module, m.abi, task.input, fuel === limits.fuel ? limits : { ...limits, fuel });
+    this.inlineLeft -= Math.max(least, result.fuel);
     const code = result.ok ? null : result.error.code;
     if (code === null || code === 'IM_EXIT_NONZERO' || code === 'IM_OUTPUT_TOO_LARGE' || (code === 'IM_FUEL_EXHAUSTED' && fuel === limits.fuel)) {
       this.inlineRuns++;
       return result;
     }
-    if (code === 'IM_FUEL_EXHAUSTED') this.inlineSkips.set(moduleHash, INLINE_SKIP);
+    // Out of a whole turn's inline fuel (not just what this turn had left): too long to try inline for a while.
+    if (code === 'IM_FUEL_EXHAUSTED' && budget >= this.inlineFuel) this.inlineSkips.set(moduleHash, INLINE_SKIP);
     return null;
   }
 
