@@ -75,8 +75,7 @@ export class Sandbox {
   private crashes = 0;
   private broken: string | null = null;
   private inlineFuel = 0;
-  /** Tasks answered on the calling thread (setInlineFuel), for metrics and tests. */
-  inlineRuns = 0;
+  #inlineRuns = 0;
   /** Per module: runs left before it is tried inline again. */
   private readonly inlineSkips = new Map<string, number>();
   /** Fuel still allowed inline in this event-loop turn (inlineTurn: the turn's budget is set). */
@@ -104,6 +103,11 @@ export class Sandbox {
    */
   setInlineFuel(fuel: number): void {
     this.inlineFuel = Number.isFinite(fuel) && fuel > 0 ? Math.floor(fuel) : 0;
+  }
+
+  /** Tasks answered on the calling thread (setInlineFuel). */
+  get inlineRuns(): number {
+    return this.#inlineRuns;
   }
 
   hasModule(hash: string): boolean {
@@ -171,7 +175,7 @@ export class Sandbox {
     this.inlineLeft -= Math.max(least, result.fuel);
     const code = result.ok ? null : result.error.code;
     if (code === null || code === 'IM_EXIT_NONZERO' || code === 'IM_OUTPUT_TOO_LARGE' || (code === 'IM_FUEL_EXHAUSTED' && fuel === limits.fuel)) {
-      this.inlineRuns++;
+      this.#inlineRuns++;
       return result;
     }
     // Out of a whole turn's inline fuel (not just what this turn had left): too long to try inline for a while.
