@@ -17,7 +17,7 @@
  */
 import type Database from 'better-sqlite3';
 import type { WireError } from '@idlemesh/protocol';
-import { sameInput } from './rows.js';
+import { limitOf, sameInput } from './rows.js';
 import type { Row } from './rows.js';
 import { toExecution } from './replica-rows.js';
 import type { Accrued } from './sqlite-ledger.js';
@@ -41,7 +41,7 @@ export class SqliteReplicas {
           WHERE q.job_id = @job AND q.state = 'queued' AND NOT EXISTS (
             SELECT 1 FROM task_replicas o WHERE o.job_id = q.job_id AND o.idx = q.idx AND o.state IN ('leased', 'done')
               AND (o.node_id = @node OR o.operator = @operator OR o.prefix = @prefix))
-          GROUP BY q.job_id, q.idx ORDER BY q.idx LIMIT @n)
+          GROUP BY q.job_id, q.idx ORDER BY q.idx ${limitOf('@n')})
         RETURNING idx, attempt`),
       input: db.prepare('SELECT input FROM tasks WHERE job_id = ? AND idx = ?'),
       result: db.prepare(`UPDATE task_replicas SET
@@ -76,7 +76,7 @@ export class SqliteReplicas {
         ON CONFLICT (node_id) DO UPDATE SET streak = CASE WHEN @streak = 1 THEN streak + 1 ELSE 0 END, updated_at = @now`),
       trustOf: db.prepare('SELECT streak FROM node_trust WHERE node_id = ?'),
       undecided: db.prepare(`SELECT job_id, idx FROM tasks t INDEXED BY tasks_verifying WHERE t.state = 'verifying' AND NOT EXISTS (
-          SELECT 1 FROM task_replicas r WHERE r.job_id = t.job_id AND r.idx = t.idx AND r.state IN ('queued', 'leased')) LIMIT ?`),
+          SELECT 1 FROM task_replicas r WHERE r.job_id = t.job_id AND r.idx = t.idx AND r.state IN ('queued', 'leased')) ${limitOf('?')}`),
     };
   }
 
