@@ -107,6 +107,7 @@ const ENV: Record<string, keyof CoordinatorOptions> = {
   IDLEMESH_SQLITE_SYNCHRONOUS: 'sqliteSynchronous',
   IDLEMESH_LEASE_MS: 'leaseMs',
   IDLEMESH_HEARTBEAT_MS: 'heartbeatMs',
+  IDLEMESH_SWEEP_MS: 'sweepMs',
   IDLEMESH_LOG_LEVEL: 'logLevel',
   IDLEMESH_NETWORK: 'network',
   IDLEMESH_COORDINATOR_FEE_BPS: 'coordinatorFeeBps',

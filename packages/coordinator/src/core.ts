@@ -240,6 +240,26 @@ export class Core {
     this.flushOutgoingSoon();
   }
 
+  /**
+   * A job was just created. When no other work was known (the last round
+   * found none and none was announced since) and no round is running, it is
+   * the only runnable job here: a round starts at once with it, without
+   * reading the queue back — an idle mesh's path from a submit to its first
+   * lease. Otherwise it is work like any other.
+   */
+  private announceJob(job: JobRecord): void {
+    if (this.workMaybe || this.dispatching || this.closed) {
+      this.announceWork();
+      return;
+    }
+    this.dispatching = true;
+    void this.dispatchLoop({
+      id: job.id, runtime: job.runtime, queued: job.counts.queued, leased: job.counts.leased, priority: job.priority, bid: job.bid,
+      caller: job.caller, createdAt: job.createdAt, memoryMb: job.limits.memoryMb, requirements: job.requirements,
+      ...(job.label !== undefined ? { label: job.label } : {}), ...(job.dataClasses !== undefined ? { dataClasses: job.dataClasses } : {}),
+    });
+  }
+
   /** Work may be runnable here (the sweep's look for retries whose backoff passed); the others have their own sweeps. */
   announceWorkHere(): void {
     this.workMaybe = true;
@@ -393,7 +413,8 @@ export class Core {
     if (result.created) {
       this.metrics.jobsSubmitted.inc();
       this.log.info({ job: result.job.id, tasks: inputs.length, caller }, 'job submitted');
-      this.announceWork();
+      this.jobFacts.remember(result.job);
+      this.announceJob(result.job);
     }
     return { job: jobView(result.job), created: result.created };
   }
@@ -453,11 +474,13 @@ export class Core {
     setImmediate(() => void this.dispatchLoop());
   }
 
-  private async dispatchLoop(): Promise<void> {
+  /** Rounds until one leases nothing; the first may be given its one job (`announceJob`). */
+  private async dispatchLoop(only?: RunnableJob): Promise<void> {
     try {
       do {
         this.dispatchAgain = false;
-        const leased = await this.dispatchOnce();
+        const leased = await (only ? this.dispatchJob(only) : this.dispatchOnce());
+        only = undefined;
         if (leased > 0) this.dispatchAgain = true;
       } while (this.dispatchAgain && !this.closed);
     } catch (err) {
@@ -469,18 +492,41 @@ export class Core {
 
   private async dispatchOnce(): Promise<number> {
     if (!this.workMaybe) return 0;
-    const agents = [...this.sessions.values()].filter((s) => s.state === 'active' && s.credit > 0);
+    const agents = this.agentsWithCredit();
     if (agents.length === 0) return 0;
     const now = this.now();
     // Cleared before the read: work announced while it runs sets it again.
     this.workMaybe = false;
-    // Inference tasks are leased by inference.ts to an agent serving the model, never scheduled here.
-    const jobs = (await this.store.runnableJobs(now).catch((err: unknown) => {
+    const jobs = await this.store.runnableJobs(now).catch((err: unknown) => {
       this.workMaybe = true;
       throw err;
-    })).filter((j) => j.runtime !== 'llm' && j.caller !== PROBE_CALLER); // capacity probes are leased by probes.ts only
+    });
     if (jobs.length === 0) return 0;
     this.workMaybe = true;
+    return this.lease(agents, jobs, now);
+  }
+
+  /** A round with one job known to be the only runnable one; what it does not lease is announced as work. */
+  private async dispatchJob(job: RunnableJob): Promise<number> {
+    const agents = this.agentsWithCredit();
+    const leased = agents.length === 0 ? 0 : await this.lease(agents, [job], this.now()).catch((err: unknown) => {
+      this.announceWork();
+      throw err;
+    });
+    if (leased < job.queued) this.announceWork();
+    return leased;
+  }
+
+  private agentsWithCredit(): AgentSession[] {
+    return [...this.sessions.values()].filter((s) => s.state === 'active' && s.credit > 0);
+  }
+
+  /** Plans, claims and sends leases of these runnable jobs to these agents; returns how many tasks were leased. */
+  private async lease(agents: AgentSession[], runnable: readonly RunnableJob[], now: number): Promise<number> {
+    // Inference tasks are leased by inference.ts to an agent serving the model, never scheduled here;
+    // capacity probes by probes.ts only.
+    const jobs = runnable.filter((j) => j.runtime !== 'llm' && j.caller !== PROBE_CALLER);
+    if (jobs.length === 0) return 0;
     const gate = await this.governance.filter(agents.map((a) => ({ nodeId: a.nodeId, runtimes: a.capabilities.runtimes, free: a.credit, region: a.capabilities.region })), jobs);
     const schedAgents = agents.map((a) => ({
       id: a.nodeId, free: a.credit, runtimes: a.capabilities.runtimes, memoryMb: a.capabilities.memoryMb, cores: a.capabilities.cores,
@@ -527,6 +573,7 @@ export class Core {
         // The agent went away while we claimed: hand its tasks straight back.
         const r = await this.store.releaseTasks(nodeId, tasks.map((t) => ({ jobId: t.jobId, index: t.index, attempt: t.attempt })), this.now());
         this.notifyJobs(r.jobs);
+        this.announceWork();
         continue;
       }
       s.credit -= tasks.length;

@@ -5,7 +5,7 @@
  * payment filter do not read the job again for every result.
  */
 import type { Verification } from '@idlemesh/protocol';
-import type { Store } from './store/index.js';
+import type { JobRecord, Store } from './store/index.js';
 
 export interface JobFacts {
   caller: string;
@@ -28,10 +28,14 @@ export class JobFactsCache {
     const cached = this.facts.get(jobId);
     if (cached) return cached;
     const job = await this.store.getJob(jobId);
-    if (!job) return undefined;
+    return job ? this.remember(job) : undefined;
+  }
+
+  /** Keeps the facts of a job read or created elsewhere (a submit), which then need no read of their own. */
+  remember(job: JobRecord): JobFacts {
     const f: JobFacts = { caller: job.caller, label: job.label, runtime: job.runtime, verification: job.verification };
     if (this.facts.size >= MAX_CACHED) this.facts.clear();
-    this.facts.set(jobId, f);
+    this.facts.set(job.id, f);
     return f;
   }
 }

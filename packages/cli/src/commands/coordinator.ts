@@ -12,6 +12,7 @@ interface CoordinatorFlags {
   config?: string;
   leaseMs?: number;
   heartbeatMs?: number;
+  sweepMs?: number;
   network?: 'mainnet' | 'testnet' | 'signet' | 'regtest';
   coordinatorFeeBps?: number;
   poolFeeBps?: number;
@@ -58,6 +59,7 @@ export function registerCoordinator(program: Command): void {
     .option('--config <file.json>', 'a JSON file of coordinator options; flags and environment override it')
     .option('--lease-ms <ms>', 'how long an agent holds a task between heartbeats (env IDLEMESH_LEASE_MS)', intArg(100, 3_600_000))
     .option('--heartbeat-ms <ms>', 'how often agents report (env IDLEMESH_HEARTBEAT_MS)', intArg(50, 600_000))
+    .option('--sweep-ms <ms>', 'how often expired leases, due retries and settlements are swept (env IDLEMESH_SWEEP_MS, default 500)', intArg(10, 60_000))
     .addOption(new Option('--network <network>', 'bitcoin network money settles on (env IDLEMESH_NETWORK, default regtest: dev fund allowed)').choices(['mainnet', 'testnet', 'signet', 'regtest']))
     .option('--coordinator-fee-bps <bps>', 'coordinator fee on top of the operator charge, basis points (default 500 = 5 %)', intArg(0, 10_000))
     .option('--pool-fee-bps <bps>', 'reward-pool fee on top of the operator charge, basis points (default 500 = 5 %)', intArg(0, 10_000))
@@ -95,7 +97,7 @@ export function registerCoordinator(program: Command): void {
       const { resolveCoordinatorOptions } = await import('@idlemesh/coordinator');
       const file = await readConfigFile(flags.config);
       const opts = resolveCoordinatorOptions(
-        defined({ host: flags.host, port: flags.port, dataDir: flags.dataDir, store: flags.store, leaseMs: flags.leaseMs, heartbeatMs: flags.heartbeatMs, logLevel: flags.logLevel,
+        defined({ host: flags.host, port: flags.port, dataDir: flags.dataDir, store: flags.store, leaseMs: flags.leaseMs, heartbeatMs: flags.heartbeatMs, sweepMs: flags.sweepMs, logLevel: flags.logLevel,
           network: flags.network, coordinatorFeeBps: flags.coordinatorFeeBps, poolFeeBps: flags.poolFeeBps, unbondingMs: flags.unbondingMs,
           treasuryKey: flags.treasuryKey, chain: flags.chain, minConf: flags.minConf, chainPollMs: flags.chainPollMs, lightning: flags.lightning,
           depositGap: flags.depositGap, challengeWindowMs: flags.challengeWindowMs, verify: flags.verify, issuanceHourMs: flags.issuanceHourMs, probeIntervalMs: flags.probeIntervalMs, splitMultiplier: flags.splitMultiplier, inferenceCheckRate: flags.inferenceCheckRate, minWithdrawalSats: flags.minWithdrawalSats, payoutIntervalMs: flags.payoutIntervalMs,

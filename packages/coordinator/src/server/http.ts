@@ -22,7 +22,7 @@ import {
   sha256Hex,
   utf8,
 } from '@idlemesh/protocol';
-import type { InfoView, JobEvent, NodeView, PayoutBatchView, WithdrawalView } from '@idlemesh/protocol';
+import type { InfoView, JobEvent, JobView, NodeView, PayoutBatchView, WithdrawalView } from '@idlemesh/protocol';
 import { jobView, moduleInfo, resultView } from '../core.js';
 import { MAX_IN_FLIGHT_PER_NODE, OpenAiError, toOpenAi } from '../inference.js';
 import type { InferenceKind } from '../inference.js';
@@ -187,8 +187,8 @@ export function registerRoutes(app: FastifyInstance, core: Core): void {
     const code = created ? 201 : 200;
     if (q.wait === undefined || q.wait === 0) return reply.code(code).send(job);
     // One round trip for a caller that wants the answer: submit, wait, results.
-    if (!finished(job.state)) await untilFinished(core, job.id, q.wait, req);
-    const now = await core.getJob(job.id);
+    const ended = finished(job.state) ? undefined : await untilFinished(core, job.id, q.wait, req);
+    const now = ended ?? (await core.getJob(job.id));
     if (!finished(now.state)) return reply.code(code).send(now);
     const rows = await core.store.getResults(job.id, { after: -1, limit: 1000 });
     const last = rows.at(-1);
@@ -758,21 +758,23 @@ function finished(state: string): boolean {
 }
 
 /** Resolves when the job ends, the wait runs out, or the client goes away. */
-async function untilFinished(core: Core, id: string, waitMs: number, req: FastifyRequest): Promise<void> {
-  await new Promise<void>((resolve) => {
-    const timer = setTimeout(done, waitMs);
-    const stop = core.progress.watch(id, (_job, final) => {
-      if (final) done();
+/** Resolves when the job has ended (with it, as the event that said so carried it), the wait is over or the caller left (undefined). */
+async function untilFinished(core: Core, id: string, waitMs: number, req: FastifyRequest): Promise<JobView | undefined> {
+  return new Promise<JobView | undefined>((resolve) => {
+    const timer = setTimeout(() => done(undefined), waitMs);
+    const stop = core.progress.watch(id, (job, final) => {
+      if (final) done(jobView(job));
     });
-    req.raw.once('close', done);
-    function done(): void {
+    const left = (): void => done(undefined);
+    req.raw.once('close', left);
+    function done(job: JobView | undefined): void {
       clearTimeout(timer);
       stop();
-      req.raw.off('close', done);
-      resolve();
+      req.raw.off('close', left);
+      resolve(job);
     }
     // It may have ended between the read and the watch.
-    void core.getJob(id).then((j) => (finished(j.state) ? done() : undefined), done);
+    void core.getJob(id).then((j) => (finished(j.state) ? done(j) : undefined), left);
   });
 }
 
