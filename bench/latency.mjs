@@ -1,15 +1,39 @@
-// Submit → result latency of single-task jobs on an idle mesh: the time from
-// sending the submit request to holding the result (via the job's event stream).
+// Submit → result latency of single-task jobs on an idle mesh (2 agents × 1 slot),
+// one job at a time, two ways:
+//   ms      submit, then one long-polled results request (two round trips)
+//   waitMs  one request: POST /v1/jobs?wait=, answered when the job has ended
+// and, on Linux, the CPU each process spent per job during the waitMs loop
+// (client = this process; from /proc/<pid>/stat, all threads).
+//
+//   --reps N   samples of each kind (default 300), after --warm N (default 20)
+import { readFileSync } from 'node:fs';
 import { arg, example, machine, mesh, percentile } from './lib.mjs';
 
-const reps = arg("reps", 300);
+const reps = arg('reps', 300);
+const warm = arg('warm', 20);
+
+/** User + system CPU of a process so far, ms; undefined where /proc is not there. */
+function cpuMs(pid) {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // clock ticks, USER_HZ = 100 on Linux
+  } catch {
+    return undefined;
+  }
+}
+
+const pct = (s) => {
+  s.sort((a, b) => a - b);
+  return { p50: +percentile(s, 50).toFixed(2), p90: +percentile(s, 90).toFixed(2), p99: +percentile(s, 99).toFixed(2), min: +s[0].toFixed(2) };
+};
+
 const m = await mesh({ agents: 2, maxTasks: 1 });
 try {
   const mod = await m.client.uploadModule(example('noop/noop.wasm'));
   const input = Buffer.from('ping').toString('base64');
   const samples = [];
   const server = []; // job accepted → result committed, coordinator clock (ms resolution)
-  for (let i = 0; i < reps + 20; i++) {
+  for (let i = 0; i < reps + warm; i++) {
     const t0 = performance.now();
     const job = await m.client.submitJob({ module: mod.hash, inputs: [input] });
     // One long poll: the coordinator answers when the job has ended.
@@ -17,21 +41,41 @@ try {
     const t1 = performance.now();
     const done = await m.client.getJob(job.id);
     if (page.results[0]?.state !== 'succeeded') throw new Error(`task failed: ${JSON.stringify(page.results[0])}`);
-    if (i >= 20) {
+    if (i >= warm) {
       // the first runs warm caches
       samples.push(t1 - t0);
       server.push((done.finishedAt ?? NaN) - done.createdAt);
     }
   }
-  samples.sort((a, b) => a - b);
+  const waited = [];
+  const pids = { client: process.pid, coordinator: m.pids.coordinator, agents: m.pids.agents };
+  let before;
+  for (let i = 0; i < reps + warm; i++) {
+    if (i === warm) before = { client: cpuMs(pids.client), coordinator: cpuMs(pids.coordinator), agents: pids.agents.map(cpuMs) };
+    const t0 = performance.now();
+    const job = await m.client.submitJob({ module: mod.hash, inputs: [input] }, { wait: 10_000 });
+    const t1 = performance.now();
+    if (job.results?.[0]?.state !== 'succeeded') throw new Error(`task failed: ${JSON.stringify(job.results?.[0] ?? job)}`);
+    if (i >= warm) waited.push(t1 - t0);
+  }
+  const per = (now, then) => (now === undefined || then === undefined ? null : +((now - then) / reps).toFixed(2));
+  const cpuMsPerJob = before.client === undefined ? null : {
+    client: per(cpuMs(pids.client), before.client),
+    coordinator: per(cpuMs(pids.coordinator), before.coordinator),
+    // The busier agent first: with one job at a time, most jobs go to one of them.
+    agents: pids.agents.map((p, i) => per(cpuMs(p), before.agents[i])).sort((a, b) => b - a),
+  };
   server.sort((a, b) => a - b);
   console.log(JSON.stringify({
     bench: 'latency',
     reps,
     // Client view: submit request → results in hand (a submit and one long-polled results request).
-    ms: { p50: +percentile(samples, 50).toFixed(2), p99: +percentile(samples, 99).toFixed(2), min: +samples[0].toFixed(2) },
+    ms: pct(samples),
+    // One request that waits for the job.
+    waitMs: pct(waited),
     // Coordinator view: job committed → its result committed.
     serverMs: { p50: percentile(server, 50), p99: percentile(server, 99) },
+    cpuMsPerJob,
     durability: m.info.durability,
     target: { p50Ms: 2 },
     machine: machine(),

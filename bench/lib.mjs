@@ -45,9 +45,10 @@ export async function freePort() {
 }
 
 function run(args) {
-  // BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles every process.
+  // BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles every process;
+  // BENCH_STDOUT=1 keeps their stdout (for --trace-* flags), BENCH_VERBOSE=1 their stderr.
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, CLI, ...args], { stdio: ['ignore', 'ignore', process.env.BENCH_VERBOSE ? 'inherit' : 'ignore'], env: { ...process.env, IDLEMESH_LOG_LEVEL: 'warn', IDLEMESH_EXIT_WITH_PARENT: '1' } });
+  const child = spawn(process.execPath, [...nodeArgs, CLI, ...args], { stdio: ['ignore', process.env.BENCH_STDOUT ? 'inherit' : 'ignore', process.env.BENCH_VERBOSE ? 'inherit' : 'ignore'], env: { ...process.env, IDLEMESH_LOG_LEVEL: 'warn', IDLEMESH_EXIT_WITH_PARENT: '1' } });
   return child;
 }
 
@@ -73,6 +74,7 @@ export async function mesh({ agents = 2, maxTasks = 1, coordinatorArgs = [], age
     client,
     url,
     info,
+    pids: { coordinator: procs[0].pid, agents: procs.slice(1).map((p) => p.pid) },
     async stop() {
       for (const p of procs.slice(1)) p.kill('SIGTERM');
       await Promise.all(procs.slice(1).map((p) => new Promise((r) => (p.exitCode !== null ? r() : p.on('exit', r)))));
