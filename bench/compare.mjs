@@ -4,8 +4,10 @@
 //
 //   --tasks N          bulk batch size (default 100000)
 //   --single N         sequential single-task submits for the enqueue rate (default 2000)
-//   --reps N           idle-system latency samples (default 300)
-//   --warm N           latency samples thrown away first, for every contender (default 200)
+//   --reps N           idle-system latency samples (default 2000)
+//   --warm N           latency samples thrown away first, for every contender (default 5000: the JIT of
+//                      every process on the path takes thousands of jobs to settle; the first 1,000
+//                      are reported apart as coldSubmitToResultMs)
 //   --kill-tasks N     batch size of the kill -9 run (default: --tasks)
 //   --workers N        worker processes / agents (default 2), --concurrency N (default 1)
 //   --only a,b         contenders to run (idlemesh-sqlite,idlemesh-postgres,idlemesh-2coord,bullmq,graphile-worker)
@@ -24,8 +26,8 @@ const here = fileURLToPath(new URL('.', import.meta.url));
 const CLI = join(ROOT, 'packages/cli/bin/idlemesh.js');
 const TASKS = arg('tasks', 100_000);
 const SINGLE = arg('single', 2_000);
-const REPS = arg('reps', 300);
-const WARM = arg('warm', 200);
+const REPS = arg('reps', 2000);
+const WARM = arg('warm', 5000);
 const KILL_TASKS = arg('kill-tasks', TASKS);
 const WORKERS = arg('workers', 2);
 const CONCURRENCY = arg('concurrency', 1);
@@ -580,9 +582,14 @@ async function runOne(name) {
     const start = [];
     const result = [];
     const server = [];
+    const cold = [];
     for (let i = 0; i < REPS + WARM; i++) {
       const s = await c.latencyOne();
-      if (i < WARM) continue; // warms the JIT of every process on the path
+      if (i < WARM) {
+        // warms the JIT of every process on the path; the first jobs show what a fresh start costs
+        if (i < 1000) cold.push(s.resultMs);
+        continue;
+      }
       if (s.startMs !== undefined) start.push(s.startMs);
       result.push(s.resultMs);
       server.push(s.serverMs);
@@ -593,6 +600,7 @@ async function runOne(name) {
     }
     out.submitToStartMs = pct(start);
     out.submitToResultMs = pct(result);
+    if (cold.length > 0) out.coldSubmitToResultMs = pct(cold);
     const sv = pct(server);
     if (sv.n > 0) out.serverSubmitToDoneMs = sv;
     log(`${name}: kill run of ${KILL_TASKS}`);

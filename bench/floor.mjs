@@ -6,7 +6,8 @@
 // no signature, no sandbox. What idlemesh's submit→result adds above this is
 // its own work; what this takes is the machine's.
 //
-//   --reps N    round trips measured (default 3000), after --warm N (default 500)
+//   --reps N    round trips measured (default 10000), after --warm N (default 20000: until the
+//               JIT of all three processes has settled, which takes thousands of round trips)
 // Prints one JSON line.
 // Internal: --relay and --echo PORT run the other two processes.
 import { fork } from 'node:child_process';
@@ -49,8 +50,8 @@ if (process.argv.includes('--relay')) {
   const ws = new WebSocket(`ws://127.0.0.1:${arg('echo', 0)}`);
   ws.on('message', (m) => ws.send(m.toString()));
 } else {
-  const REPS = arg('reps', 3000);
-  const WARM = arg('warm', 500);
+  const REPS = arg('reps', 10000);
+  const WARM = arg('warm', 20000);
   const relay = fork(self, ['--relay']);
   const port = await new Promise((resolve) => relay.once('message', resolve));
   const echo = fork(self, ['--echo', String(port)]);

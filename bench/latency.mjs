@@ -5,12 +5,14 @@
 // and, on Linux, the CPU each process spent per job during the waitMs loop
 // (client = this process; from /proc/<pid>/stat, all threads).
 //
-//   --reps N   samples of each kind (default 300), after --warm N (default 20)
+//   --reps N   samples of each kind (default 1000), after --warm N one-request jobs
+//              (default 5000: the JIT of every process on the path takes thousands of
+//              jobs to settle; coldWaitMs is the first 1,000 of them)
 import { readFileSync } from 'node:fs';
 import { arg, example, machine, mesh, percentile } from './lib.mjs';
 
-const reps = arg('reps', 300);
-const warm = arg('warm', 20);
+const reps = arg('reps', 1000);
+const warm = arg('warm', 5000);
 
 /** User + system CPU of a process so far, ms; undefined where /proc is not there. */
 function cpuMs(pid) {
@@ -31,9 +33,21 @@ const m = await mesh({ agents: 2, maxTasks: 1 });
 try {
   const mod = await m.client.uploadModule(example('noop/noop.wasm'));
   const input = Buffer.from('ping').toString('base64');
+  const submitWait = async () => {
+    const t0 = performance.now();
+    const job = await m.client.submitJob({ module: mod.hash, inputs: [input] }, { wait: 10_000 });
+    const t1 = performance.now();
+    if (job.results?.[0]?.state !== 'succeeded') throw new Error(`task failed: ${JSON.stringify(job.results?.[0] ?? job)}`);
+    return t1 - t0;
+  };
+  const cold = [];
+  for (let i = 0; i < warm; i++) {
+    const ms = await submitWait();
+    if (i < 1000) cold.push(ms);
+  }
   const samples = [];
   const server = []; // job accepted → result committed, coordinator clock (ms resolution)
-  for (let i = 0; i < reps + warm; i++) {
+  for (let i = 0; i < reps; i++) {
     const t0 = performance.now();
     const job = await m.client.submitJob({ module: mod.hash, inputs: [input] });
     // One long poll: the coordinator answers when the job has ended.
@@ -41,23 +55,13 @@ try {
     const t1 = performance.now();
     const done = await m.client.getJob(job.id);
     if (page.results[0]?.state !== 'succeeded') throw new Error(`task failed: ${JSON.stringify(page.results[0])}`);
-    if (i >= warm) {
-      // the first runs warm caches
-      samples.push(t1 - t0);
-      server.push((done.finishedAt ?? NaN) - done.createdAt);
-    }
+    samples.push(t1 - t0);
+    server.push((done.finishedAt ?? NaN) - done.createdAt);
   }
   const waited = [];
   const pids = { client: process.pid, coordinator: m.pids.coordinator, agents: m.pids.agents };
-  let before;
-  for (let i = 0; i < reps + warm; i++) {
-    if (i === warm) before = { client: cpuMs(pids.client), coordinator: cpuMs(pids.coordinator), agents: pids.agents.map(cpuMs) };
-    const t0 = performance.now();
-    const job = await m.client.submitJob({ module: mod.hash, inputs: [input] }, { wait: 10_000 });
-    const t1 = performance.now();
-    if (job.results?.[0]?.state !== 'succeeded') throw new Error(`task failed: ${JSON.stringify(job.results?.[0] ?? job)}`);
-    if (i >= warm) waited.push(t1 - t0);
-  }
+  const before = { client: cpuMs(pids.client), coordinator: cpuMs(pids.coordinator), agents: pids.agents.map(cpuMs) };
+  for (let i = 0; i < reps; i++) waited.push(await submitWait());
   const per = (now, then) => (now === undefined || then === undefined ? null : +((now - then) / reps).toFixed(2));
   const cpuMsPerJob = before.client === undefined ? null : {
     client: per(cpuMs(pids.client), before.client),
@@ -73,6 +77,8 @@ try {
     ms: pct(samples),
     // One request that waits for the job.
     waitMs: pct(waited),
+    // The same, over the first 1,000 jobs after the coordinator and agents started.
+    coldWaitMs: cold.length > 0 ? pct(cold) : null,
     // Coordinator view: job committed → its result committed.
     serverMs: { p50: percentile(server, 50), p99: percentile(server, 99) },
     cpuMsPerJob,

@@ -10,7 +10,7 @@ const benches = { throughput: 'throughput.mjs', latency: 'latency.mjs', metering
 // Long benches against peers and at scale: not part of `all`.
 const named = { compare: 'compare.mjs', agents: 'agents-scale.mjs' };
 if (name === '--help' || name === '-h') {
-  console.log('usage: npm run bench -- <throughput|latency|metering|ledger|settlement|issuance|all|compare|agents> [options]\n  settlement --jobs 2000 --tasks 10\n  issuance --nodes 1000000 --seed 1 --maps 0\n  throughput --tasks 20000 --agents 2\n  latency --reps 300 --warm 20\n  compare --tasks 100000 --single 2000 --reps 300 --kill-tasks 100000 --only idlemesh-sqlite,bullmq\n  agents --agents 10000');
+  console.log('usage: npm run bench -- <throughput|latency|metering|ledger|settlement|issuance|all|compare|agents> [options]\n  settlement --jobs 2000 --tasks 10\n  issuance --nodes 1000000 --seed 1 --maps 0\n  throughput --tasks 20000 --agents 2\n  latency --reps 1000 --warm 5000\n  compare --tasks 100000 --single 2000 --reps 2000 --warm 5000 --kill-tasks 100000 --only idlemesh-sqlite,bullmq\n  agents --agents 10000');
   process.exit(0);
 }
 const names = name === 'all' ? Object.keys(benches) : [name];
