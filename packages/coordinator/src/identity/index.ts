@@ -6,8 +6,8 @@
  * roles, the organisation and SHA-256 of the secret. A revoked key stops
  * working at once on this coordinator and within KEY_CACHE_MS on the others.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { ImError } from '@idlemesh/protocol';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { ImError, sha256HexSync } from '@idlemesh/protocol';
 import type { Logger } from '../core.js';
 import type { Store } from '../store/index.js';
 import { ROLES, isRole } from './access.js';
@@ -41,8 +41,10 @@ const KEY_CACHE_MS = 2000;
 const LAST_USED_EVERY_MS = 60_000;
 const NAME_RE = /^[\w .@-]{1,100}$/;
 
+const encoder = new TextEncoder();
+
 function hash(secret: string): string {
-  return createHash('sha256').update(secret).digest('hex');
+  return sha256HexSync(encoder.encode(secret));
 }
 
 function newId(): string {

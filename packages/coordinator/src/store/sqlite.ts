@@ -215,6 +215,8 @@ export class SqliteStore implements Store {
         @retry_backoff_ms, @priority, @requirements, 'queued', @total, @total, @created_at, @created_at, @buyer, @hold_msat, @fees, @label, @data_classes, @verification)`),
       insertTask: db.prepare('INSERT INTO tasks (job_id, idx, state, input) VALUES (?, ?, \'queued\', ?)'),
       jobById: db.prepare('SELECT * FROM jobs WHERE id = ?'),
+      // Once per finished job: a statement prepared per call is a native object for the GC to finalize.
+      markSettled: db.prepare('UPDATE jobs SET settled_at = ? WHERE id = ?'),
       jobByKey: db.prepare('SELECT * FROM jobs WHERE caller = ? AND idem_key = ?'),
       // Queued replicas (verification) are queued work too.
       runnable: db.prepare(`SELECT j.id, j.runtime, j.queued + COALESCE(r.n, 0) AS queued, j.leased, j.priority, j.bid, j.caller, j.label, j.data_classes,
@@ -729,7 +731,7 @@ export class SqliteStore implements Store {
       if (!row || row.finished_at === null || row.settled_at !== null) return { settled: false };
       const batch = plan({ job: toJob(row), charges: this.ledger.charges(jobId) });
       const outcome = batch.events.length > 0 || (batch.accounts?.length ?? 0) > 0 ? this.ledger.apply(batch, now, true) : undefined;
-      this.db.prepare('UPDATE jobs SET settled_at = ? WHERE id = ?').run(now, jobId);
+      this.s.markSettled.run(now, jobId);
       return outcome === undefined ? { settled: true } : { settled: true, outcome };
     });
   }
