@@ -266,16 +266,21 @@ export class Core {
     this.kick();
   }
 
-  /** Jobs changed: push to this coordinator's watchers now, and to the others' soon. */
-  notifyJobs(jobs: Iterable<string>): void {
-    for (const id of jobs) this.outgoingProgress.add(id);
-    this.progress.notify(jobs);
+  /**
+   * Jobs changed: push to this coordinator's watchers now, and to the others' soon.
+   * `running`: the change cannot have ended them (a lease), so watchers waiting only
+   * for the end are not disturbed.
+   */
+  notifyJobs(jobs: Iterable<string>, opts: { running?: boolean } = {}): void {
+    if (this.store.shared) for (const id of jobs) this.outgoingProgress.add(id);
+    this.progress.notify(jobs, opts.running === true);
     this.flushOutgoingSoon();
   }
 
   /** Events to other coordinators are coalesced: at most one of each kind per 20 ms. */
   private flushOutgoingSoon(): void {
-    if (this.outgoingTimer || this.closed) return;
+    // Nobody else shares a SQLite store: no timer to wake for.
+    if (this.outgoingTimer || this.closed || !this.store.shared) return;
     this.outgoingTimer = setTimeout(() => {
       this.outgoingTimer = undefined;
       const jobs = [...this.outgoingProgress];
@@ -581,7 +586,7 @@ export class Core {
       s.send({ type: 'lease', tasks });
     }
     this.metrics.tasksLeased.inc(claimed.length);
-    this.notifyJobs(new Set(claimed.map((t) => t.jobId)));
+    this.notifyJobs(new Set(claimed.map((t) => t.jobId)), { running: true });
     return claimed.length;
   }
 

@@ -167,7 +167,7 @@ export class InferenceChecker {
         clearTimeout(timer);
         stop();
         resolve(true);
-      });
+      }, { finalOnly: true });
       const timer = setTimeout(() => {
         stop();
         resolve(false);

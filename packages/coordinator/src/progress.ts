@@ -2,23 +2,30 @@ import type { JobRecord } from './store/index.js';
 
 type Listener = (job: JobRecord, final: boolean) => void;
 
+interface Watch {
+  listener: Listener;
+  /** Called only with the final state (a `?wait=` request): changes that cannot end the job skip it. */
+  finalOnly: boolean;
+}
+
 /**
  * Pushes job progress to watchers (SSE streams). Progress is throttled per
  * job; the final state is always delivered at once.
  */
 export class ProgressHub {
-  private readonly listeners = new Map<string, Set<Listener>>();
+  private readonly listeners = new Map<string, Set<Watch>>();
   private readonly lastSent = new Map<string, number>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
 
   constructor(private readonly load: (id: string) => Promise<JobRecord | undefined>, private readonly intervalMs = 100) {}
 
-  watch(jobId: string, listener: Listener): () => void {
+  watch(jobId: string, listener: Listener, opts: { finalOnly?: boolean } = {}): () => void {
     let set = this.listeners.get(jobId);
     if (!set) this.listeners.set(jobId, (set = new Set()));
-    set.add(listener);
+    const w: Watch = { listener, finalOnly: opts.finalOnly === true };
+    set.add(w);
     return () => {
-      set.delete(listener);
+      set.delete(w);
       if (set.size === 0) {
         this.listeners.delete(jobId);
         this.lastSent.delete(jobId);
@@ -29,8 +36,13 @@ export class ProgressHub {
     };
   }
 
-  notify(jobIds: Iterable<string>): void {
-    for (const id of jobIds) if (this.listeners.has(id)) void this.emit(id);
+  /** `running`: the change cannot have ended these jobs, so a job watched only for its end is not read again. */
+  notify(jobIds: Iterable<string>, running = false): void {
+    for (const id of jobIds) {
+      const set = this.listeners.get(id);
+      if (set === undefined || (running && [...set].every((w) => w.finalOnly))) continue;
+      void this.emit(id);
+    }
   }
 
   close(): void {
@@ -56,6 +68,6 @@ export class ProgressHub {
       return;
     }
     this.lastSent.set(id, now);
-    for (const l of [...set]) l(job, final);
+    for (const w of [...set]) if (final || !w.finalOnly) w.listener(job, final);
   }
 }

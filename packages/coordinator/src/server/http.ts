@@ -764,7 +764,7 @@ async function untilFinished(core: Core, id: string, waitMs: number, req: Fastif
     const timer = setTimeout(() => done(undefined), waitMs);
     const stop = core.progress.watch(id, (job, final) => {
       if (final) done(jobView(job));
-    });
+    }, { finalOnly: true });
     const left = (): void => done(undefined);
     req.raw.once('close', left);
     function done(job: JobView | undefined): void {

@@ -126,6 +126,7 @@ export function parsePostgresUrl(url: string, schema?: string): { connectionStri
  */
 export class PostgresStore implements Store {
   readonly kind = 'postgres';
+  readonly shared = true;
   readonly schema: string;
   private readonly pool: pg.Pool;
   private readonly channel: string;

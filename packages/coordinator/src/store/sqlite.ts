@@ -81,6 +81,8 @@ export function isRetryableTaskError(code: string): boolean {
  */
 export class SqliteStore implements Store {
   readonly kind = 'sqlite';
+  /** One coordinator per SQLite file. */
+  readonly shared = false;
   readonly durability: string;
   private readonly db: Database.Database;
   private prepared: ReturnType<SqliteStore['prepare']> | undefined;

@@ -473,6 +473,8 @@ export interface Store {
   issueDepositAddress(account: string, derive: (index: number) => string, gap: number, now: number): Promise<DepositAddress & { reused: boolean }>;
   depositAddresses(): Promise<DepositAddress[]>;
 
+  /** Other coordinators may share this store (PostgreSQL): what one changes, the others must hear of. */
+  readonly shared: boolean;
   /** Tells every coordinator sharing this store (PostgreSQL NOTIFY); a no-op where there is only one. */
   publish(event: StoreEvent): Promise<void>;
   /** Hears events published by other coordinators sharing this store. Returns an unsubscribe. */
