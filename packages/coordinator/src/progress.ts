@@ -40,7 +40,7 @@ export class ProgressHub {
   notify(jobIds: Iterable<string>, running = false): void {
     for (const id of jobIds) {
       const set = this.listeners.get(id);
-      if (set === undefined || (running && [...set].every((w) => w.finalOnly))) continue;
+      if (set === undefined || (running && !wantsProgress(set))) continue;
       void this.emit(id);
     }
   }
@@ -70,4 +70,9 @@ export class ProgressHub {
     this.lastSent.set(id, now);
     for (const w of [...set]) if (final || !w.finalOnly) w.listener(job, final);
   }
+}
+
+function wantsProgress(set: ReadonlySet<Watch>): boolean {
+  for (const w of set) if (!w.finalOnly) return true;
+  return false;
 }

@@ -5,6 +5,7 @@
 
 import type * as NodeCrypto from 'node:crypto';
 import type { webcrypto } from 'node:crypto';
+import { sha256 } from './sha256.js';
 
 // Type-only: the runtime object is globalThis.crypto, present in Node and browsers.
 export type CryptoKey = webcrypto.CryptoKey;
@@ -95,13 +96,8 @@ export async function verify(publicKeyHex: string, signatureHex: string, data: U
 
 export async function sha256Hex(data: Uint8Array): Promise<string> {
   // Node's own hash, synchronously: WebCrypto's digest is a thread-pool hop, on the path of every keyed request.
-  if (nodeCrypto) return nodeHashHex(nodeCrypto, data);
+  if (nodeCrypto) return toHex(sha256(data));
   return toHex(new Uint8Array(await subtle.digest('SHA-256', data)));
-}
-
-/** SHA-256 hex through node:crypto's one-shot where it exists (Node ≥ 20.12): no Hash object for the GC to finalize. */
-function nodeHashHex(c: typeof NodeCrypto, data: Uint8Array): string {
-  return c.hash ? c.hash('sha256', data, 'hex') : c.createHash('sha256').update(data).digest('hex');
 }
 
 export function randomHex(bytes: number): string {
