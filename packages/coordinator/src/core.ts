@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import { setImmediate as breath } from 'node:timers/promises';
 import { merkleLeafHash, merkleRoot, openNote, parseCheckpoint, utf8 } from '@idlemesh/protocol';
 import type { Transfer } from './ledger/index.js';
-import type { Capabilities, JobLimits, JobView, LeasedTask, ModuleInfo, ServerMessage, TaskResultView } from '@idlemesh/protocol';
+import type { Capabilities, JobLimits, JobView, LeasedTask, ModuleInfo, ServerMessage, TaskResultView, Verification } from '@idlemesh/protocol';
 import { CODE_RUNTIME_MODULE, CodeEvalInput, SubmitJobBody } from '@idlemesh/protocol';
 import type { z } from 'zod';
 import { Instrumenter } from './modules/index.js';
@@ -41,7 +41,7 @@ import type { Metrics } from './metrics.js';
 import { ProgressHub } from './progress.js';
 import { eligible, schedule } from './scheduler/index.js';
 import type { SchedAgent } from './scheduler/index.js';
-import type { ClaimedTask, JobRecord, Placement, RunnableJob, Store, StoreEvent, StoredModule, TaskRef, TaskRow } from './store/index.js';
+import type { ClaimedTask, FirstLeases, JobRecord, NewJob, Placement, RunnableJob, Store, StoreEvent, StoredModule, TaskRef, TaskRow } from './store/index.js';
 import { JobFactsCache } from './job-facts.js';
 
 export interface Logger {
@@ -253,11 +253,7 @@ export class Core {
       return;
     }
     this.dispatching = true;
-    void this.dispatchLoop({
-      id: job.id, runtime: job.runtime, queued: job.counts.queued, leased: job.counts.leased, priority: job.priority, bid: job.bid,
-      caller: job.caller, createdAt: job.createdAt, memoryMb: job.limits.memoryMb, requirements: job.requirements,
-      ...(job.label !== undefined ? { label: job.label } : {}), ...(job.dataClasses !== undefined ? { dataClasses: job.dataClasses } : {}),
-    });
+    void this.dispatchLoop(runnableOf(job, job.counts.queued, job.counts.leased));
   }
 
   /** Work may be runnable here (the sweep's look for retries whose backoff passed); the others have their own sweeps. */
@@ -387,41 +383,73 @@ export class Core {
     // The escrow covers every execution the mode may need (replicas included); only those run are charged.
     if (isReplicated(verification)) modeParams(verification, true); // refuses minQuorum > targetResults > maxTotalResults
     const hold = this.money.hold({ jobId: id, buyer, tasks: inputs.length, fuelLimit: limits.fuel, bid, maxExecutionsPerTask: maxExecutions(verification) });
-    const create = this.store.createJob(
-      {
-        id,
-        caller,
-        ...(key !== undefined ? { idempotencyKey: key } : {}),
-        requestHash,
-        ...(body.name !== undefined ? { name: body.name } : {}),
-        module: module?.hash ?? CODE_RUNTIME_MODULE[code as 'python' | 'js'],
-        instrumentedModule: module?.instrumentedHash ?? CODE_RUNTIME_MODULE[code as 'python' | 'js'],
-        runtime: body.runtime,
-        limits,
-        bid,
-        maxAttempts: body.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
-        retryBackoffMs: body.retryBackoffMs ?? DEFAULT_RETRY_BACKOFF_MS,
-        priority: body.priority ?? 1,
-        requirements: body.requirements ?? {},
-        createdAt: now,
-        ...(body.label !== undefined ? { label: body.label } : {}),
-        ...(body.dataClasses !== undefined ? { dataClasses: body.dataClasses } : {}),
-        verification,
-        ...(hold ? { buyer, holdMsat: hold.amount, fees: this.money.fees } : {}),
-      },
-      inputs,
-      hold?.batch,
-    );
-    const result = await create.catch(async (err: unknown) => {
-      throw hold ? await this.money.explainHoldFailure(err, buyer, hold.amount) : err;
-    });
-    if (result.created) {
-      this.metrics.jobsSubmitted.inc();
-      this.log.info({ job: result.job.id, tasks: inputs.length, caller }, 'job submitted');
-      this.jobFacts.remember(result.job);
-      this.announceJob(result.job);
+    const job: NewJob = {
+      id,
+      caller,
+      ...(key !== undefined ? { idempotencyKey: key } : {}),
+      requestHash,
+      ...(body.name !== undefined ? { name: body.name } : {}),
+      module: module?.hash ?? CODE_RUNTIME_MODULE[code as 'python' | 'js'],
+      instrumentedModule: module?.instrumentedHash ?? CODE_RUNTIME_MODULE[code as 'python' | 'js'],
+      runtime: body.runtime,
+      limits,
+      bid,
+      maxAttempts: body.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+      retryBackoffMs: body.retryBackoffMs ?? DEFAULT_RETRY_BACKOFF_MS,
+      priority: body.priority ?? 1,
+      requirements: body.requirements ?? {},
+      createdAt: now,
+      ...(body.label !== undefined ? { label: body.label } : {}),
+      ...(body.dataClasses !== undefined ? { dataClasses: body.dataClasses } : {}),
+      verification,
+      ...(hold ? { buyer, holdMsat: hold.amount, fees: this.money.fees } : {}),
+    };
+    const first = await this.firstLeases(runnableOf(job, inputs.length), verification, now);
+    try {
+      const result = await this.store.createJob(job, inputs, hold?.batch, first?.leases).catch(async (err: unknown) => {
+        throw hold ? await this.money.explainHoldFailure(err, buyer, hold.amount) : err;
+      });
+      if (result.created) {
+        this.metrics.jobsSubmitted.inc();
+        this.log.info({ job: result.job.id, tasks: inputs.length, caller }, 'job submitted');
+        this.jobFacts.remember(result.job);
+        if (first) {
+          if (first.gated) await this.recordCrossings(result.leased, [runnableOf(job, inputs.length)]);
+          await this.sendLeases(result.leased);
+          if (result.leased.length < inputs.length) this.announceWork();
+        } else this.announceJob(result.job);
+      }
+      return { job: jobView(result.job), created: result.created };
+    } finally {
+      // The dispatcher goes back, through a round if work was announced meanwhile.
+      if (first) void this.dispatchLoop();
     }
-    return { job: jobView(result.job), created: result.created };
+  }
+
+  /**
+   * A job submitted to an idle mesh (no other work known, no round running,
+   * an agent with room): its first leases are planned before it is stored
+   * and taken in the transaction that stores it, so its path to an agent is
+   * one commit. Takes the dispatcher when it returns leases (a round would
+   * otherwise plan with the same credit); the caller hands it back.
+   */
+  private async firstLeases(job: RunnableJob, verification: Verification | undefined, now: number): Promise<{ leases: FirstLeases; gated: boolean } | undefined> {
+    if (this.workMaybe || this.dispatching || this.closed || job.caller === PROBE_CALLER || isReplicated(verification)) return undefined;
+    const agents = this.agentsWithCredit();
+    if (agents.length === 0) return undefined;
+    this.dispatching = true;
+    let planned: Awaited<ReturnType<Core['plan']>> | undefined;
+    try {
+      planned = await this.plan(agents, [job]);
+    } catch (err) {
+      this.log.warn({ err, job: job.id }, 'could not plan the first leases of a new job; a dispatch round will');
+    }
+    if (!planned || planned.plan.length === 0 || this.closed) {
+      void this.dispatchLoop();
+      return undefined;
+    }
+    const { plan, asks, gate } = planned;
+    return { leases: { leases: plan.map((p) => ({ nodeId: p.agentId, count: p.count, ask: asks.get(p.agentId) ?? 0 })), expiresAt: now + this.opts.leaseMs }, gated: gate !== undefined };
   }
 
   async getJob(id: string): Promise<JobView> {
@@ -532,18 +560,8 @@ export class Core {
     // capacity probes by probes.ts only.
     const jobs = runnable.filter((j) => j.runtime !== 'llm' && j.caller !== PROBE_CALLER);
     if (jobs.length === 0) return 0;
-    const gate = await this.governance.filter(agents.map((a) => ({ nodeId: a.nodeId, runtimes: a.capabilities.runtimes, free: a.credit, region: a.capabilities.region })), jobs);
-    const schedAgents = agents.map((a) => ({
-      id: a.nodeId, free: a.credit, runtimes: a.capabilities.runtimes, memoryMb: a.capabilities.memoryMb, cores: a.capabilities.cores,
-      ask: a.capabilities.ask ?? 0,
-    }));
-    const plan = schedule(
-      schedAgents,
-      jobs,
-      gate ? { maxPerAgent: this.opts.leaseBatch, allowed: gate.allowed, quota: gate.quota } : { maxPerAgent: this.opts.leaseBatch },
-    );
+    const { plan, gate, schedAgents, asks } = await this.plan(agents, jobs);
     if (plan.length === 0) return 0;
-    const asks = new Map(agents.map((a) => [a.nodeId, a.capabilities.ask ?? 0]));
     // Jobs verified by replication offer their queued replicas first, kept apart by operator and prefix.
     const placements = new Map<string, Placement>();
     const claims = [];
@@ -555,6 +573,29 @@ export class Core {
     }
     const claimed = await this.store.claimTasks(claims, now, this.opts.leaseMs);
     claimed.push(...await this.claimLeftovers(plan, claimed, schedAgents, jobs, gate, placements, now));
+    if (gate) await this.recordCrossings(claimed, jobs);
+    await this.sendLeases(claimed);
+    return claimed.length;
+  }
+
+  /** Which agents take how many tasks of which jobs, as the scheduler and the organisations' policies decide. */
+  private async plan(agents: readonly AgentSession[], jobs: readonly RunnableJob[]) {
+    const gate = await this.governance.filter(agents.map((a) => ({ nodeId: a.nodeId, runtimes: a.capabilities.runtimes, free: a.credit, region: a.capabilities.region })), jobs);
+    const schedAgents = agents.map((a) => ({
+      id: a.nodeId, free: a.credit, runtimes: a.capabilities.runtimes, memoryMb: a.capabilities.memoryMb, cores: a.capabilities.cores,
+      ask: a.capabilities.ask ?? 0,
+    }));
+    const plan = schedule(
+      schedAgents,
+      jobs,
+      gate ? { maxPerAgent: this.opts.leaseBatch, allowed: gate.allowed, quota: gate.quota } : { maxPerAgent: this.opts.leaseBatch },
+    );
+    const asks = new Map(agents.map((a) => [a.nodeId, a.capabilities.ask ?? 0]));
+    return { plan, gate, schedAgents, asks };
+  }
+
+  /** Sends claimed tasks to their agents; an agent gone meanwhile has its tasks handed straight back. */
+  private async sendLeases(claimed: readonly ClaimedTask[]): Promise<void> {
     const byNode = new Map<string, LeasedTask[]>();
     for (const t of claimed) {
       const list = byNode.get(t.nodeId) ?? [];
@@ -571,7 +612,6 @@ export class Core {
       });
       byNode.set(t.nodeId, list);
     }
-    if (gate) await this.recordCrossings(claimed, jobs);
     for (const [nodeId, tasks] of byNode) {
       const s = this.sessions.get(nodeId);
       if (!s) {
@@ -587,7 +627,6 @@ export class Core {
     }
     this.metrics.tasksLeased.inc(claimed.length);
     this.notifyJobs(new Set(claimed.map((t) => t.jobId)), { running: true });
-    return claimed.length;
   }
 
   /**
@@ -784,6 +823,15 @@ export function moduleInfo(m: StoredModule): ModuleInfo {
     abi: m.abi,
     memory: { initialPages: m.initialPages, maxPages: m.maxPages },
     createdAt: m.createdAt,
+  };
+}
+
+/** A job as a dispatch round sees it (its queued and leased counts given). */
+function runnableOf(job: Pick<NewJob, 'id' | 'runtime' | 'priority' | 'bid' | 'caller' | 'createdAt' | 'limits' | 'requirements' | 'label' | 'dataClasses'>, queued: number, leased = 0): RunnableJob {
+  return {
+    id: job.id, runtime: job.runtime, queued, leased, priority: job.priority, bid: job.bid,
+    caller: job.caller, createdAt: job.createdAt, memoryMb: job.limits.memoryMb, requirements: job.requirements,
+    ...(job.label !== undefined ? { label: job.label } : {}), ...(job.dataClasses !== undefined ? { dataClasses: job.dataClasses } : {}),
   };
 }
 

@@ -108,6 +108,42 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
       assert.equal((await store.listJobs({ limit: 10 })).length, 2);
     });
 
+    it('leases the first tasks of a new job in the transaction that stores it, as a claim would', async () => {
+      const j = job({ idempotencyKey: 'first' });
+      const first = { leases: [{ nodeId: NODE_A, count: 2, ask: 7 }, { nodeId: NODE_B, count: 1, ask: 0 }], expiresAt: 12_000 };
+      const r = await store.createJob(j, inputs(5), undefined, first);
+      assert.equal(r.created, true);
+      assert.deepEqual(r.leased.map((t) => [t.index, t.attempt, t.nodeId, t.leaseExpiresAt]),
+        [[0, 1, NODE_A, 12_000], [1, 1, NODE_A, 12_000], [2, 1, NODE_B, 12_000]]);
+      assert.equal(new TextDecoder().decode(r.leased[1]?.input), 'in-1');
+      assert.deepEqual([r.leased[0]?.instrumentedModule, r.leased[0]?.runtime, r.leased[0]?.limits], [j.instrumentedModule, j.runtime, j.limits]);
+      assert.equal(r.job.state, 'running');
+      assert.deepEqual([r.job.counts.queued, r.job.counts.leased], [2, 3]);
+      await assertCountsMatch(store, j.id);
+      assert.equal((await store.runnableJobs(2000)).find((x) => x.id === j.id)?.queued, 2);
+      const nodes = await store.listNodes();
+      assert.deepEqual([nodes.find((n) => n.id === NODE_A)?.running, nodes.find((n) => n.id === NODE_B)?.running], [2, 1]);
+      // The rest is claimed as usual, from where the first leases stopped.
+      assert.deepEqual((await store.claimTasks([{ jobId: j.id, nodeId: NODE_B, count: 5 }], 2000, 10_000)).map((t) => t.index), [3, 4]);
+      const out = { jobId: j.id, index: 0, attempt: 1, ok: true, output: new Uint8Array([1]), fuel: 5 };
+      assert.deepEqual((await store.completeTasks(NODE_B, [out], 2100)).statuses, ['rejected'], 'not its lease');
+      assert.deepEqual((await store.completeTasks(NODE_A, [out], 2100)).statuses, ['accepted']);
+      await assertCountsMatch(store, j.id);
+      // A repeat under the key leases nothing and changes nothing.
+      const again = await store.createJob({ ...j, id: newJobId(2e12) }, inputs(5), undefined, first);
+      assert.deepEqual([again.created, again.leased.length, again.job.id], [false, 0, j.id]);
+      await assertCountsMatch(store, j.id);
+      // Never more leases than tasks; the leases expire like any other.
+      const small = job();
+      const s = await store.createJob(small, inputs(2), undefined, { leases: [{ nodeId: NODE_A, count: 10, ask: 0 }], expiresAt: 3000 });
+      assert.deepEqual(s.leased.map((t) => t.index), [0, 1]);
+      assert.deepEqual([s.job.counts.queued, s.job.counts.leased, s.job.state], [0, 2, 'running']);
+      const expired = await store.expireLeases(3001, errorFrom('IM_LEASE_EXPIRED'));
+      assert.ok(expired.jobs.has(small.id));
+      await assertCountsMatch(store, small.id);
+      assert.equal((await store.getJob(small.id))?.counts.queued, 2);
+    });
+
     it('claims in index order, counts attempts, and accepts a result at most once', async () => {
       const j = job();
       await store.createJob(j, inputs(5));

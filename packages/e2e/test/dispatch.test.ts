@@ -1,6 +1,7 @@
 /**
- * A job submitted to an idle mesh is leased from the submit itself, without
- * the queue being read back (core.ts `announceJob`). What that path cannot
+ * A job submitted to an idle mesh is leased from the submit itself: its first
+ * tasks are leased in the transaction that stores it (core.ts `firstLeases`),
+ * and the queue is not read back. What that path cannot
  * lease must stay work the coordinator knows of: the rest of a job larger
  * than the free slots, and a job submitted while no agent has a slot, are
  * leased as soon as slots come.
@@ -53,8 +54,11 @@ describe('leasing a job from its submit', () => {
     assert.deepEqual(ack.results.map((r) => r.status), lease.tasks.map(() => 'accepted'), JSON.stringify(ack));
   }
 
+  async function submitted(n: number) {
+    return coord.client.submitJob({ module, inputs: Array.from({ length: n }, (_, i) => b64(`task ${i}`)) });
+  }
   async function submit(n: number): Promise<string> {
-    return (await coord.client.submitJob({ module, inputs: Array.from({ length: n }, (_, i) => b64(`task ${i}`)) })).id;
+    return (await submitted(n)).id;
   }
 
   async function noLease(ms: number): Promise<void> {
@@ -65,7 +69,10 @@ describe('leasing a job from its submit', () => {
   it('leases an idle agent at once, and the rest of a larger job when slots come back', async () => {
     agent.send({ type: 'credit', n: 2 });
     await sleep(100); // the credit is in before the submit: the mesh is idle, with two free slots
-    const job = await submit(3);
+    const view = await submitted(3);
+    const job = view.id;
+    // The submit's own commit took the leases: its answer already counts them.
+    assert.deepEqual([view.state, view.counts.queued, view.counts.leased], ['running', 1, 2]);
     const first = await agent.take('lease');
     assert.equal(first.tasks.length, 2, 'as many tasks as free slots');
     assert.ok(first.tasks.every((t) => t.jobId === job));

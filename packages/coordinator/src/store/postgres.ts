@@ -10,7 +10,7 @@ import type { AccountBalance, Transfer } from '../ledger/index.js';
 import type { BatchOutcome, LedgerBatch } from '../ledger/persist.js';
 import { AdvisoryLocks } from './postgres-lock.js';
 import { Listener, encodeEvent } from './postgres-notify.js';
-import { bytes, jobIdFloor, toJob, toMeterRow, toModelDemand, toModule, toNode, toRunnable, toTaskRow } from './rows.js';
+import { bytes, firstLeaseOwners, jobIdFloor, toJob, toMeterRow, toModelDemand, toModule, toNode, toRunnable, toTaskRow } from './rows.js';
 import type { Row } from './rows.js';
 import { parseReceiptColumn, receiptFromBatch, receiptRef } from './receipt-rows.js';
 import { heldForVerification, isRetryableTaskError } from './sqlite.js';
@@ -22,6 +22,7 @@ import type {
   Claim,
   ClaimedTask,
   ExpiryReport,
+  FirstLeases,
   JobRecord,
   MeterRow,
   NewJob,
@@ -258,20 +259,21 @@ export class PostgresStore implements Store {
     return r ? toModule(r) : undefined;
   }
 
-  async createJob(job: NewJob, inputs: readonly Uint8Array[], hold?: LedgerBatch): Promise<{ job: JobRecord; created: boolean }> {
+  async createJob(job: NewJob, inputs: readonly Uint8Array[], hold?: LedgerBatch, first?: FirstLeases): Promise<{ job: JobRecord; created: boolean; leased: ClaimedTask[] }> {
+    const owners = firstLeaseOwners(first, inputs.length);
     return this.tx(async (c) => {
       // A concurrent insert under the same key makes this one wait for it, then do nothing.
       const ins = await c.query<Row>(
         `INSERT INTO jobs (id, caller, idem_key, request_hash, name, module, instrumented_module, runtime, limits, bid, max_attempts,
-           retry_backoff_ms, priority, requirements, state, total, queued, created_at, updated_at, buyer, hold_msat, fees, label, data_classes, verification)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'queued', $15, $15, $16, $16, $17, $18, $19, $20, $21, $22)
+           retry_backoff_ms, priority, requirements, state, total, queued, leased, created_at, updated_at, buyer, hold_msat, fees, label, data_classes, verification)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $23, $15, $15 - $24::int, $24, $16, $16, $17, $18, $19, $20, $21, $22)
          ON CONFLICT (caller, idem_key) WHERE idem_key IS NOT NULL DO NOTHING
          RETURNING *`,
         [job.id, job.caller, job.idempotencyKey ?? null, job.requestHash, job.name ?? null, job.module, job.instrumentedModule, job.runtime,
           JSON.stringify(job.limits), job.bid, job.maxAttempts, job.retryBackoffMs, job.priority, JSON.stringify(job.requirements),
           inputs.length, job.createdAt, job.buyer ?? null, job.holdMsat?.toString() ?? null, job.fees === undefined ? null : JSON.stringify(job.fees),
           job.label ?? null, job.dataClasses === undefined ? null : JSON.stringify(job.dataClasses),
-          job.verification === undefined ? null : JSON.stringify(job.verification)],
+          job.verification === undefined ? null : JSON.stringify(job.verification), owners.length > 0 ? 'running' : 'queued', owners.length],
       );
       const row = ins.rows[0];
       if (!row) {
@@ -280,9 +282,20 @@ export class PostgresStore implements Store {
         if (existing.request_hash !== job.requestHash) {
           throw new ImError('IM_IDEMPOTENCY_CONFLICT', undefined, { details: { jobId: existing.id } });
         }
-        return { job: toJob(existing), created: false };
+        return { job: toJob(existing), created: false, leased: [] };
       }
-      for (let start = 0; start < inputs.length;) {
+      // The first tasks go in leased, one row each; the rest queued, in chunks.
+      const leased: ClaimedTask[] = [];
+      for (const [i, owner] of owners.entries()) {
+        const input = inputs[i] as Uint8Array;
+        await c.query(`INSERT INTO tasks (job_id, idx, state, input, attempt, node_id, lease_expires, ask) VALUES ($1, $2, 'leased', $3, 1, $4, $5, $6)`,
+          [job.id, i, input, owner.nodeId, first?.expiresAt, owner.ask]);
+        leased.push({
+          jobId: job.id, index: i, attempt: 1, nodeId: owner.nodeId, input, leaseExpiresAt: first?.expiresAt ?? 0,
+          instrumentedModule: job.instrumentedModule, runtime: job.runtime, limits: job.limits,
+        });
+      }
+      for (let start = owners.length; start < inputs.length;) {
         let end = start;
         let size = 0;
         while (end < inputs.length && end - start < INSERT_CHUNK_ROWS && (size < INSERT_CHUNK_BYTES || end === start)) size += inputs[end++]?.byteLength ?? 0;
@@ -294,7 +307,7 @@ export class PostgresStore implements Store {
         start = end;
       }
       if (hold !== undefined) await pgLedgerApply(c, hold, job.createdAt, true);
-      return { job: toJob(row), created: true };
+      return { job: toJob(row), created: true, leased };
     });
   }
 

@@ -5,9 +5,18 @@
  */
 import type { Capabilities, JobState, TaskState, WireError } from '@idlemesh/protocol';
 import { ImError, sha256HexSync } from '@idlemesh/protocol';
-import type { JobRecord, MeterRow, ModelDemandRow, NodeRecord, RunnableJob, StoredModule, TaskRow } from './types.js';
+import type { FirstLeases, JobRecord, MeterRow, ModelDemandRow, NodeRecord, RunnableJob, StoredModule, TaskRow } from './types.js';
 
 export type Row = Record<string, unknown>;
+
+/** Who leases each of a new job's first tasks (index → lease), never more than it has. */
+export function firstLeaseOwners(first: FirstLeases | undefined, total: number): Array<{ nodeId: string; ask: number }> {
+  const out: Array<{ nodeId: string; ask: number }> = [];
+  for (const l of first?.leases ?? []) {
+    for (let i = 0; i < l.count && out.length < total; i++) out.push({ nodeId: l.nodeId, ask: l.ask });
+  }
+  return out;
+}
 
 export function bytes(v: unknown): Uint8Array {
   const b = v as Buffer;

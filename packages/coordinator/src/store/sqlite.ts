@@ -8,7 +8,7 @@ import { SqliteLedger } from './sqlite-ledger.js';
 import type { Accrued } from './sqlite-ledger.js';
 import type { AccountBalance, Transfer } from '../ledger/index.js';
 import type { BatchOutcome, LedgerBatch } from '../ledger/persist.js';
-import { jobIdFloor, limitOf, sameInput, toJob, toMeterRow, toModelDemand, toModule, toNode, toRunnable, toTaskRow } from './rows.js';
+import { firstLeaseOwners, jobIdFloor, limitOf, sameInput, toJob, toMeterRow, toModelDemand, toModule, toNode, toRunnable, toTaskRow } from './rows.js';
 import type { Row } from './rows.js';
 import { parseReceiptColumn, receiptFromBatch, receiptRef } from './receipt-rows.js';
 import { SqliteReplicas } from './replicas-sqlite.js';
@@ -16,6 +16,7 @@ import type {
   Claim,
   ClaimedTask,
   ExpiryReport,
+  FirstLeases,
   JobRecord,
   MeterRow,
   NewJob,
@@ -212,10 +213,14 @@ export class SqliteStore implements Store {
         VALUES (@hash, @instrumentedHash, @abi, @size, @instrumentedSize, @initialPages, @maxPages, @bytes, @instrumented, @createdAt)`),
       getModule: db.prepare('SELECT * FROM modules WHERE hash = ? OR instrumented_hash = ?'),
       insertJob: db.prepare(`INSERT INTO jobs (id, caller, idem_key, request_hash, name, module, instrumented_module, runtime, limits, bid, max_attempts,
-        retry_backoff_ms, priority, requirements, state, total, queued, created_at, updated_at, buyer, hold_msat, fees, label, data_classes, verification)
+        retry_backoff_ms, priority, requirements, state, total, queued, leased, created_at, updated_at, buyer, hold_msat, fees, label, data_classes, verification)
         VALUES (@id, @caller, @idem_key, @request_hash, @name, @module, @instrumented_module, @runtime, @limits, @bid, @max_attempts,
-        @retry_backoff_ms, @priority, @requirements, 'queued', @total, @total, @created_at, @created_at, @buyer, @hold_msat, @fees, @label, @data_classes, @verification)`),
+        @retry_backoff_ms, @priority, @requirements, @state, @total, @queued, @leased, @created_at, @created_at, @buyer, @hold_msat, @fees, @label, @data_classes, @verification)
+        RETURNING *`),
       insertTask: db.prepare('INSERT INTO tasks (job_id, idx, state, input) VALUES (?, ?, \'queued\', ?)'),
+      // A task leased as it is stored: what the claim below would have made of it.
+      insertLeasedTask: db.prepare(`INSERT INTO tasks (job_id, idx, state, input, attempt, node_id, lease_expires, ask)
+        VALUES (?, ?, 'leased', ?, 1, ?, ?, ?)`),
       jobById: db.prepare('SELECT * FROM jobs WHERE id = ?'),
       // Once per finished job: a statement prepared per call is a native object for the GC to finalize.
       markSettled: db.prepare('UPDATE jobs SET settled_at = ? WHERE id = ?'),
@@ -287,7 +292,7 @@ export class SqliteStore implements Store {
     return r ? toModule(r) : undefined;
   }
 
-  async createJob(job: NewJob, inputs: readonly Uint8Array[], hold?: LedgerBatch): Promise<{ job: JobRecord; created: boolean }> {
+  async createJob(job: NewJob, inputs: readonly Uint8Array[], hold?: LedgerBatch, first?: FirstLeases): Promise<{ job: JobRecord; created: boolean; leased: ClaimedTask[] }> {
     const s = this.s;
     return this.tx(() => {
       if (job.idempotencyKey !== undefined) {
@@ -296,10 +301,11 @@ export class SqliteStore implements Store {
           if (existing.request_hash !== job.requestHash) {
             throw new ImError('IM_IDEMPOTENCY_CONFLICT', undefined, { details: { jobId: existing.id } });
           }
-          return { job: toJob(existing), created: false };
+          return { job: toJob(existing), created: false, leased: [] };
         }
       }
-      s.insertJob.run({
+      const owners = firstLeaseOwners(first, inputs.length);
+      const row = s.insertJob.get({
         id: job.id,
         caller: job.caller,
         idem_key: job.idempotencyKey ?? null,
@@ -314,7 +320,10 @@ export class SqliteStore implements Store {
         retry_backoff_ms: job.retryBackoffMs,
         priority: job.priority,
         requirements: JSON.stringify(job.requirements),
+        state: owners.length > 0 ? 'running' : 'queued',
         total: inputs.length,
+        queued: inputs.length - owners.length,
+        leased: owners.length,
         created_at: job.createdAt,
         buyer: job.buyer ?? null,
         hold_msat: job.holdMsat?.toString() ?? null,
@@ -323,9 +332,22 @@ export class SqliteStore implements Store {
         data_classes: job.dataClasses === undefined ? null : JSON.stringify(job.dataClasses),
         verification: job.verification === undefined ? null : JSON.stringify(job.verification),
       });
-      inputs.forEach((input, i) => s.insertTask.run(job.id, i, Buffer.from(input.buffer, input.byteOffset, input.byteLength)));
+      const leased: ClaimedTask[] = [];
+      inputs.forEach((input, i) => {
+        const bytes = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+        const owner = owners[i];
+        if (owner === undefined || first === undefined) {
+          s.insertTask.run(job.id, i, bytes);
+          return;
+        }
+        s.insertLeasedTask.run(job.id, i, bytes, owner.nodeId, first.expiresAt, owner.ask);
+        leased.push({
+          jobId: job.id, index: i, attempt: 1, nodeId: owner.nodeId, input, leaseExpiresAt: first.expiresAt,
+          instrumentedModule: job.instrumentedModule, runtime: job.runtime, limits: job.limits,
+        });
+      });
       if (hold !== undefined) this.ledger.apply(hold, job.createdAt, true);
-      return { job: toJob(s.jobById.get(job.id) as Row), created: true };
+      return { job: toJob(row as Row), created: true, leased };
     });
   }
 

@@ -223,6 +223,12 @@ export interface LedgerDump {
   accounts: AccountState[];
 }
 
+/** Leases planned for a job before it is stored: `count` of its first tasks to each node, in order, until `expiresAt`. */
+export interface FirstLeases {
+  leases: ReadonlyArray<{ nodeId: string; count: number; ask: number }>;
+  expiresAt: number;
+}
+
 export interface ClaimedTask {
   jobId: string;
   index: number;
@@ -351,7 +357,13 @@ export interface Store {
    * is applied in the same transaction; if any of it fails nothing is created
    * and a ledger error is thrown.
    */
-  createJob(job: NewJob, inputs: readonly Uint8Array[], hold?: LedgerBatch): Promise<{ job: JobRecord; created: boolean }>;
+  /**
+   * Stores a job and its tasks. `first`: leases of its first tasks, taken in
+   * the same transaction (a submit to an idle mesh: no claim and no second
+   * commit after it); none are taken when the job already existed under its
+   * idempotency key. `leased` lists them, in task order.
+   */
+  createJob(job: NewJob, inputs: readonly Uint8Array[], hold?: LedgerBatch, first?: FirstLeases): Promise<{ job: JobRecord; created: boolean; leased: ClaimedTask[] }>;
   getJob(id: string): Promise<JobRecord | undefined>;
   listJobs(q: { state?: JobState; limit: number }): Promise<JobRecord[]>;
   /** Cancels queued and leased tasks; returns the leases that were live so agents can be told. */
