@@ -444,6 +444,22 @@ export class SqliteStore implements Store {
       const accrued: Accrued[] = [];
       const statuses = outcomes.map((o): OutcomeStatus => {
         const key = { job: o.jobId, idx: o.index, node: nodeId, attempt: o.attempt };
+        if (o.ok && !heldForVerification(o)) {
+          // The common case needs nothing of the job row: the lease names the task.
+          const output = o.output ?? new Uint8Array();
+          const done = s.succeed.get({ ...key, output: Buffer.from(output.buffer, output.byteOffset, output.byteLength), fuel: o.fuel, now, receipt: receiptRef(receipts, o) }) as Row | undefined;
+          if (done) {
+            sameInput(o, done.input as Uint8Array);
+            if (o.charges) for (const c of o.charges) { if (c.ask > 0 && c.fuel > 0) accrued.push({ jobId: o.jobId, ...c }); }
+            else if (Number(done.ask) > 0 && o.fuel > 0) accrued.push({ jobId: o.jobId, nodeId, ask: Number(done.ask), fuel: o.fuel });
+            const d = deltaOf(deltas, o.jobId);
+            d.leased--;
+            d.succeeded++;
+            d.fuel += o.fuel;
+            completed++;
+            return 'accepted';
+          }
+        }
         let job = jobs.get(o.jobId);
         if (!jobs.has(o.jobId)) jobs.set(o.jobId, (job = s.jobById.get(o.jobId) as Row | undefined));
         if (!job) return 'rejected';
@@ -456,20 +472,7 @@ export class SqliteStore implements Store {
             else failed++;
             return 'accepted';
           }
-        } else if (o.ok) {
-          const output = o.output ?? new Uint8Array();
-          const done = s.succeed.get({ ...key, output: Buffer.from(output.buffer, output.byteOffset, output.byteLength), fuel: o.fuel, now, receipt: receiptRef(receipts, o) }) as Row | undefined;
-          if (done) {
-            sameInput(o, done.input as Uint8Array);
-            if (o.charges) for (const c of o.charges) { if (c.ask > 0 && c.fuel > 0) accrued.push({ jobId: o.jobId, ...c }); }
-            else if (Number(done.ask) > 0 && o.fuel > 0) accrued.push({ jobId: o.jobId, nodeId, ask: Number(done.ask), fuel: o.fuel });
-            d.leased--;
-            d.succeeded++;
-            d.fuel += o.fuel;
-            completed++;
-            return 'accepted';
-          }
-        } else {
+        } else if (!o.ok) {
           const code = o.error?.code ?? 'IM_AGENT_ERROR';
           const r = s.fail.get({
             ...key,
