@@ -3,7 +3,8 @@
 //   ms      submit, then one long-polled results request (two round trips)
 //   waitMs  one request: POST /v1/jobs?wait=, answered when the job has ended
 // and, on Linux, the CPU each process spent per job during the waitMs loop
-// (client = this process; from /proc/<pid>/stat, all threads).
+// (client = this process; from /proc/<pid>/stat, all threads), and the
+// coordinator's own timing of the steps on that path (its /metrics).
 //
 //   --reps N   samples of each kind (default 1000), after --warm N one-request jobs
 //              (default 5000: the JIT of every process on the path takes thousands of
@@ -22,6 +23,17 @@ function cpuMs(pid) {
   } catch {
     return undefined;
   }
+}
+
+/** The coordinator's step histograms (idlemesh_job_path_step_seconds): seconds and count per step. */
+async function steps(url) {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const out = {};
+  for (const m of text.matchAll(/^idlemesh_job_path_step_seconds_(sum|count)\{step="(\w+)"\} (\S+)$/gm)) {
+    out[m[2]] ??= { sum: 0, count: 0 };
+    out[m[2]][m[1]] = Number(m[3]);
+  }
+  return out;
 }
 
 const pct = (s) => {
@@ -60,6 +72,7 @@ try {
   }
   const waited = [];
   const pids = { client: process.pid, coordinator: m.pids.coordinator, agents: m.pids.agents };
+  const stepsBefore = await steps(m.url);
   const before = { client: cpuMs(pids.client), coordinator: cpuMs(pids.coordinator), agents: pids.agents.map(cpuMs) };
   for (let i = 0; i < reps; i++) waited.push(await submitWait());
   const per = (now, then) => (now === undefined || then === undefined ? null : +((now - then) / reps).toFixed(2));
@@ -69,6 +82,13 @@ try {
     // The busier agent first: with one job at a time, most jobs go to one of them.
     agents: pids.agents.map((p, i) => per(cpuMs(p), before.agents[i])).sort((a, b) => b - a),
   };
+  const stepsAfter = await steps(m.url);
+  // Mean µs of each step over the one-request loop, and how many times it ran (a claim: a job not leased by its submit).
+  const stepUs = {};
+  for (const [k, v] of Object.entries(stepsAfter)) {
+    const n = v.count - (stepsBefore[k]?.count ?? 0);
+    if (n > 0) stepUs[k] = { us: Math.round(((v.sum - (stepsBefore[k]?.sum ?? 0)) / n) * 1e6), n };
+  }
   server.sort((a, b) => a - b);
   console.log(JSON.stringify({
     bench: 'latency',
@@ -82,6 +102,8 @@ try {
     // Coordinator view: job committed → its result committed.
     serverMs: { p50: percentile(server, 50), p99: percentile(server, 99) },
     cpuMsPerJob,
+    // The coordinator's own timing of steps on the path (GET /metrics, idlemesh_job_path_step_seconds): mean µs, count.
+    coordinatorSteps: stepUs,
     durability: m.info.durability,
     target: { p50Ms: 2 },
     machine: machine(),

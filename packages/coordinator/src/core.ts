@@ -37,11 +37,12 @@ import type { AuditEvent } from './audit/index.js';
 import type { RelyingParty } from './identity/index.js';
 import { verificationOf } from './config.js';
 import type { CoordinatorOptions } from './config.js';
+import { timed } from './metrics.js';
 import type { Metrics } from './metrics.js';
 import { ProgressHub } from './progress.js';
 import { eligible, schedule } from './scheduler/index.js';
 import type { SchedAgent } from './scheduler/index.js';
-import type { ClaimedTask, FirstLeases, JobRecord, NewJob, Placement, RunnableJob, Store, StoreEvent, StoredModule, TaskRef, TaskRow } from './store/index.js';
+import type { Claim, ClaimedTask, FirstLeases, JobRecord, NewJob, Placement, RunnableJob, Store, StoreEvent, StoredModule, TaskRef, TaskRow } from './store/index.js';
 import { JobFactsCache } from './job-facts.js';
 
 export interface Logger {
@@ -406,7 +407,7 @@ export class Core {
     };
     const first = await this.firstLeases(runnableOf(job, inputs.length), verification, now);
     try {
-      const result = await this.store.createJob(job, inputs, hold?.batch, first?.leases).catch(async (err: unknown) => {
+      const result = await timed(this.metrics, 'submit', () => this.store.createJob(job, inputs, hold?.batch, first?.leases)).catch(async (err: unknown) => {
         throw hold ? await this.money.explainHoldFailure(err, buyer, hold.amount) : err;
       });
       if (result.created) {
@@ -564,14 +565,14 @@ export class Core {
     if (plan.length === 0) return 0;
     // Jobs verified by replication offer their queued replicas first, kept apart by operator and prefix.
     const placements = new Map<string, Placement>();
-    const claims = [];
+    const claims: Claim[] = [];
     for (const p of plan) {
       const replicated = await this.verifier.replicated(p.jobId);
       if (replicated && !placements.has(p.agentId)) placements.set(p.agentId, await this.placement(p.agentId));
       const where = replicated ? placements.get(p.agentId) : undefined;
       claims.push({ jobId: p.jobId, nodeId: p.agentId, count: p.count, ask: asks.get(p.agentId) ?? 0, ...(where ? { replicas: where } : {}) });
     }
-    const claimed = await this.store.claimTasks(claims, now, this.opts.leaseMs);
+    const claimed = await timed(this.metrics, 'claim', () => this.store.claimTasks(claims, now, this.opts.leaseMs));
     claimed.push(...await this.claimLeftovers(plan, claimed, schedAgents, jobs, gate, placements, now));
     if (gate) await this.recordCrossings(claimed, jobs);
     await this.sendLeases(claimed);

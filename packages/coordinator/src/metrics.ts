@@ -21,6 +21,11 @@ export function createMetrics() {
     depositsCredited: new Counter({ name: 'idlemesh_deposits_total', help: 'Deposits credited or reversed, by rail and action', labelNames: ['rail', 'action'], registers: [registry] }),
     withdrawals: new Counter({ name: 'idlemesh_withdrawals_total', help: 'Withdrawals by rail and final state', labelNames: ['rail', 'state'], registers: [registry] }),
     tasksQueued: new Gauge({ name: 'idlemesh_tasks_queued', help: 'Tasks waiting for an agent (set on scrape)', registers: [registry] }),
+    pathStep: new Histogram({
+      name: 'idlemesh_job_path_step_seconds',
+      help: "Steps on a job's way through this coordinator: submit (the job's transaction, its first leases included), claim (a dispatch round's transaction), signature (a results batch's check), receipts (its receipts recomputed and countersigned), results (its transaction)",
+      labelNames: ['step'], buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05], registers: [registry],
+    }),
     httpDuration: new Histogram({
       name: 'idlemesh_http_request_duration_seconds', help: 'HTTP request latency', labelNames: ['route', 'method', 'status'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5], registers: [registry],
@@ -28,3 +33,14 @@ export function createMetrics() {
   };
 }
 export type Metrics = ReturnType<typeof createMetrics>;
+export type PathStep = 'submit' | 'claim' | 'signature' | 'receipts' | 'results';
+
+/** Times `work` as a step of a job's path (`idlemesh_job_path_step_seconds`), whether it succeeds or throws. */
+export async function timed<T>(metrics: Metrics, step: PathStep, work: () => Promise<T>): Promise<T> {
+  const t0 = performance.now();
+  try {
+    return await work();
+  } finally {
+    metrics.pathStep.observe({ step }, (performance.now() - t0) / 1000);
+  }
+}

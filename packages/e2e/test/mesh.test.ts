@@ -55,6 +55,14 @@ describe('a mesh of one coordinator and two agent processes', () => {
     const text = await (await fetch(`${coord.url}/metrics`)).text();
     assert.equal(metric(text, 'idlemesh_task_outcomes_total', { status: 'accepted' }), 1000);
     assert.equal(metric(text, 'idlemesh_agents_connected'), 2);
+    // Every results batch is timed through its signature check, its receipts and its transaction; the submit once.
+    const batches = metric(text, 'idlemesh_result_batch_size_count');
+    assert.ok(batches >= 1);
+    for (const step of ['signature', 'receipts', 'results']) {
+      assert.equal(metric(text, 'idlemesh_job_path_step_seconds_count', { step }), batches, `${step} timed once a batch`);
+      assert.ok(metric(text, 'idlemesh_job_path_step_seconds_sum', { step }) > 0);
+    }
+    assert.ok(metric(text, 'idlemesh_job_path_step_seconds_count', { step: 'submit' }) >= 1);
   });
 
   it('gives the same fuel for the same input on any agent', async () => {

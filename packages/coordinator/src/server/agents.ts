@@ -13,6 +13,7 @@ import {
 } from '@idlemesh/protocol';
 import type { Capabilities, ServerMessage, SignedMessage } from '@idlemesh/protocol';
 import type { AgentSession, Core } from '../core.js';
+import { timed } from '../metrics.js';
 import { isRetryableTaskError } from '../store/index.js';
 import type { Outcome } from '../store/index.js';
 
@@ -282,9 +283,9 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
 
   async function results(msg: Extract<SignedMessage, { type: 'results' }>): Promise<void> {
     if (!session) return;
-    await checkSigned(msg);
+    await timed(core.metrics, 'signature', () => checkSigned(msg));
     // The signed head must be the tree of these receipts (else IM_RECEIPT_MISMATCH); the batch is kept once with the results it brings.
-    const receipts = await core.receipts.batch(msg, core.now());
+    const receipts = await timed(core.metrics, 'receipts', () => core.receipts.batch(msg, core.now()));
     const outcomes: Outcome[] = msg.results.map((r, i) => {
       const { jobId, index } = parseTaskId(r.taskId);
       const o: Outcome = { jobId, index, attempt: r.attempt, ok: r.ok, fuel: r.fuel, inputHash: r.inputHash, receiptIndex: i };
@@ -303,7 +304,8 @@ export function handleAgentSocket(core: Core, socket: WebSocket, remote: string)
     // Results of replicated jobs may be held for verification (the ack does not say: the agent cannot tell).
     await core.verifier.plan(session.nodeId, outcomes);
     const placement = outcomes.some((o) => o.replicas !== undefined) ? await core.placement(session.nodeId) : undefined;
-    const r = await core.store.completeTasks(session.nodeId, outcomes, core.now(), receipts, placement);
+    const nodeId = session.nodeId;
+    const r = await timed(core.metrics, 'results', () => core.store.completeTasks(nodeId, outcomes, core.now(), receipts, placement));
     core.metrics.resultBatch.observe(outcomes.length);
     for (const s of r.statuses) core.metrics.taskOutcomes.inc({ status: s });
     const ack: ServerMessage = {
