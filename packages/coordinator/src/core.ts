@@ -407,7 +407,7 @@ export class Core {
     };
     const first = await this.firstLeases(runnableOf(job, inputs.length), verification, now);
     try {
-      const result = await timed(this.metrics, 'submit', () => this.store.createJob(job, inputs, hold?.batch, first?.leases)).catch(async (err: unknown) => {
+      const result = await timed(this.metrics, 'submit', () => this.store.createJob(job, inputs, hold?.batch, first)).catch(async (err: unknown) => {
         throw hold ? await this.money.explainHoldFailure(err, buyer, hold.amount) : err;
       });
       if (result.created) {
@@ -415,7 +415,6 @@ export class Core {
         this.log.info({ job: result.job.id, tasks: inputs.length, caller }, 'job submitted');
         this.jobFacts.remember(result.job);
         if (first) {
-          if (first.gated) await this.recordCrossings(result.leased, [runnableOf(job, inputs.length)]);
           await this.sendLeases(result.leased);
           if (result.leased.length < inputs.length) this.announceWork();
         } else this.announceJob(result.job);
@@ -429,28 +428,32 @@ export class Core {
 
   /**
    * A job submitted to an idle mesh (no other work known, no round running,
-   * an agent with room): its first leases are planned before it is stored
-   * and taken in the transaction that stores it, so its path to an agent is
-   * one commit. Takes the dispatcher when it returns leases (a round would
-   * otherwise plan with the same credit); the caller hands it back.
+   * an agent with room, no organisations' policies): its first leases are
+   * planned before it is stored and taken in the transaction that stores it,
+   * so its path to an agent is one commit. Takes the dispatcher when it
+   * returns leases (a round would otherwise plan with the same credit); the
+   * caller hands it back.
    */
-  private async firstLeases(job: RunnableJob, verification: Verification | undefined, now: number): Promise<{ leases: FirstLeases; gated: boolean } | undefined> {
+  private async firstLeases(job: RunnableJob, verification: Verification | undefined, now: number): Promise<FirstLeases | undefined> {
     if (this.workMaybe || this.dispatching || this.closed || job.caller === PROBE_CALLER || isReplicated(verification)) return undefined;
     const agents = this.agentsWithCredit();
     if (agents.length === 0) return undefined;
     this.dispatching = true;
     let planned: Awaited<ReturnType<Core['plan']>> | undefined;
     try {
-      planned = await this.plan(agents, [job]);
+      // Under organisations' policies, planning may file an approval request for the job (a crossing to public
+      // capacity): a job that is not stored yet, and may never be (a refused escrow, a repeat under its key), must
+      // not have one. Such jobs are planned by a dispatch round, once stored.
+      if (!(await this.governance.active())) planned = await this.plan(agents, [job]);
     } catch (err) {
       this.log.warn({ err, job: job.id }, 'could not plan the first leases of a new job; a dispatch round will');
     }
-    if (!planned || planned.plan.length === 0 || this.closed) {
+    if (!planned || planned.plan.length === 0 || planned.gate !== undefined || this.closed) {
       void this.dispatchLoop();
       return undefined;
     }
-    const { plan, asks, gate } = planned;
-    return { leases: { leases: plan.map((p) => ({ nodeId: p.agentId, count: p.count, ask: asks.get(p.agentId) ?? 0 })), expiresAt: now + this.opts.leaseMs }, gated: gate !== undefined };
+    const { plan, asks } = planned;
+    return { leases: plan.map((p) => ({ nodeId: p.agentId, count: p.count, ask: asks.get(p.agentId) ?? 0 })), expiresAt: now + this.opts.leaseMs };
   }
 
   async getJob(id: string): Promise<JobView> {
