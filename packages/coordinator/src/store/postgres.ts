@@ -284,16 +284,17 @@ export class PostgresStore implements Store {
         }
         return { job: toJob(existing), created: false, leased: [] };
       }
-      // The first tasks go in leased, one row each; the rest queued, in chunks.
-      const leased: ClaimedTask[] = [];
-      for (const [i, owner] of owners.entries()) {
-        const input = inputs[i] as Uint8Array;
-        await c.query(`INSERT INTO tasks (job_id, idx, state, input, attempt, node_id, lease_expires, ask) VALUES ($1, $2, 'leased', $3, 1, $4, $5, $6)`,
-          [job.id, i, input, owner.nodeId, first?.expiresAt, owner.ask]);
-        leased.push({
-          jobId: job.id, index: i, attempt: 1, nodeId: owner.nodeId, input, leaseExpiresAt: first?.expiresAt ?? 0,
-          instrumentedModule: job.instrumentedModule, runtime: job.runtime, limits: job.limits,
-        });
+      // The first tasks go in leased, in one statement; the rest queued, in chunks.
+      const leased: ClaimedTask[] = owners.map((owner, i) => ({
+        jobId: job.id, index: i, attempt: 1, nodeId: owner.nodeId, input: inputs[i] as Uint8Array, leaseExpiresAt: first?.expiresAt ?? 0,
+        instrumentedModule: job.instrumentedModule, runtime: job.runtime, limits: job.limits,
+      }));
+      if (leased.length > 0) {
+        await c.query(
+          `INSERT INTO tasks (job_id, idx, state, input, attempt, node_id, lease_expires, ask)
+           SELECT $1, u.i - 1, 'leased', u.input, 1, u.node, $2, u.ask FROM unnest($3::bytea[], $4::text[], $5::bigint[]) WITH ORDINALITY AS u(input, node, ask, i)`,
+          [job.id, first?.expiresAt, leased.map((t) => t.input), owners.map((o) => o.nodeId), owners.map((o) => o.ask)],
+        );
       }
       for (let start = owners.length; start < inputs.length;) {
         let end = start;
