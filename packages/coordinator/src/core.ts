@@ -448,7 +448,7 @@ export class Core {
     } catch (err) {
       this.log.warn({ err, job: job.id }, 'could not plan the first leases of a new job; a dispatch round will');
     }
-    if (!planned || planned.plan.length === 0 || planned.gate !== undefined || this.closed) {
+    if (!planned || planned.plan.length === 0 || this.closed) {
       void this.dispatchLoop();
       return undefined;
     }

@@ -10,7 +10,7 @@ import type { AccountBalance, Transfer } from '../ledger/index.js';
 import type { BatchOutcome, LedgerBatch } from '../ledger/persist.js';
 import { AdvisoryLocks } from './postgres-lock.js';
 import { Listener, encodeEvent } from './postgres-notify.js';
-import { bytes, firstLeaseOwners, jobIdFloor, toJob, toMeterRow, toModelDemand, toModule, toNode, toRunnable, toTaskRow } from './rows.js';
+import { bytes, firstLeased, jobIdFloor, toJob, toMeterRow, toModelDemand, toModule, toNode, toRunnable, toTaskRow } from './rows.js';
 import type { Row } from './rows.js';
 import { parseReceiptColumn, receiptFromBatch, receiptRef } from './receipt-rows.js';
 import { heldForVerification, isRetryableTaskError } from './sqlite.js';
@@ -260,7 +260,7 @@ export class PostgresStore implements Store {
   }
 
   async createJob(job: NewJob, inputs: readonly Uint8Array[], hold?: LedgerBatch, first?: FirstLeases): Promise<{ job: JobRecord; created: boolean; leased: ClaimedTask[] }> {
-    const owners = firstLeaseOwners(first, inputs.length);
+    const leased = firstLeased(job, inputs, first);
     return this.tx(async (c) => {
       // A concurrent insert under the same key makes this one wait for it, then do nothing.
       const ins = await c.query<Row>(
@@ -273,7 +273,7 @@ export class PostgresStore implements Store {
           JSON.stringify(job.limits), job.bid, job.maxAttempts, job.retryBackoffMs, job.priority, JSON.stringify(job.requirements),
           inputs.length, job.createdAt, job.buyer ?? null, job.holdMsat?.toString() ?? null, job.fees === undefined ? null : JSON.stringify(job.fees),
           job.label ?? null, job.dataClasses === undefined ? null : JSON.stringify(job.dataClasses),
-          job.verification === undefined ? null : JSON.stringify(job.verification), owners.length > 0 ? 'running' : 'queued', owners.length],
+          job.verification === undefined ? null : JSON.stringify(job.verification), leased.length > 0 ? 'running' : 'queued', leased.length],
       );
       const row = ins.rows[0];
       if (!row) {
@@ -285,18 +285,14 @@ export class PostgresStore implements Store {
         return { job: toJob(existing), created: false, leased: [] };
       }
       // The first tasks go in leased, in one statement; the rest queued, in chunks.
-      const leased: ClaimedTask[] = owners.map((owner, i) => ({
-        jobId: job.id, index: i, attempt: 1, nodeId: owner.nodeId, input: inputs[i] as Uint8Array, leaseExpiresAt: first?.expiresAt ?? 0,
-        instrumentedModule: job.instrumentedModule, runtime: job.runtime, limits: job.limits,
-      }));
       if (leased.length > 0) {
         await c.query(
           `INSERT INTO tasks (job_id, idx, state, input, attempt, node_id, lease_expires, ask)
            SELECT $1, u.i - 1, 'leased', u.input, 1, u.node, $2, u.ask FROM unnest($3::bytea[], $4::text[], $5::bigint[]) WITH ORDINALITY AS u(input, node, ask, i)`,
-          [job.id, first?.expiresAt, leased.map((t) => t.input), owners.map((o) => o.nodeId), owners.map((o) => o.ask)],
+          [job.id, first?.expiresAt, leased.map((t) => t.input), leased.map((t) => t.nodeId), leased.map((t) => t.ask)],
         );
       }
-      for (let start = owners.length; start < inputs.length;) {
+      for (let start = leased.length; start < inputs.length;) {
         let end = start;
         let size = 0;
         while (end < inputs.length && end - start < INSERT_CHUNK_ROWS && (size < INSERT_CHUNK_BYTES || end === start)) size += inputs[end++]?.byteLength ?? 0;

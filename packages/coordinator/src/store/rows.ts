@@ -5,15 +5,21 @@
  */
 import type { Capabilities, JobState, TaskState, WireError } from '@idlemesh/protocol';
 import { ImError, sha256HexSync } from '@idlemesh/protocol';
-import type { FirstLeases, JobRecord, MeterRow, ModelDemandRow, NodeRecord, RunnableJob, StoredModule, TaskRow } from './types.js';
+import type { ClaimedTask, FirstLeases, JobRecord, MeterRow, ModelDemandRow, NewJob, NodeRecord, RunnableJob, StoredModule, TaskRow } from './types.js';
 
 export type Row = Record<string, unknown>;
 
-/** Who leases each of a new job's first tasks (index → lease), never more than it has. */
-export function firstLeaseOwners(first: FirstLeases | undefined, total: number): Array<{ nodeId: string; ask: number }> {
-  const out: Array<{ nodeId: string; ask: number }> = [];
+/** A new job's first tasks as leased by `first` (task i to the i-th lease slot, never more than it has), with each one's ask. */
+export function firstLeased(job: NewJob, inputs: readonly Uint8Array[], first: FirstLeases | undefined): Array<ClaimedTask & { ask: number }> {
+  const out: Array<ClaimedTask & { ask: number }> = [];
   for (const l of first?.leases ?? []) {
-    for (let i = 0; i < l.count && out.length < total; i++) out.push({ nodeId: l.nodeId, ask: l.ask });
+    for (let n = 0; n < l.count && out.length < inputs.length; n++) {
+      const index = out.length;
+      out.push({
+        jobId: job.id, index, attempt: 1, nodeId: l.nodeId, ask: l.ask, input: inputs[index] as Uint8Array, leaseExpiresAt: first?.expiresAt ?? 0,
+        instrumentedModule: job.instrumentedModule, runtime: job.runtime, limits: job.limits,
+      });
+    }
   }
   return out;
 }

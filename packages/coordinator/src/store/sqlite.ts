@@ -8,7 +8,7 @@ import { SqliteLedger } from './sqlite-ledger.js';
 import type { Accrued } from './sqlite-ledger.js';
 import type { AccountBalance, Transfer } from '../ledger/index.js';
 import type { BatchOutcome, LedgerBatch } from '../ledger/persist.js';
-import { firstLeaseOwners, jobIdFloor, limitOf, sameInput, toJob, toMeterRow, toModelDemand, toModule, toNode, toRunnable, toTaskRow } from './rows.js';
+import { firstLeased, jobIdFloor, limitOf, sameInput, toJob, toMeterRow, toModelDemand, toModule, toNode, toRunnable, toTaskRow } from './rows.js';
 import type { Row } from './rows.js';
 import { parseReceiptColumn, receiptFromBatch, receiptRef } from './receipt-rows.js';
 import { SqliteReplicas } from './replicas-sqlite.js';
@@ -304,7 +304,7 @@ export class SqliteStore implements Store {
           return { job: toJob(existing), created: false, leased: [] };
         }
       }
-      const owners = firstLeaseOwners(first, inputs.length);
+      const leased = firstLeased(job, inputs, first);
       const row = s.insertJob.get({
         id: job.id,
         caller: job.caller,
@@ -320,10 +320,10 @@ export class SqliteStore implements Store {
         retry_backoff_ms: job.retryBackoffMs,
         priority: job.priority,
         requirements: JSON.stringify(job.requirements),
-        state: owners.length > 0 ? 'running' : 'queued',
+        state: leased.length > 0 ? 'running' : 'queued',
         total: inputs.length,
-        queued: inputs.length - owners.length,
-        leased: owners.length,
+        queued: inputs.length - leased.length,
+        leased: leased.length,
         created_at: job.createdAt,
         buyer: job.buyer ?? null,
         hold_msat: job.holdMsat?.toString() ?? null,
@@ -332,19 +332,11 @@ export class SqliteStore implements Store {
         data_classes: job.dataClasses === undefined ? null : JSON.stringify(job.dataClasses),
         verification: job.verification === undefined ? null : JSON.stringify(job.verification),
       });
-      const leased: ClaimedTask[] = [];
       inputs.forEach((input, i) => {
         const bytes = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
-        const owner = owners[i];
-        if (owner === undefined || first === undefined) {
-          s.insertTask.run(job.id, i, bytes);
-          return;
-        }
-        s.insertLeasedTask.run(job.id, i, bytes, owner.nodeId, first.expiresAt, owner.ask);
-        leased.push({
-          jobId: job.id, index: i, attempt: 1, nodeId: owner.nodeId, input, leaseExpiresAt: first.expiresAt,
-          instrumentedModule: job.instrumentedModule, runtime: job.runtime, limits: job.limits,
-        });
+        const t = leased[i];
+        if (t) s.insertLeasedTask.run(job.id, i, bytes, t.nodeId, t.leaseExpiresAt, t.ask);
+        else s.insertTask.run(job.id, i, bytes);
       });
       if (hold !== undefined) this.ledger.apply(hold, job.createdAt, true);
       return { job: toJob(row as Row), created: true, leased };

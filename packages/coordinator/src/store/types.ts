@@ -355,13 +355,9 @@ export interface Store {
    * Creates the job and its tasks, or returns the job an earlier call with the
    * same (caller, key) created. With `hold`, the ledger batch (the escrow hold)
    * is applied in the same transaction; if any of it fails nothing is created
-   * and a ledger error is thrown.
-   */
-  /**
-   * Stores a job and its tasks. `first`: leases of its first tasks, taken in
-   * the same transaction (a submit to an idle mesh: no claim and no second
-   * commit after it); none are taken when the job already existed under its
-   * idempotency key. `leased` lists them, in task order.
+   * and a ledger error is thrown. With `first`, the first tasks are leased in
+   * that transaction too (a submit to an idle mesh: no claim, no second
+   * commit); `leased` lists them in task order, empty when the job existed.
    */
   createJob(job: NewJob, inputs: readonly Uint8Array[], hold?: LedgerBatch, first?: FirstLeases): Promise<{ job: JobRecord; created: boolean; leased: ClaimedTask[] }>;
   getJob(id: string): Promise<JobRecord | undefined>;
