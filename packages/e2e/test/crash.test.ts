@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { b64, example, fromB64, metric, runLocal, startAgentProc, startCoordinatorProc, tempDir, waitForNodes, waitUntil } from './helpers.js';
 import type { IdlemeshClient } from '@idlemesh/sdk';
+import { loadOrCreateKey } from '@idlemesh/agent';
 
 const NBODY = example('nbody/nbody.wasm');
 // Each task runs a few ms: long enough to be caught mid-flight.
@@ -46,9 +47,13 @@ describe('crash recovery', () => {
         const j = await coord.client.getJob(job.id);
         return j.counts.succeeded >= 30;
       });
+      // Killed while it holds leases: the job's 300 tasks can all be done within half a second, so on a loaded machine
+      // a kill that comes late found the agent holding nothing, and gave the test nothing to check.
+      const a1Id = (await loadOrCreateKey(`${dir.path}/a1/node.key`)).key.publicKeyHex;
+      await waitUntil(async () => ((await coord.client.nodes()).find((n) => n.id === a1Id)?.running ?? 0) > 0);
+      await a1.kill9();
       const before = await coord.client.getJob(job.id);
       assert.ok(before.counts.succeeded < inputs.length, 'the job is still running when the agent dies');
-      await a1.kill9();
       await checkAllCorrect(coord.client, job.id);
       const text = await (await fetch(`${coord.url}/metrics`)).text();
       assert.equal(metric(text, 'idlemesh_task_outcomes_total', { status: 'accepted' }), inputs.length, 'one accepted result per task');
